@@ -1,0 +1,32 @@
+"""What every combiner is: (Gram matrix, losses, own state) → (w_R, w_F).
+
+The update direction is d = w_R·g_R − w_F·g_F (paper Eq. 3); the step loop never looks at a
+combiner's name. A combiner is a dataclass of its hyper-parameters; `reset(seed)` sets up any
+state (RNG, EMA) and `weights` may update it. Weights are float64 Python scalars.
+"""
+
+from __future__ import annotations
+
+from pareto._registry import Registry
+from pareto.core.gram import Gram, Losses
+
+
+class Combiner:
+    #: True for loss-based rules (log-loss weighting) that need the forget task as a positive
+    #: loss to minimise, i.e. L_F < 0 (npo, simnpo); GA's −CE is refused with a clear message.
+    needs_positive_forget_loss: bool = False
+
+    def reset(self, seed: int) -> None:
+        """Initialise the combiner's own state; called once before the first step."""
+
+    def weights(self, gram: Gram, losses: Losses) -> tuple[float, float]:
+        raise NotImplementedError
+
+
+COMBINERS: Registry[type[Combiner]] = Registry("combiner")
+register_combiner = COMBINERS.register
+
+
+def static(c: float) -> tuple[float, float]:
+    """Weights of the static scalarisation c·g_R − (1−c)·g_F (paper Eq. 2)."""
+    return float(c), 1.0 - float(c)

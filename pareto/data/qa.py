@@ -1,0 +1,78 @@
+"""Question/answer examples → token ids with answer-only labels, and batching.
+
+Prompt format (the plain default): "Question: {q}\nAnswer:" followed by " {a}" and EOS.
+The prompt and the answer are tokenised separately and concatenated, so the boundary is
+exact: labels are -100 on the prompt (and on BOS), the answer tokens and EOS are scored.
+BOS is prepended when `add_bos` is true and the tokenizer has one; that choice is recorded
+with the results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+IGNORE = -100
+PLAIN_TEMPLATE = "Question: {question}\nAnswer:"
+
+
+def format_prompt(question: str, template: str = PLAIN_TEMPLATE) -> str:
+    return template.format(question=question)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    prompt_len: int  # number of leading tokens (BOS + prompt) not scored
+
+
+def encode_qa(tokenizer, question: str, answer: str, *, max_length: int = 128,
+              add_bos: bool = True, template: str = PLAIN_TEMPLATE) -> Encoded:
+    prompt_ids = tokenizer(format_prompt(question, template), add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        answer_ids = answer_ids + [tokenizer.eos_token_id]
+    if add_bos and tokenizer.bos_token_id is not None:
+        prompt_ids = [tokenizer.bos_token_id] + prompt_ids
+    ids = (prompt_ids + answer_ids)[:max_length]
+    labels = ([IGNORE] * len(prompt_ids) + answer_ids)[:max_length]
+    return Encoded(ids, labels, len(prompt_ids))
+
+
+def encode_prompt(tokenizer, question: str, *, add_bos: bool = True,
+                  template: str = PLAIN_TEMPLATE) -> list[int]:
+    ids = tokenizer(format_prompt(question, template), add_special_tokens=False)["input_ids"]
+    if add_bos and tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id] + ids
+    return ids
+
+
+def collate(examples: Sequence[Encoded], pad_id: int, indices: Sequence[int] | None = None) -> dict:
+    """Right-padded batch: input_ids, attention_mask, labels (and `index` of each example)."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        mask[i, :n] = 1
+        labels[i, :n] = torch.tensor(e.labels)
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if indices is not None:
+        batch["index"] = torch.tensor(list(indices), dtype=torch.long)
+    return batch
+
+
+def left_pad(prompts: Sequence[list[int]], pad_id: int) -> dict:
+    """Left-padded prompt batch for greedy generation."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    return {"input_ids": ids, "attention_mask": mask}
