@@ -76,3 +76,27 @@ def left_pad(prompts: Sequence[list[int]], pad_id: int) -> dict:
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p):] = 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+class Batches:
+    """An endless, seeded stream of batches: reshuffled each epoch, every example once per epoch."""
+
+    def __init__(self, examples: Sequence[Encoded], batch_size: int, pad_id: int, seed: int) -> None:
+        if not examples:
+            raise ValueError("no examples to batch")
+        self.examples, self.pad_id = list(examples), pad_id
+        self.batch_size = min(batch_size, len(self.examples))
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order: list[int] = []
+
+    def next(self) -> dict:
+        if len(self._order) < self.batch_size:
+            self._order += torch.randperm(len(self.examples), generator=self.generator).tolist()
+        idx, self._order = self._order[:self.batch_size], self._order[self.batch_size:]
+        return collate([self.examples[i] for i in idx], self.pad_id, indices=idx)
+
+    def all(self, batch_size: int | None = None) -> list[dict]:
+        """Every example once, in order (e.g. for NPO's reference log-probabilities)."""
+        bs = batch_size or self.batch_size
+        return [collate(self.examples[i:i + bs], self.pad_id, indices=range(i, min(i + bs, len(self.examples))))
+                for i in range(0, len(self.examples), bs)]

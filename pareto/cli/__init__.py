@@ -1,0 +1,26 @@
+"""The `pareto` command line: one thin file per subcommand, each calling library functions."""
+
+from __future__ import annotations
+
+import click
+
+from pareto.cli.frontier import frontier
+from pareto.cli.sweep import sweep
+from pareto.cli.validate import validate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pareto-unlearn")
+def main() -> None:
+    """pareto — machine unlearning as two-task optimisation, and the whole forget/retain frontier.
+
+    \b
+      pareto sweep sweeps/quickstart.yaml     run a sweep (local Ray), write Parquet results
+      pareto frontier --results DIR           non-dominated and dominated trials
+      pareto validate sweeps/*.yaml           check specs, every problem at once
+    """
+
+
+main.add_command(sweep)
+main.add_command(frontier)
+main.add_command(validate)

@@ -1,0 +1,62 @@
+"""`pareto frontier` — non-dominated and dominated trials of a sweep (paper Definition 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pareto.cli._errors import fail
+
+
+def _latest_run(root: Path) -> Path | None:
+    runs = sorted(root.glob("**/trials.parquet"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].parent if runs else None
+
+
+def print_frontier(results: Path, planes, fmt: str, by: str | None) -> None:
+    import pandas as pd
+
+    from analysis import format_table, frontier_table
+    from pareto.results.schema import DEFAULT_PLANES, METRICS
+
+    trials = pd.read_parquet(Path(results) / "trials.parquet")
+    for x, y in planes or DEFAULT_PLANES:
+        for col in (x, y):
+            if col not in METRICS:
+                fail(f"no metric {col!r}. Metrics: {', '.join(METRICS)}")
+        table = frontier_table(trials, [(x, METRICS[x]), (y, METRICS[y])], by=by)
+        arrows = {"min": "↓", "max": "↑"}
+        click.echo(f"== {x} {arrows[METRICS[x]]} vs {y} {arrows[METRICS[y]]}"
+                   f"{f' (fronts per {by})' if by else ''} ==")
+        cols = ["trial_id", "label", x, y, "dominated", "dominated_by"]
+        click.echo(format_table(table, fmt, columns=cols))
+        if len(table.excluded):
+            click.echo(f"excluded: " + "; ".join(f"{r.trial_id} ({r.reason})" for r in table.excluded.itertuples()))
+        click.echo("")
+
+
+@click.command()
+@click.option("--results", "results", default=None, type=click.Path(),
+              help="A run directory holding trials.parquet (default: the newest run under ./results).")
+@click.option("--x", "x", default=None, help="Metric on the x axis (with --y).")
+@click.option("--y", "y", default=None, help="Metric on the y axis (with --x).")
+@click.option("--by", default=None, help="Per-group fronts, e.g. --by combiner.")
+@click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "markdown"]))
+def frontier(results: str | None, x: str | None, y: str | None, by: str | None, fmt: str) -> None:
+    """Print the non-dominated and the dominated trials with their dominators.
+
+    \b
+      pareto frontier --results results/quickstart/<run>
+      pareto frontier --x rouge_f --y rouge_r --by combiner
+    """
+    if results is None:
+        found = _latest_run(Path("results"))
+        if found is None:
+            fail("no results found under ./results. Run `pareto sweep sweeps/quickstart.yaml` or pass --results DIR.")
+        results = str(found)
+    if not (Path(results) / "trials.parquet").is_file():
+        fail(f"{results} holds no trials.parquet. Pass --results with a run directory that `pareto sweep` printed.")
+    if (x is None) != (y is None):
+        fail("--x and --y go together")
+    print_frontier(Path(results), [(x, y)] if x else None, fmt, by)

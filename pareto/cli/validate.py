@@ -1,0 +1,29 @@
+"""`pareto validate SPEC...` — report every problem of each spec at once."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pareto.spec import SpecError, load_spec
+
+
+@click.command()
+@click.argument("specs", nargs=-1, required=True)
+def validate(specs: tuple[str, ...]) -> None:
+    """Check sweep specs without running them.
+
+    \b
+      pareto validate sweeps/quickstart.yaml
+      pareto validate sweeps/*.yaml
+    """
+    bad = 0
+    for path in specs:
+        try:
+            _, points = load_spec(path)
+            click.echo(f"{path}: ok ({len(points)} trials)")
+        except SpecError as exc:
+            bad += 1
+            click.echo(str(exc), err=True)
+    sys.exit(2 if bad else 0)

@@ -1,0 +1,50 @@
+"""The results schema, declared once: what each Parquet file holds and each metric's direction.
+
+    trials.parquet — one row per trial: what produced it (spec, data, target, versions, seed),
+                     its configuration, its status and its final metrics.
+    steps.parquet  — one row per unlearning step of every trial: the telemetry of
+                     pareto.core.engine.STEP_COLUMNS plus `trial_id`.
+
+`analysis/` reads these files only (never the core), so it repeats nothing from here but the
+column names.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from pareto.core.engine import STEP_COLUMNS
+
+#: Final metrics of a trial and whether higher ("max") or lower ("min") is better.
+METRICS: dict[str, str] = {
+    "rouge_f": "min",      # ROUGE-L recall of greedy answers on the forget set (Verbmem-like)
+    "rouge_r": "max",      # ROUGE-L recall on retain items (Utility-like)
+    "loss_f_eval": "max",  # answer cross-entropy on the whole forget set
+    "loss_r_eval": "min",  # answer cross-entropy on the scored retain items
+}
+
+#: Default planes for `pareto frontier`: (x, y) pairs of metric columns.
+DEFAULT_PLANES = (("loss_f_eval", "loss_r_eval"), ("rouge_f", "rouge_r"))
+
+STEP_SCHEMA = pa.schema(
+    [("trial_id", pa.string())]
+    + [(c, pa.int64()) if c == "step" else (c, pa.bool_()) if c == "autolr_accepted" else (c, pa.float64())
+       for c in STEP_COLUMNS]
+)
+
+TRIAL_SCHEMA = pa.schema([
+    ("trial_id", pa.string()), ("label", pa.string()), ("sweep", pa.string()), ("run_id", pa.string()),
+    ("status", pa.string()),  # ok | diverged | failed
+    ("error", pa.string()), ("diverged_step", pa.int64()),
+    ("combiner", pa.string()), ("combiner_params", pa.string()),
+    ("objective", pa.string()), ("objective_params", pa.string()),
+    ("lr_rule", pa.string()), ("lr_rule_params", pa.string()),
+    ("lr", pa.float64()), ("final_lr", pa.float64()), ("seed", pa.int64()), ("steps", pa.int64()),
+    ("optimizer", pa.string()), ("batch_size", pa.int64()),
+    *[(m, pa.float64()) for m in METRICS],
+    ("wall_s", pa.float64()), ("grad_buffer_bytes", pa.int64()),
+    ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
+    ("add_bos", pa.bool_()), ("prompt_template", pa.string()),
+    ("pareto_version", pa.string()), ("torch_version", pa.string()), ("transformers_version", pa.string()),
+    ("ray_version", pa.string()), ("device", pa.string()),
+])
