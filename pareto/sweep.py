@@ -76,7 +76,8 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
             "add_bos": True, "prompt_template": "plain", "device": "cpu", **versions()}
     indexed = [{**p, "index": i} for i, p in enumerate(points)]
 
-    collector = _Collector()
+    collector = _Collector(log, len(points))
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # pareto prints its own progress lines
     if not ray.is_initialized():
         if address:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
@@ -110,15 +111,25 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
 class _Collector(tune.Callback):
     """Every row each trial reports, gathered in the driver and keyed by grid index."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Callable[[str], None], total: int) -> None:
         self.rows: dict[int, list[dict]] = {}
         self.errors: dict[int, str] = {}
+        self.log, self.total, self.done = log, total, 0
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.rows.setdefault(trial.config["point"]["index"], []).append(dict(result))
+        point = trial.config["point"]
+        self.rows.setdefault(point["index"], []).append(dict(result))
+        if result.get("kind") == "final":
+            self.done += 1
+            metrics = "  ".join(f"{k} {result[k]:.3f}" for k in ("rouge_f", "rouge_r") if k in result)
+            self.log(f"[{self.done}/{self.total}] t{point['index']:03d} {trial_label(point)}: "
+                     f"{result.get('status')}  {metrics}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.errors[trial.config["point"]["index"]] = _error_text(trial)
+        point = trial.config["point"]
+        self.errors[point["index"]] = _error_text(trial)
+        self.done += 1
+        self.log(f"[{self.done}/{self.total}] t{point['index']:03d} {trial_label(point)}: failed: {self.errors[point['index']]}")
 
 
 def _error_text(trial) -> str:

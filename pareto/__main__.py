@@ -1,0 +1,3 @@
+from pareto.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""The CLI end to end, as a user runs it: a real local Ray, real Parquet, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pareto.core.engine import STEP_COLUMNS
+from pareto.results.schema import TRIAL_SCHEMA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pareto(*args, cwd=ROOT, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pareto", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory, embedded_target):
+    out = tmp_path_factory.mktemp("results")
+    proc = pareto("sweep", "sweeps/quickstart.yaml", "--results", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = list(out.glob("quickstart/*/trials.parquet"))
+    assert len(runs) == 1
+    return proc, runs[0].parent
+
+
+@pytest.mark.slow
+def test_quickstart_sweep_writes_parquet_and_prints_the_frontier(quickstart):
+    proc, run = quickstart
+    assert "== loss_f_eval ↑ vs loss_r_eval ↓ ==" in proc.stdout
+    assert "== rouge_f ↓ vs rouge_r ↑ ==" in proc.stdout
+    assert f"results: {run}/trials.parquet" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    trials = pd.read_parquet(run / "trials.parquet")
+    steps = pd.read_parquet(run / "steps.parquet")
+    assert list(trials.columns) == TRIAL_SCHEMA.names
+    assert list(steps.columns) == ["trial_id", *STEP_COLUMNS]
+    # no-unlearn + (3 gdiff + lossnorm + ngdiff) × (fixed, autolr)
+    assert len(trials) == 11 and (trials.status == "ok").all()
+    assert set(trials.combiner) == {"no-unlearn", "gdiff", "lossnorm", "ngdiff"}
+    assert set(trials.lr_rule) == {"none", "fixed", "autolr"}
+    assert len(steps) == 10 * 30 and steps.groupby("trial_id").step.apply(list).map(lambda s: s == list(range(30))).all()
+    # every row records what produced it
+    for col in ("spec_hash", "data_hash", "target_hash", "torch_version", "ray_version"):
+        assert trials[col].notna().all() and trials[col].nunique() == 1
+    assert json.loads(trials.spec.iloc[0])["name"] == "quickstart"
+    # the telemetry means what it says: c_t, Eq. 5 dots from the Gram matrix, AutoLR fits every 10 steps
+    s = steps
+    assert ((s.c_t - s.w_r / (s.w_r + s.w_f)).abs() < 1e-12).all()
+    assert ((s.dot_r_upd - (s.w_r * s.gram_rr - s.w_f * s.gram_rf)).abs() < 1e-9 * (1 + s.dot_r_upd.abs())).all()
+    ng = s[s.trial_id.isin(trials[trials.combiner == "ngdiff"].trial_id)]
+    assert (ng.dot_r_upd >= 0).all() and (ng.dot_f_upd <= 0).all()  # Lemma 4
+    auto = s[s.trial_id.isin(trials[trials.lr_rule == "autolr"].trial_id)]
+    assert set(auto[auto.autolr_accepted.notna()].step) == {0, 10, 20}
+    # unlearning happened: every unlearned trial's forget loss rose above the target's
+    base = trials[trials.combiner == "no-unlearn"].iloc[0]
+    assert (trials[trials.combiner != "no-unlearn"].loss_f_eval > base.loss_f_eval).all()
+    assert base.rouge_f > 0.9 and base.rouge_r > 0.9  # the target had memorised both sets
+
+
+@pytest.mark.slow
+def test_frontier_command_reprints_and_formats(quickstart):
+    _, run = quickstart
+    proc = pareto("frontier", "--results", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert "dominated_by" in proc.stdout and "no-unlearn" in proc.stdout
+    proc = pareto("frontier", "--results", str(run), "--x", "rouge_f", "--y", "rouge_r", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert "trial_id,label,rouge_f,rouge_r,dominated,dominated_by" in proc.stdout
+    proc = pareto("frontier", "--results", str(run), "--by", "combiner")
+    assert proc.returncode == 0 and "fronts per combiner" in proc.stdout
+
+
+def test_user_mistakes_exit_2_with_a_message_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nunlearn: {stepz: 3}\nsearch: {grid: {combiner: [ngdif]}}\n")
+    for args, expected in [
+        (("sweep", str(bad)), "Did you mean 'steps'"),
+        (("validate", str(bad)), "Did you mean 'ngdiff'"),
+        (("sweep", str(tmp_path / "missing.yaml")), "no such spec file"),
+        (("frontier", "--results", str(tmp_path)), "holds no trials.parquet"),
+        (("frontier", "--results", str(tmp_path), "--x", "rouge_f"), "holds no trials.parquet"),
+    ]:
+        proc = pareto(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert expected in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+def test_validate_accepts_every_shipped_spec():
+    proc = pareto("validate", *sorted(str(p) for p in (ROOT / "sweeps").glob("*.yaml")))
+    assert proc.returncode == 0, proc.stderr
