@@ -53,6 +53,8 @@ class UnlearnSpec:
     optimizer_args: dict = field(default_factory=dict)
     measure_after_every: int = 1  # re-measure both losses after the update every N steps (0: never)
     threads: int = 1  # torch threads per trial
+    device: str = "auto"  # auto (cuda when the trial has a GPU, else cpu) | cpu | cuda
+    dtype: str = "float32"  # float32 | bfloat16 (parameters, gradients and both buffers)
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,10 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("unlearn", "measure_after_every"), "must be ≥ 0 (0 turns the after-step measurement off)")
     if u.optimizer not in OPTIMIZERS:
         problems.add(("unlearn", "optimizer"), f"unknown optimizer {u.optimizer!r}.{did_you_mean(u.optimizer, OPTIMIZERS.names())} Available: {', '.join(OPTIMIZERS.names())}")
+    if u.device not in ("auto", "cpu", "cuda"):
+        problems.add(("unlearn", "device"), f"device must be auto, cpu or cuda, got {u.device!r}")
+    if u.dtype not in ("float32", "bfloat16"):
+        problems.add(("unlearn", "dtype"), f"dtype must be float32 or bfloat16, got {u.dtype!r}")
     if spec.data.source != "embedded":
         problems.add(("data", "source"), f"data source {spec.data.source!r} is not available yet; use 'embedded'")
     if spec.target.source != "embedded":

@@ -54,7 +54,7 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, run_id: str, final: 
         "lr": point.get("lr"), "final_lr": final.get("final_lr"), "seed": point.get("seed"),
         "steps": final.get("steps_done", 0), "optimizer": spec.unlearn.optimizer,
         "batch_size": spec.unlearn.batch_size,
-        **{k: final.get(k) for k in ("rouge_f", "rouge_r", "loss_f_eval", "loss_r_eval", "wall_s", "grad_buffer_bytes")},
+        **{k: final.get(k) for k in ("rouge_f", "rouge_r", "loss_f_eval", "loss_r_eval", "wall_s", "grad_buffer_bytes", "device", "dtype")},
         **meta,
     }
 
@@ -73,7 +73,7 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     setup = {"spec": spec.to_dict(), "target_dir": str(target_dir)}
     meta = {"spec_hash": spec.hash(), "spec": json.dumps(spec.to_dict(), sort_keys=True),
             "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
-            "add_bos": True, "prompt_template": "plain", "device": "cpu", **versions()}
+            "add_bos": True, "prompt_template": "plain", **versions()}
     indexed = [{**p, "index": i} for i, p in enumerate(points)]
 
     collector = _Collector(log, len(points))

@@ -21,7 +21,7 @@ from pareto.core.engine import Divergence, UnlearnEngine
 from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
-from pareto.data.qa import Batches, encode_qa
+from pareto.data.qa import Batches, encode_qa, to_device
 from pareto.metrics import evaluate
 from pareto.models.embedded import load_target
 
@@ -42,12 +42,14 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
     torch.manual_seed(seed), random.seed(seed), np.random.seed(seed)
 
     # 2. The target model (shared, read-only, cached by content hash) and its data.
+    device = unlearn["device"] if unlearn["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer, _ = load_target(setup["target_dir"])
+    model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
     forget_rows = read_jsonl(Path(setup["target_dir"]) / "forget.jsonl")
     retain_rows = read_jsonl(Path(setup["target_dir"]) / "retain.jsonl")
     eval_retain = retain_rows[:: max(1, len(retain_rows) // ev["retain_items"])][: ev["retain_items"]]
 
-    final = {"kind": "final", "status": "ok", "steps_done": 0}
+    final = {"kind": "final", "status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
     if not point.get("baseline"):
         # 3. Batches: forget and retain streams, each seeded.
         encode = lambda rows: [encode_qa(tokenizer, r["question"], r["answer"]) for r in rows]  # noqa: E731
@@ -61,7 +63,7 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
         lr_rule = LR_RULES.build(point["lr_rule"]["name"], **point["lr_rule"]["params"])
         optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
                                     lr=point["lr"], **unlearn["optimizer_args"])
-        objective.prepare(model, forget.all())  # NPO: reference log-probs, once, before unlearning
+        objective.prepare(model, [to_device(b, device) for b in forget.all()])  # NPO: reference log-probs, once, before unlearning
         engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"])
         final["grad_buffer_bytes"] = engine.gradient_buffer_bytes()
 
@@ -69,7 +71,8 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
         every = unlearn["measure_after_every"]
         try:
             for step in range(unlearn["steps"]):
-                row = engine.step(retain.next(), forget.next(), measure_after=bool(every) and step % every == 0)
+                row = engine.step(to_device(retain.next(), device), to_device(forget.next(), device),
+                                  measure_after=bool(every) and step % every == 0)
                 report({"kind": "step", **row})
                 final["steps_done"] = step + 1
         except Divergence as exc:

@@ -35,6 +35,21 @@ STEP_COLUMNS = (
 )
 
 
+_CHUNK = 1 << 24
+
+
+def gram_entries(r: torch.Tensor, g: torch.Tensor) -> list[float]:
+    """[r·r, r·g, g·g] as float64 scalars. Half-precision buffers are accumulated in fp32
+    chunk by chunk (no full-size fp32 copy), and the chunk sums in float64."""
+    if r.dtype in (torch.float32, torch.float64):
+        return torch.stack([r @ r, r @ g, g @ g]).double().tolist()
+    acc = torch.zeros(3, dtype=torch.float64, device=r.device)
+    for i in range(0, r.numel(), _CHUNK):
+        a, b = r[i:i + _CHUNK].float(), g[i:i + _CHUNK].float()
+        acc += torch.stack([a @ a, a @ b, b @ b]).double()
+    return acc.tolist()
+
+
 class Divergence(RuntimeError):
     """A loss or gradient became NaN or infinite; the trial stops at this step."""
 
@@ -121,8 +136,8 @@ class UnlearnEngine:
         losses = Losses(loss_r.item(), loss_f.item())
         # 3. The Gram matrix: three dot products, accumulated in float64.
         r, g = self._flat_r, self._flat_g
-        rr, rf, ff = torch.stack([r @ r, r @ g, g @ g]).double().tolist()
-        gram = Gram(rr, rf, ff)
+        gram = Gram(*gram_entries(r, g))
+        rr, rf, ff = gram.rr, gram.rf, gram.ff
         for name, value in (("loss_r", losses.r), ("loss_f", losses.f), ("gradient Gram matrix", rr + rf + ff)):
             if not math.isfinite(value):
                 raise Divergence(step, name)

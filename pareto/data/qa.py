@@ -100,3 +100,7 @@ class Batches:
         bs = batch_size or self.batch_size
         return [collate(self.examples[i:i + bs], self.pad_id, indices=range(i, min(i + bs, len(self.examples))))
                 for i in range(0, len(self.examples), bs)]
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
