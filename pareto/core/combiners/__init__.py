@@ -3,7 +3,7 @@
 from pareto.core.combiners._base import COMBINERS, Combiner, register_combiner, static
 
 # Importing a module registers its combiner.
-from pareto.core.combiners import ga, gd, gdiff, ngdiff  # noqa: F401,E402
+from pareto.core.combiners import aligned, cagrad, famo, ga, gd, gdiff, gradvac, imtlg, lossnorm, mgda, nash, ngdiff, pcgrad, rlw  # noqa: F401,E402,E501
 
 __all__ = ["COMBINERS", "Combiner", "register_combiner", "static", "build_combiner"]
 
