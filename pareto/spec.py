@@ -252,7 +252,15 @@ def expand_grid(grid: dict, problems: _Problems | None = None, path: tuple = ("s
             axes[key] = _component_options(key, raw, path + (key,), problems)
         else:
             axes[key] = _scalar_axis(key, raw, path + (key,), problems, int if key == "seed" else float)
-    return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    for point in points:  # loss-weighting combiners need the forget task as a positive loss
+        comb, obj = point["combiner"]["name"], point["objective"]["name"]
+        if COMBINERS.get(comb).needs_positive_forget_loss and not OBJECTIVES.get(obj).positive_loss:
+            problems.add(path + ("objective",), f"combiner {comb!r} weights tasks by log-loss and needs the forget "
+                         f"task as a positive loss to minimise; objective {obj!r} gives a negative one. "
+                         f"Pair {comb!r} with objective npo or simnpo only (a spec of its own).")
+            break
+    return points
 
 
 def trial_label(point: dict) -> str:

@@ -74,3 +74,10 @@ def test_baseline_trial_is_added_first():
 def test_missing_spec_file_says_where_specs_are(tmp_path):
     with pytest.raises(SpecError, match="sweeps/quickstart.yaml"):
         load_spec(tmp_path / "nope.yaml")
+
+
+def test_famo_with_gradient_ascent_is_refused_at_validation():
+    with pytest.raises(SpecError, match="Pair 'famo' with objective npo or simnpo"):
+        parse_spec("name: x\nsearch: {grid: {combiner: [famo], objective: [ga]}}")
+    _, points = parse_spec("name: x\nsearch: {grid: {combiner: [famo], objective: [npo]}}")
+    assert len(points) == 2
