@@ -69,7 +69,8 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     out_dir.mkdir(parents=True, exist_ok=False)  # fail early on an unwritable root
 
     target_dir, manifest = prepare_target(spec, log)
-    log(f"target: {target_dir} (built in {manifest.get('wall_s', 0):.0f}s, data {manifest['data_hash'][:12]})")
+    log(f"target: {target_dir} ({manifest['n_params']:,} parameters, answer accuracy "
+        f"{manifest['answer_accuracy']:.3f}, {manifest['n_forget']} forget / {manifest['n_retain']} retain QA pairs)")
     setup = {"spec": spec.to_dict(), "target_dir": str(target_dir)}
     meta = {"spec_hash": spec.hash(), "spec": json.dumps(spec.to_dict(), sort_keys=True),
             "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
