@@ -57,8 +57,12 @@ class UnlearnSpec:
     dtype: str = "float32"  # float32 | bfloat16 (parameters, gradients and both buffers)
 
 
+DEFAULT_METRICS = ("loss_f_eval", "loss_r_eval", "rouge_f", "utility_r")
+
+
 @dataclass(frozen=True)
 class EvalSpec:
+    metrics: tuple = DEFAULT_METRICS  # registered metric names (pareto.metrics.METRICS)
     max_new_tokens: int = 24
     retain_items: int = 40  # retain QA pairs scored (the forget set is scored whole)
     batch_size: int = 32
@@ -157,6 +161,10 @@ def _check_type(value, typ, path, problems) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         problems.add(path, f"expected a number, got {value!r}")
+    elif "tuple" in t:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        problems.add(path, f"expected a list of names, got {value!r}")
     elif "dict" in t:
         if isinstance(value, dict):
             return value
@@ -327,6 +335,12 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("target", "source"), f"target source {spec.target.source!r} is not available yet; use 'embedded'")
     if spec.search.algorithm != "grid":
         problems.add(("search", "algorithm"), f"search algorithm {spec.search.algorithm!r} is not available yet; use 'grid'")
+    from pareto.metrics import METRICS
+
+    for i, name in enumerate(spec.eval.metrics):
+        if name not in METRICS:
+            problems.add(("eval", "metrics", i), f"unknown metric {name!r}.{did_you_mean(name, METRICS.names())} "
+                                                 f"Available: {', '.join(METRICS.names())}")
     if spec.eval.max_new_tokens < 1 or spec.eval.retain_items < 1 or spec.eval.batch_size < 1:
         problems.add(("eval",), "max_new_tokens, retain_items and batch_size must be ≥ 1")
     if spec.resources.cpus_per_trial <= 0:

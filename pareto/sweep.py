@@ -20,6 +20,7 @@ from ray import tune
 
 import pareto
 from pareto.models.embedded import EmbeddedConfig, build_embedded_target
+from pareto.results.schema import METRICS
 from pareto.results.writer import write_results
 from pareto.spec import SweepSpec, trial_label
 
@@ -54,7 +55,7 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, run_id: str, final: 
         "lr": point.get("lr"), "final_lr": final.get("final_lr"), "seed": point.get("seed"),
         "steps": final.get("steps_done", 0), "optimizer": spec.unlearn.optimizer,
         "batch_size": spec.unlearn.batch_size,
-        **{k: final.get(k) for k in ("rouge_f", "rouge_r", "loss_f_eval", "loss_r_eval", "wall_s", "grad_buffer_bytes", "device", "dtype")},
+        **{k: final.get(k) for k in (*METRICS, "metric_settings", "wall_s", "grad_buffer_bytes", "device", "dtype")},
         **meta,
     }
 
@@ -79,6 +80,7 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
 
     collector = _Collector(log, len(points))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # pareto prints its own progress lines
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # rows reach the driver via _Collector
     if not ray.is_initialized():
         if address:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
@@ -96,7 +98,7 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     log(f"running {len(points)} trials on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
     tuner.fit()
 
-    trials, steps = [], []
+    trials, steps, items = [], [], []
     for point in indexed:
         tid = f"t{point['index']:03d}"
         rows = collector.rows.get(point["index"], [])
@@ -104,7 +106,8 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
                      {"status": "failed", "error": collector.errors.get(point["index"], "trial reported no result")})
         trials.append(_trial_row(spec, point, tid, run_id, final, meta))
         steps += [{**r, "trial_id": tid} for r in rows if r.get("kind") == "step"]
-    write_results(out_dir, trials, steps)
+        items += [{**item, "trial_id": tid} for item in final.get("items") or []]
+    write_results(out_dir, trials, steps, items)
     log(f"{len(trials)} trials in {time.time() - t0:.0f}s → {out_dir}")
     return out_dir
 
@@ -122,7 +125,7 @@ class _Collector(tune.Callback):
         self.rows.setdefault(point["index"], []).append(dict(result))
         if result.get("kind") == "final":
             self.done += 1
-            metrics = "  ".join(f"{k} {result[k]:.3f}" for k in ("rouge_f", "rouge_r") if k in result)
+            metrics = "  ".join(f"{k} {result[k]:.3f}" for k in ("rouge_f", "utility_r") if k in result)
             self.log(f"[{self.done}/{self.total}] t{point['index']:03d} {trial_label(point)}: "
                      f"{result.get('status')}  {metrics}")
 

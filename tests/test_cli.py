@@ -34,7 +34,7 @@ def quickstart(tmp_path_factory, embedded_target):
 def test_quickstart_sweep_writes_parquet_and_prints_the_frontier(quickstart):
     proc, run = quickstart
     assert "== loss_f_eval ↑ vs loss_r_eval ↓ ==" in proc.stdout
-    assert "== rouge_f ↓ vs rouge_r ↑ ==" in proc.stdout
+    assert "== rouge_f ↓ vs utility_r ↑ ==" in proc.stdout
     assert f"results: {run}/trials.parquet" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     trials = pd.read_parquet(run / "trials.parquet")
@@ -61,7 +61,15 @@ def test_quickstart_sweep_writes_parquet_and_prints_the_frontier(quickstart):
     # unlearning happened: every unlearned trial's forget loss rose above the target's
     base = trials[trials.combiner == "no-unlearn"].iloc[0]
     assert (trials[trials.combiner != "no-unlearn"].loss_f_eval > base.loss_f_eval).all()
-    assert base.rouge_f > 0.9 and base.rouge_r > 0.9  # the target had memorised both sets
+    assert base.rouge_f > 0.9 and base.utility_r > 0.9  # the target had memorised both sets
+    # items.parquet: what each model answered; every metric is the mean of its items
+    items = pd.read_parquet(run / "items.parquet")
+    for metric in ("rouge_f", "utility_r"):
+        means = items[items.metric == metric].groupby("trial_id").score.mean()
+        pd.testing.assert_series_equal(means, trials.set_index("trial_id")[metric].loc[means.index], check_names=False)
+    assert items[items.metric == "rouge_f"].groupby("trial_id").size().eq(20).all()  # the whole forget set
+    assert items.generation.notna().any() and items.reference.notna().all()
+    assert json.loads(trials.metric_settings.iloc[0])["rouge_f"]["use_stemmer"] is True
 
 
 @pytest.mark.slow
@@ -70,9 +78,9 @@ def test_frontier_command_reprints_and_formats(quickstart):
     proc = pareto("frontier", "--results", str(run))
     assert proc.returncode == 0, proc.stderr
     assert "dominated_by" in proc.stdout and "no-unlearn" in proc.stdout
-    proc = pareto("frontier", "--results", str(run), "--x", "rouge_f", "--y", "rouge_r", "--format", "csv")
+    proc = pareto("frontier", "--results", str(run), "--x", "rouge_f", "--y", "utility_r", "--format", "csv")
     assert proc.returncode == 0, proc.stderr
-    assert "trial_id,label,rouge_f,rouge_r,dominated,dominated_by" in proc.stdout
+    assert "trial_id,label,rouge_f,utility_r,dominated,dominated_by" in proc.stdout
     proc = pareto("frontier", "--results", str(run), "--by", "combiner")
     assert proc.returncode == 0 and "fronts per combiner" in proc.stdout
 

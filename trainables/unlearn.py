@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +23,7 @@ from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.data.qa import Batches, encode_qa, to_device
-from pareto.metrics import evaluate
+from pareto.metrics import EvalContext, EvalSettings, evaluate
 from pareto.models.embedded import load_target
 
 
@@ -81,8 +82,13 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
 
     # 6. Evaluation of the unlearned model (a diverged trial has none: analysis lists it as excluded).
     if final["status"] == "ok":
-        final.update(evaluate(model, tokenizer, forget_rows, eval_retain,
-                              max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"]))
+        ctx = EvalContext(model, tokenizer, {"forget": forget_rows, "retain": eval_retain},
+                          EvalSettings(max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"]))
+        values = evaluate(ctx, ev["metrics"])
+        final.update({name: v.value for name, v in values.items()})
+        final["metric_settings"] = json.dumps({name: v.settings for name, v in values.items()}, sort_keys=True)
+        final["items"] = [{"metric": name, "eval_step": final["steps_done"], **asdict(item)}
+                          for name, v in values.items() for item in v.items]
     final["wall_s"] = time.perf_counter() - t0
     report(final)
     return final

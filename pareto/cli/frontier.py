@@ -48,7 +48,7 @@ def frontier(results: str | None, x: str | None, y: str | None, by: str | None, 
 
     \b
       pareto frontier --results results/quickstart/<run>
-      pareto frontier --x rouge_f --y rouge_r --by combiner
+      pareto frontier --x rouge_f --y utility_r --by combiner
     """
     if results is None:
         found = _latest_run(Path("results"))

@@ -1,9 +1,12 @@
 """The results schema, declared once: what each Parquet file holds and each metric's direction.
 
     trials.parquet — one row per trial: what produced it (spec, data, target, versions, seed),
-                     its configuration, its status and its final metrics.
+                     its configuration, its status and its final metrics (one column per
+                     registered metric, null where a sweep did not ask for it).
     steps.parquet  — one row per unlearning step of every trial: the telemetry of
                      pareto.core.engine.STEP_COLUMNS plus `trial_id`.
+    items.parquet  — one row per evaluated item and metric: what the model was asked, what it
+                     answered, the reference and the item's score, so any number can be recomputed.
 
 `analysis/` reads these files only (never the core), so it repeats nothing from here but the
 column names.
@@ -14,17 +17,18 @@ from __future__ import annotations
 import pyarrow as pa
 
 from pareto.core.engine import STEP_COLUMNS
+from pareto.metrics import METRICS as _REGISTRY
 
-#: Final metrics of a trial and whether higher ("max") or lower ("min") is better.
-METRICS: dict[str, str] = {
-    "rouge_f": "min",      # ROUGE-L recall of greedy answers on the forget set (Verbmem-like)
-    "rouge_r": "max",      # ROUGE-L recall on retain items (Utility-like)
-    "loss_f_eval": "max",  # answer cross-entropy on the whole forget set
-    "loss_r_eval": "min",  # answer cross-entropy on the scored retain items
-}
+#: Every registered metric and whether higher ("max") or lower ("min") is better.
+METRICS: dict[str, str] = {name: _REGISTRY.get(name).direction for name in _REGISTRY.names()}
 
 #: Default planes for `pareto frontier`: (x, y) pairs of metric columns.
-DEFAULT_PLANES = (("loss_f_eval", "loss_r_eval"), ("rouge_f", "rouge_r"))
+DEFAULT_PLANES = (("loss_f_eval", "loss_r_eval"), ("rouge_f", "utility_r"))
+
+ITEM_SCHEMA = pa.schema([
+    ("trial_id", pa.string()), ("eval_step", pa.int64()), ("metric", pa.string()), ("item_id", pa.string()),
+    ("prompt", pa.string()), ("generation", pa.string()), ("reference", pa.string()), ("score", pa.float64()),
+])
 
 STEP_SCHEMA = pa.schema(
     [("trial_id", pa.string())]
@@ -41,7 +45,7 @@ TRIAL_SCHEMA = pa.schema([
     ("lr_rule", pa.string()), ("lr_rule_params", pa.string()),
     ("lr", pa.float64()), ("final_lr", pa.float64()), ("seed", pa.int64()), ("steps", pa.int64()),
     ("optimizer", pa.string()), ("batch_size", pa.int64()),
-    *[(m, pa.float64()) for m in METRICS],
+    *[(m, pa.float64()) for m in METRICS], ("metric_settings", pa.string()),
     ("wall_s", pa.float64()), ("grad_buffer_bytes", pa.int64()),
     ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
     ("add_bos", pa.bool_()), ("prompt_template", pa.string()),

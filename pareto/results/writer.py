@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pareto.results.schema import STEP_SCHEMA, TRIAL_SCHEMA
+from pareto.results.schema import ITEM_SCHEMA, METRICS, STEP_SCHEMA, TRIAL_SCHEMA
 
 
 def _table(rows: Iterable[dict], schema: pa.Schema) -> pa.Table:
@@ -32,8 +33,13 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
         raise
 
 
-def write_results(out_dir: Path, trials: list[dict], steps: list[dict]) -> tuple[Path, Path]:
-    trials_path, steps_path = Path(out_dir) / "trials.parquet", Path(out_dir) / "steps.parquet"
-    write_parquet_atomic(_table(steps, STEP_SCHEMA), steps_path)
-    write_parquet_atomic(_table(trials, TRIAL_SCHEMA), trials_path)
-    return trials_path, steps_path
+def write_results(out_dir: Path, trials: list[dict], steps: list[dict], items: list[dict]) -> Path:
+    """steps, items, then trials last: a run directory with trials.parquet is complete."""
+    out_dir = Path(out_dir)
+    write_parquet_atomic(_table(steps, STEP_SCHEMA), out_dir / "steps.parquet")
+    write_parquet_atomic(_table(items, ITEM_SCHEMA), out_dir / "items.parquet")
+    # the metric directions travel with the results, for readers that have no pareto installed
+    table = _table(trials, TRIAL_SCHEMA)
+    table = table.replace_schema_metadata({b"pareto.metric_directions": json.dumps(METRICS).encode()})
+    write_parquet_atomic(table, out_dir / "trials.parquet")
+    return out_dir / "trials.parquet"

@@ -1,0 +1,87 @@
+"""What a metric is: a registered, named computation with a direction, and per-item records.
+
+A metric reads what it needs from an `EvalContext` (the model, its tokenizer, the evaluation
+splits, reference values from the retain-only model, the settings) and returns a `MetricValue`:
+the number, the per-item scores behind it (`items.parquet`), and the settings that define it
+(stemmer, number of items, …) so every result records how it was computed. Work shared by
+several metrics (greedy answers, truth ratios) is memoised in the context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pareto._registry import Registry
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    item_id: str
+    score: float
+    prompt: str | None = None
+    generation: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    value: float
+    items: tuple[ItemScore, ...] = ()
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    max_new_tokens: int = 32
+    batch_size: int = 32
+    use_stemmer: bool = True  # ROUGE: open-unlearning / TOFU on; MUSE's code off
+    add_bos: bool = True
+
+
+@dataclass
+class EvalContext:
+    model: Any
+    tokenizer: Any
+    data: dict[str, list[dict]]  # split name → rows (forget, retain, real_authors, verbmem, …)
+    settings: EvalSettings = field(default_factory=EvalSettings)
+    reference: dict[str, Any] = field(default_factory=dict)  # from the retain-only model
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def split(self, name: str) -> list[dict]:
+        if name not in self.data or not self.data[name]:
+            raise KeyError(f"this evaluation has no {name!r} split; it has: {', '.join(sorted(self.data)) or 'none'}")
+        return self.data[name]
+
+    def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+class Metric:
+    #: "max" when higher is better, "min" when lower is better.
+    direction: str = "max"
+    #: Splits of the EvalContext this metric reads.
+    needs: tuple[str, ...] = ()
+
+    def compute(self, ctx: EvalContext) -> MetricValue:
+        raise NotImplementedError
+
+
+METRICS: Registry[type[Metric]] = Registry("metric")
+
+
+def register_metric(name: str, direction: str, needs: tuple[str, ...] = ()):
+    if direction not in ("max", "min"):
+        raise ValueError(f"direction must be 'max' or 'min', got {direction!r}")
+
+    def deco(cls):
+        cls.direction, cls.needs = direction, needs
+        return METRICS.register(name)(cls)
+
+    return deco
+
+
+def item_id(row: dict, index: int, split: str) -> str:
+    return str(row.get("item_id", f"{split}:{index}"))

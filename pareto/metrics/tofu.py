@@ -1,0 +1,121 @@
+"""TOFU's metrics, registered with their directions (definitions: field-notes §3).
+
+rouge_f / utility_r   ROUGE-L recall of greedy answers on forget / retain questions
+prob_f / prob_r       length-normalised answer probability exp(−mean NLL)
+truth_ratio_f         mean min(tr, 1/tr) on forget (paraphrased answer as the correct one)
+truth_ratio_r         mean max(0, 1 − tr) on retain
+forget_quality        KS-test p-value of forget truth ratios vs the retain-only model's
+model_utility         harmonic mean of {retain, real_authors, world_facts} × {prob, rouge, truth ratio}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pareto.metrics._base import EvalContext, ItemScore, Metric, MetricValue, item_id, register_metric
+from pareto.metrics.forget_quality import forget_quality
+from pareto.metrics.generation import greedy_answers
+from pareto.metrics.model_utility import model_utility
+from pareto.metrics.probability import answer_probability, normalized_probability, truth_ratio_stat, truth_ratios
+from pareto.metrics.rouge import rouge_l_recall
+
+
+def answers(ctx: EvalContext, split: str) -> list[str]:
+    rows = ctx.split(split)
+    s = ctx.settings
+    return ctx.memo(("answers", split), lambda: greedy_answers(
+        ctx.model, ctx.tokenizer, [r["question"] for r in rows], max_new_tokens=s.max_new_tokens,
+        batch_size=s.batch_size, add_bos=s.add_bos))
+
+
+def rouge(ctx: EvalContext, split: str) -> MetricValue:
+    rows, gens = ctx.split(split), answers(ctx, split)
+    scores = ctx.memo(("rouge", split), lambda: rouge_l_recall(gens, [r["answer"] for r in rows], ctx.settings.use_stemmer))
+    items = tuple(ItemScore(item_id(r, i, split), sc, r["question"], g, r["answer"])
+                  for i, (r, g, sc) in enumerate(zip(rows, gens, scores)))
+    return MetricValue(float(np.mean(scores)), items, {"rouge": "rougeL recall", "use_stemmer": ctx.settings.use_stemmer,
+                                                        "max_new_tokens": ctx.settings.max_new_tokens, "n_items": len(rows)})
+
+
+def probability(ctx: EvalContext, split: str) -> MetricValue:
+    rows = ctx.split(split)
+    p = ctx.memo(("prob", split), lambda: answer_probability(
+        ctx.model, ctx.tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows],
+        batch_size=ctx.settings.batch_size, add_bos=ctx.settings.add_bos))
+    items = tuple(ItemScore(item_id(r, i, split), float(v), r["question"], None, r["answer"]) for i, (r, v) in enumerate(zip(rows, p)))
+    return MetricValue(float(np.mean(p)), items, {"n_items": len(rows), "length_normalised": True})
+
+
+def split_truth_ratios(ctx: EvalContext, split: str) -> np.ndarray:
+    correct = "paraphrased_answer" if split in ("forget", "retain") else "answer"
+    return ctx.memo(("truth_ratios", split), lambda: truth_ratios(
+        ctx.model, ctx.tokenizer, ctx.split(split), correct_field=correct,
+        batch_size=ctx.settings.batch_size, add_bos=ctx.settings.add_bos))
+
+
+def truth_ratio(ctx: EvalContext, split: str) -> MetricValue:
+    rows, tr = ctx.split(split), split_truth_ratios(ctx, split)
+    items = tuple(ItemScore(item_id(r, i, split), float(v)) for i, (r, v) in enumerate(zip(rows, tr)))
+    stat = "mean min(tr, 1/tr)" if split == "forget" else "mean max(0, 1 - tr)"
+    return MetricValue(truth_ratio_stat(tr, split), items, {"n_items": len(rows), "statistic": stat})
+
+
+@register_metric("rouge_f", "min", needs=("forget",))
+class RougeForget(Metric):
+    def compute(self, ctx):
+        return rouge(ctx, "forget")
+
+
+@register_metric("utility_r", "max", needs=("retain",))
+class RougeRetain(Metric):
+    def compute(self, ctx):
+        return rouge(ctx, "retain")
+
+
+@register_metric("prob_f", "min", needs=("forget",))
+class ProbForget(Metric):
+    def compute(self, ctx):
+        return probability(ctx, "forget")
+
+
+@register_metric("prob_r", "max", needs=("retain",))
+class ProbRetain(Metric):
+    def compute(self, ctx):
+        return probability(ctx, "retain")
+
+
+@register_metric("truth_ratio_f", "max", needs=("forget",))
+class TruthRatioForget(Metric):
+    def compute(self, ctx):
+        return truth_ratio(ctx, "forget")
+
+
+@register_metric("truth_ratio_r", "max", needs=("retain",))
+class TruthRatioRetain(Metric):
+    def compute(self, ctx):
+        return truth_ratio(ctx, "retain")
+
+
+@register_metric("forget_quality", "max", needs=("forget",))
+class ForgetQuality(Metric):
+    def compute(self, ctx):
+        ref = ctx.reference.get("forget_truth_ratios")
+        if ref is None:
+            raise ValueError("forget_quality compares with the retain-only model's forget truth ratios, and this "
+                             "evaluation has none. Build the Retrain reference (target.retain_model: true) or drop the metric.")
+        return MetricValue(forget_quality(split_truth_ratios(ctx, "forget"), np.asarray(ref)),
+                           settings={"test": "scipy.stats.ks_2samp", "n_items": len(ref)})
+
+
+@register_metric("model_utility", "max", needs=("retain", "real_authors", "world_facts"))
+class ModelUtility(Metric):
+    def compute(self, ctx):
+        parts = {"retain/prob": probability(ctx, "retain").value, "retain/rouge": rouge(ctx, "retain").value,
+                 "retain/truth_ratio": truth_ratio(ctx, "retain").value}
+        for split in ("real_authors", "world_facts"):
+            p = ctx.memo(("norm_prob", split), lambda s=split: normalized_probability(
+                ctx.model, ctx.tokenizer, ctx.split(s), ctx.settings.batch_size, add_bos=ctx.settings.add_bos))
+            parts[f"{split}/prob"] = float(np.mean(p))
+            parts[f"{split}/rouge"] = rouge(ctx, split).value
+            parts[f"{split}/truth_ratio"] = truth_ratio(ctx, split).value
+        return MetricValue(model_utility(parts), settings={"parts": parts})
