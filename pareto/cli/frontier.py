@@ -21,12 +21,18 @@ def print_frontier(results: Path, planes, fmt: str, by: str | None) -> None:
     from pareto.results.schema import DEFAULT_PLANES, METRICS
 
     trials = pd.read_parquet(Path(results) / "trials.parquet")
+    arrows = {"min": "↓", "max": "↑", "zero": "→0"}
     for x, y in planes or DEFAULT_PLANES:
+        objectives = []
         for col in (x, y):
             if col not in METRICS:
                 fail(f"no metric {col!r}. Metrics: {', '.join(METRICS)}")
-        table = frontier_table(trials, [(x, METRICS[x]), (y, METRICS[y])], by=by)
-        arrows = {"min": "↓", "max": "↑"}
+            if METRICS[col] == "zero":  # closest to zero is best: minimise |value|
+                trials[f"|{col}|"] = trials[col].abs()
+                objectives.append((f"|{col}|", "min"))
+            else:
+                objectives.append((col, METRICS[col]))
+        table = frontier_table(trials, objectives, by=by)
         click.echo(f"== {x} {arrows[METRICS[x]]} vs {y} {arrows[METRICS[y]]}"
                    f"{f' (fronts per {by})' if by else ''} ==")
         cols = ["trial_id", "label", x, y, "dominated", "dominated_by"]

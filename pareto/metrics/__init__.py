@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from pareto.metrics import loss, tofu  # noqa: F401  (registration)
+from pareto.metrics import loss, muse, tofu  # noqa: F401  (registration)
 from pareto.metrics._base import (METRICS, EvalContext, EvalSettings, ItemScore, Metric, MetricValue,
                                   register_metric)
 from pareto.metrics.generation import greedy_answers

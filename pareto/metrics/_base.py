@@ -60,7 +60,7 @@ class EvalContext:
 
 
 class Metric:
-    #: "max" when higher is better, "min" when lower is better.
+    #: "max" when higher is better, "min" when lower is better, "zero" when closest to 0 is best.
     direction: str = "max"
     #: Splits of the EvalContext this metric reads.
     needs: tuple[str, ...] = ()
@@ -73,8 +73,8 @@ METRICS: Registry[type[Metric]] = Registry("metric")
 
 
 def register_metric(name: str, direction: str, needs: tuple[str, ...] = ()):
-    if direction not in ("max", "min"):
-        raise ValueError(f"direction must be 'max' or 'min', got {direction!r}")
+    if direction not in ("max", "min", "zero"):
+        raise ValueError(f"direction must be 'max', 'min' or 'zero', got {direction!r}")
 
     def deco(cls):
         cls.direction, cls.needs = direction, needs

@@ -222,3 +222,64 @@ def privleak(auc_unlearned: float, auc_retrain: float) -> float:
     if not auc_retrain > 0:
         raise ValueError(f"auc_retrain must be > 0, got {auc_retrain}")
     return (auc_unlearned - auc_retrain) / auc_retrain * 100.0
+
+
+# ----------------------------------------------------------------------------------------------
+# registered metrics (MUSE-News splits: verbmem, knowmem_{forget,retain}[_icl], privleak_*)
+
+from pareto.metrics._base import ItemScore, Metric, MetricValue, item_id, register_metric  # noqa: E402
+
+VERBMEM_TOKENS, KNOWMEM_TOKENS = 128, 32
+
+
+def _knowmem(ctx, split: str) -> MetricValue:
+    qa, icl = ctx.split(f"knowmem_{split}"), ctx.split(f"knowmem_{split}_icl")
+    scores, gens = knowmem(ctx.model, ctx.tokenizer, qa, icl, max_new_tokens=KNOWMEM_TOKENS,
+                           batch_size=ctx.settings.batch_size, add_bos=ctx.settings.add_bos)
+    items = tuple(ItemScore(item_id(r, i, f"knowmem_{split}"), float(s), r["question"], g, r["answer"])
+                  for i, (r, s, g) in enumerate(zip(qa, scores, gens)))
+    return MetricValue(float(np.mean(scores)), items, {"rouge": "rougeL f1", "use_stemmer": False, "n_icl": len(icl),
+                                                        "max_new_tokens": KNOWMEM_TOKENS, "n_items": len(qa)})
+
+
+@register_metric("verbmem_f", "min", needs=("verbmem",))
+class VerbmemForget(Metric):
+    def compute(self, ctx):
+        rows = ctx.split("verbmem")
+        scores, gens, refs = verbmem(ctx.model, ctx.tokenizer, rows, max_new_tokens=VERBMEM_TOKENS,
+                                     batch_size=ctx.settings.batch_size, add_bos=ctx.settings.add_bos)
+        items = tuple(ItemScore(item_id(r, i, "verbmem"), float(s), r["prompt"], g, ref)
+                      for i, (r, s, g, ref) in enumerate(zip(rows, scores, gens, refs)))
+        return MetricValue(float(np.mean(scores)), items, {"rouge": "rougeL f1", "use_stemmer": False,
+                                                            "max_new_tokens": VERBMEM_TOKENS, "n_items": len(rows)})
+
+
+@register_metric("knowmem_f", "min", needs=("knowmem_forget", "knowmem_forget_icl"))
+class KnowmemForget(Metric):
+    def compute(self, ctx):
+        return _knowmem(ctx, "forget")
+
+
+@register_metric("knowmem_r", "max", needs=("knowmem_retain", "knowmem_retain_icl"))
+class KnowmemRetain(Metric):
+    def compute(self, ctx):
+        return _knowmem(ctx, "retain")
+
+
+@register_metric("privleak", "zero", needs=("privleak_forget", "privleak_holdout"))
+class PrivLeak(Metric):
+    """(AUC − AUC_retrain)/AUC_retrain × 100 of Min-40% forget-vs-holdout; closest to 0 is best."""
+
+    def compute(self, ctx):
+        ref = ctx.reference.get("privleak_auc")
+        if ref is None:
+            raise ValueError("privleak is relative to the retain-only model's AUC, and this evaluation has none. "
+                             "Build the Retrain reference (target.retain_model: true) or drop the metric.")
+        scores = {s: min_k_percent(ctx.model, ctx.tokenizer, [r["text"] for r in ctx.split(f"privleak_{s}")], k=0.4,
+                                   batch_size=ctx.settings.batch_size, add_bos=ctx.settings.add_bos)
+                  for s in ("forget", "holdout")}
+        value = privleak(muse_privleak_auc(scores["forget"], scores["holdout"]), ref)
+        items = tuple(ItemScore(item_id(r, i, f"privleak_{s}"), float(v)) for s in scores
+                      for i, (r, v) in enumerate(zip(ctx.split(f"privleak_{s}"), scores[s])))
+        return MetricValue(value, items, {"membership": "Min-K%", "k": 0.4, "auc_positive": "holdout",
+                                          "auc_retrain": ref})
