@@ -189,3 +189,56 @@ def load_tofu(config: str, source: str | Path = TOFU_REPO, *, cache_dir=None,
     rows = read_records(path)
     _validate(rows, config, str(path))
     return _with_ids(rows, config)
+
+
+TOFU_QA_PER_AUTHOR = 20
+_PERTURBED_FIELDS = ("paraphrased_answer", "paraphrased_question", "perturbed_answer")
+
+
+def tofu_author_subset(rows_full: list[dict], n_authors: int = 40, forget_fraction: float = 0.1,
+                       *, qa_per_author: int = TOFU_QA_PER_AUTHOR) -> tuple[list[dict], list[dict]]:
+    """(forget_rows, retain_rows) of the last `n_authors` authors of TOFU's ``full``.
+
+    ``full`` lists 20 QA pairs per author, authors in order, so the last `n_authors` authors are
+    its last ``20 · n_authors`` rows. Forget = the last ``floor(forget_fraction · n_authors)`` of
+    those authors (whole authors, as forget10 is the last 10 % of all authors), retain = the
+    others; row order is kept and each row (a copy) keeps its ``item_id``. The last 20 authors
+    of ``full`` are forget10, so up to 20 authors the subset lies inside forget10 (whose
+    ``*_perturbed`` fields `tofu_attach_perturbed` can add).
+    """
+    problems = []
+    if not isinstance(n_authors, int) or n_authors < 2:
+        problems.append(f"n_authors must be an integer >= 2, got {n_authors!r}")
+    if not 0.0 < forget_fraction < 1.0:
+        problems.append(f"forget_fraction must be in (0, 1), got {forget_fraction}")
+    if qa_per_author < 1 or len(rows_full) % qa_per_author:
+        problems.append(f"{len(rows_full)} rows are not whole authors of {qa_per_author} QA pairs "
+                        f"(pass TOFU's full config)")
+    if problems:
+        raise ValueError("tofu_author_subset: " + "; ".join(problems))
+    available = len(rows_full) // qa_per_author
+    if n_authors > available:
+        raise ValueError(f"tofu_author_subset: n_authors={n_authors} but the rows hold "
+                         f"{available} authors")
+    n_forget = int(forget_fraction * n_authors + 1e-9)
+    if not 1 <= n_forget < n_authors:
+        raise ValueError(f"tofu_author_subset: forget_fraction={forget_fraction} of {n_authors} "
+                         f"authors is {n_forget} authors; it must leave at least one author in "
+                         f"each of forget and retain")
+    subset = [dict(r) for r in rows_full[len(rows_full) - n_authors * qa_per_author:]]
+    cut = len(subset) - n_forget * qa_per_author
+    return subset[cut:], subset[:cut]
+
+
+def tofu_attach_perturbed(rows: list[dict], *perturbed: list[dict]) -> list[dict]:
+    """Copies of `rows` with ``paraphrased_answer``, ``paraphrased_question`` and
+    ``perturbed_answer`` from the row of the `perturbed` configs (e.g. forget10_perturbed,
+    retain_perturbed) with the same question and answer, where there is one; ``item_id`` and
+    every other field of `rows` are kept. Rows without a match are returned unchanged."""
+    lookup = {(p["question"], p["answer"]): p for rows_p in perturbed for p in rows_p}
+    out = []
+    for r in rows:
+        match = lookup.get((r["question"], r["answer"]))
+        extra = {f: match[f] for f in _PERTURBED_FIELDS if match is not None and f in match}
+        out.append({**r, **extra})
+    return out

@@ -25,27 +25,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import sys
 import time
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable
 
 import torch
 
-from pareto.data.qa import IGNORE, Encoded, collate, encode_qa, format_prompt
+from pareto.data.qa import Encoded, encode_qa
 from pareto.data.synthetic import GENERATOR_VERSION, generate_authors, split_by_author
-from pareto.lm import answer_ce
+from pareto.models._build import (  # noqa: F401  (re-exported: the public names of this module)
+    SPECIAL_TOKENS, TEXT_FIELDS, answer_accuracy, build_atomically, build_tokenizer,
+    default_cache_dir, isolated_torch_state, load_target, new_tiny_gpt2, publish,
+    quiet_progress_bars, sha256_files, train_on_answers, versions, write_jsonl,
+)
 
 #: Bump when training or the saved layout changes what a config builds; part of the cache hash.
 TRAINER_VERSION = 1
-
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # ids 0..3, in this order
-TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "paraphrased_question")
 
 
 @dataclass(frozen=True)
@@ -95,169 +91,32 @@ class EmbeddedConfig:
 
 
 # ----------------------------------------------------------------------------------------------
-# tokenizer
-
-
-def _pre_tokenizer():
-    from tokenizers import Regex, pre_tokenizers
-
-    # words on whitespace, then the possessive 's and every other punctuation character on its
-    # own: "Jardine's father?" -> Jardine | 's | father | ?
-    return pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                    pre_tokenizers.Split(Regex(r"'s\b|[^\w\s]"), "isolated")])
-
-
-def _row_texts(rows: Iterable[dict]) -> Iterator[str]:
-    for r in rows:
-        for f in TEXT_FIELDS:
-            if f in r:
-                yield r[f]
-        yield from r.get("perturbed_answer", [])
-
-
-def build_tokenizer(rows: Sequence[dict], extra_texts: Iterable[str] = ()):
-    """Word-level `PreTrainedTokenizerFast` whose vocabulary is every word of `rows` (questions,
-    answers, paraphrases, perturbed answers), of `extra_texts` and of the QA prompt template.
-
-    Ids: <pad>=0, <unk>=1, <s>=2, </s>=3, then the words sorted. Decoding rejoins tokens with
-    single spaces and drops the space before . , ? ! and 's (the WordPiece decoder's clean-up),
-    which reproduces the synthetic data exactly; other text may come back spaced differently
-    ("Question : ...", "don ' t").
-    """
-    from tokenizers import Tokenizer, decoders, models
-    from transformers import PreTrainedTokenizerFast
-
-    pre = _pre_tokenizer()
-    words: set[str] = set()
-    texts = [format_prompt("")]  # "Question", ":", "Answer"
-    for text in [*texts, *_row_texts(rows), *extra_texts]:
-        words.update(w for w, _ in pre.pre_tokenize_str(text))
-    vocab = {tok: i for i, tok in enumerate([*SPECIAL_TOKENS,
-                                             *sorted(words - set(SPECIAL_TOKENS))])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        unk_token="<unk>", clean_up_tokenization_spaces=False,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# model and training
+# model and training (the shared pieces live in pareto.models._build)
 
 
 def _new_model(cfg: EmbeddedConfig, tokenizer):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=cfg.n_positions, n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, summary_first_dropout=0.0, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    model = GPT2LMHeadModel(config)
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model
-
-
-@torch.no_grad()
-def answer_accuracy(model, batch: dict) -> tuple[float, float]:
-    """(greedy next-token accuracy, mean CE) over the answer tokens of `batch` (teacher forced)."""
-    was_training = model.training
-    model.eval()
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    model.train(was_training)
-    logits, targets = logits[:, :-1].float(), batch["labels"][:, 1:]
-    mask = targets != IGNORE
-    correct = (logits.argmax(-1) == targets) & mask
-    ce = torch.nn.functional.cross_entropy(logits[mask], targets[mask])
-    return correct.sum().item() / max(mask.sum().item(), 1), ce.item()
+    return new_tiny_gpt2(tokenizer, n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
+                         n_positions=cfg.n_positions)
 
 
 def _train(model, examples: list[Encoded], cfg: EmbeddedConfig, pad_id: int,
            log: Callable[[str], None]) -> dict:
     """AdamW on the answer-only CE until answer accuracy >= target (checked after each epoch)."""
-    full = collate(examples, pad_id)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    shuffle = torch.Generator().manual_seed(cfg.train_seed)
-    n = len(examples)
-    model.train()
-    acc = ce = float("nan")
-    epoch = 0
-    for epoch in range(1, cfg.max_epochs + 1):
-        order = torch.randperm(n, generator=shuffle).tolist()
-        for start in range(0, n, cfg.batch_size):
-            batch = collate([examples[i] for i in order[start:start + cfg.batch_size]], pad_id)
-            loss = answer_ce(model, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        acc, ce = answer_accuracy(model, full)
-        done = acc >= cfg.target_accuracy
-        if done or epoch == 1 or epoch % 10 == 0 or epoch == cfg.max_epochs:
-            log(f"[embedded] epoch {epoch:4d}  answer loss {ce:.4f}  answer accuracy {acc:.4f}")
-        if done:
-            break
-    model.eval()
-    return {"epochs": epoch, "final_train_loss": ce, "answer_accuracy": acc,
-            "reached_target": acc >= cfg.target_accuracy}
-
-
-@contextmanager
-def _isolated_torch_state(num_threads: int):
-    """Set intra-op threads and fork the CPU RNG; restore both afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-@contextmanager
-def _quiet_progress_bars():
-    """No transformers progress bars (save/load of a tiny model); the setting is restored."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
+    result = train_on_answers(
+        model, examples, pad_id=pad_id, optimizer="adamw", lr=cfg.lr,
+        weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=cfg.train_seed,
+        epochs=cfg.max_epochs, target_accuracy=cfg.target_accuracy, log=log, tag="embedded",
+        eval_batch_size=max(len(examples), 1))
+    result.pop("history")
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
 # the cached target
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("PARETO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pareto"
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def _sha256_files(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def _build_into(out: Path, cfg: EmbeddedConfig, num_threads: int,
                 log: Callable[[str], None]) -> dict:
-    import transformers
-
     t0 = time.perf_counter()
     rows = generate_authors(cfg.n_authors, cfg.qa_per_author, cfg.data_seed)
     forget, retain = split_by_author(rows, cfg.forget_fraction)
@@ -272,7 +131,7 @@ def _build_into(out: Path, cfg: EmbeddedConfig, num_threads: int,
     if any(tokenizer.unk_token_id in e.input_ids for e in examples):
         raise AssertionError("the embedded tokenizer maps a word of the data to <unk>")
 
-    with _isolated_torch_state(num_threads):
+    with isolated_torch_state(num_threads):
         torch.manual_seed(cfg.train_seed)
         model = _new_model(cfg, tokenizer)
         n_params = sum(p.numel() for p in model.parameters())
@@ -284,18 +143,18 @@ def _build_into(out: Path, cfg: EmbeddedConfig, num_threads: int,
         log(f"[embedded] warning: answer accuracy {result['answer_accuracy']:.4f} < target "
             f"{cfg.target_accuracy} after {cfg.max_epochs} epochs")
 
-    with _quiet_progress_bars():
+    with quiet_progress_bars():
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-    _write_jsonl(out / "forget.jsonl", forget)
-    _write_jsonl(out / "retain.jsonl", retain)
+    write_jsonl(out / "forget.jsonl", forget)
+    write_jsonl(out / "retain.jsonl", retain)
     manifest = {
         "kind": "embedded",
         "hash": cfg.content_hash(),
         "config": dataclasses.asdict(cfg),
         "generator_version": GENERATOR_VERSION,
         "trainer_version": TRAINER_VERSION,
-        "data_hash": _sha256_files([out / "forget.jsonl", out / "retain.jsonl"]),
+        "data_hash": sha256_files([out / "forget.jsonl", out / "retain.jsonl"]),
         "n_rows": len(rows), "n_forget": len(forget), "n_retain": len(retain),
         "n_authors_forget": len({r["author"] for r in forget}),
         "vocab_size": len(tokenizer),
@@ -303,8 +162,7 @@ def _build_into(out: Path, cfg: EmbeddedConfig, num_threads: int,
         **result,
         "wall_seconds": round(time.perf_counter() - t0, 3),
         "num_threads": num_threads,
-        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
-                     "transformers": transformers.__version__},
+        "versions": versions(),
     }
     # written last: a directory with a manifest is a complete target
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -313,27 +171,7 @@ def _build_into(out: Path, cfg: EmbeddedConfig, num_threads: int,
 
 def _publish(tmp: Path, final: Path, log: Callable[[str], None]) -> Path:
     """Rename the finished `tmp` to `final`; if another builder got there first, keep theirs."""
-    for _ in range(3):
-        try:
-            os.rename(tmp, final)  # atomic; fails if `final` exists and is not empty
-            return final
-        except OSError:
-            if (final / "manifest.json").is_file():
-                shutil.rmtree(tmp, ignore_errors=True)
-                log(f"[embedded] {final} was built concurrently; using that one")
-                return final
-            if not final.exists():
-                raise
-            # an incomplete directory (not made by a builder, which renames complete targets
-            # only): move it aside and try again
-            broken = final.with_name(f".{final.name}.broken-{uuid.uuid4().hex[:8]}")
-            try:
-                os.rename(final, broken)
-            except FileNotFoundError:
-                continue
-            shutil.rmtree(broken, ignore_errors=True)
-            log(f"[embedded] replaced an incomplete directory at {final}")
-    raise RuntimeError(f"could not move the built target {tmp} to {final}")
+    return publish(tmp, final, log, "embedded")
 
 
 def build_embedded_target(cfg: EmbeddedConfig = EmbeddedConfig(),
@@ -351,35 +189,10 @@ def build_embedded_target(cfg: EmbeddedConfig = EmbeddedConfig(),
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = root / f"embedded-{cfg.content_hash()[:16]}"
-    if (final / "manifest.json").is_file():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        log(f"[embedded] building {final}")
-        manifest = _build_into(tmp, cfg, num_threads, log)
-        path = _publish(tmp, final, log)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    log(f"[embedded] done in {manifest['wall_seconds']:.1f}s: {manifest['epochs']} epochs, "
-        f"answer accuracy {manifest['answer_accuracy']:.4f}, loss "
-        f"{manifest['final_train_loss']:.4f}")
+    path, manifest = build_atomically(final, lambda tmp: _build_into(tmp, cfg, num_threads, log),
+                                      log, "embedded")
+    if manifest is not None:
+        log(f"[embedded] done in {manifest['wall_seconds']:.1f}s: {manifest['epochs']} epochs, "
+            f"answer accuracy {manifest['answer_accuracy']:.4f}, loss "
+            f"{manifest['final_train_loss']:.4f}")
     return path
-
-
-def load_target(path: str | Path):
-    """(model in eval mode, tokenizer, manifest) of a target directory."""
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    path = Path(path)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{path} is not a complete target (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
-    with _quiet_progress_bars():
-        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
-    model.eval()
-    return model, tokenizer, manifest
