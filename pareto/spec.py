@@ -14,7 +14,7 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -33,15 +33,26 @@ class SpecError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+DATA_SOURCES = ("embedded", "tofu", "custom")
+
+
 @dataclass(frozen=True)
 class DataSpec:
-    source: str = "embedded"  # the built-in synthetic fictitious authors
+    source: str = "embedded"  # embedded | tofu | custom (see pareto.data.sources)
+    path: str | None = None  # tofu: a local directory in the official layout, or a hub id (locuslab/TOFU)
+    forget: str = "forget10"  # tofu: forget01 | forget05 | forget10
+    authors: int | None = None  # tofu: only the last N authors of `full` (CPU-sized runs)
+    forget_fraction: float = 0.1  # tofu with `authors`: the last 10 % of them are forgotten
+    forget_file: str | None = None  # custom
+    retain_file: str | None = None  # custom
 
 
 @dataclass(frozen=True)
 class TargetSpec:
-    source: str = "embedded"  # the built-in tiny GPT trained on the embedded data
+    source: str = "embedded"  # embedded (built with its data) | train (finetune `train.base` on the data)
     embedded: dict = field(default_factory=dict)  # EmbeddedConfig overrides
+    train: dict = field(default_factory=dict)  # TargetConfig fields (base, lr, epochs, …)
+    retain_model: bool = False  # also build the retain-only "Retrain" reference (forget_quality, privleak)
 
 
 @dataclass(frozen=True)
@@ -282,7 +293,32 @@ def trial_label(point: dict) -> str:
 
 
 # ---------------------------------------------------------------- entry points
-def parse_spec(text: str, source: str = "<spec>") -> tuple[SweepSpec, list[dict]]:
+def apply_overrides(raw: dict, overrides: Sequence[str], source: str) -> dict:
+    """`--set dotted.key=value` (value parsed as YAML) on the raw spec mapping."""
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {item!r}: expected dotted.key=value, e.g. --set unlearn.steps=50")
+            continue
+        node = raw
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"--set {item!r}: {part!r} is not a section")
+                break
+        else:
+            try:
+                node[leaf] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                problems.append(f"--set {item!r}: the value is not valid YAML")
+    if problems:
+        raise SpecError(source, problems)
+    return raw
+
+
+def parse_spec(text: str, source: str = "<spec>", overrides: Sequence[str] = ()) -> tuple[SweepSpec, list[dict]]:
     """Parse and validate a spec; returns it and its trial points, or raises SpecError."""
     try:
         raw, lines = _load_with_lines(text)
@@ -293,6 +329,7 @@ def parse_spec(text: str, source: str = "<spec>") -> tuple[SweepSpec, list[dict]
     problems = _Problems(lines)
     if not isinstance(raw, dict):
         raise SpecError(source, ["a spec must be a YAML mapping with at least `name:`"])
+    raw = apply_overrides(raw, overrides, source)
     for key in raw:
         if key not in SECTIONS:
             problems.add((key,), f"unknown section {key!r}.{did_you_mean(str(key), list(SECTIONS))} Valid sections: {', '.join(SECTIONS)}")
@@ -329,10 +366,39 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("unlearn", "device"), f"device must be auto, cpu or cuda, got {u.device!r}")
     if u.dtype not in ("float32", "bfloat16"):
         problems.add(("unlearn", "dtype"), f"dtype must be float32 or bfloat16, got {u.dtype!r}")
-    if spec.data.source != "embedded":
-        problems.add(("data", "source"), f"data source {spec.data.source!r} is not available yet; use 'embedded'")
-    if spec.target.source != "embedded":
-        problems.add(("target", "source"), f"target source {spec.target.source!r} is not available yet; use 'embedded'")
+    d, t = spec.data, spec.target
+    if d.source not in DATA_SOURCES:
+        problems.add(("data", "source"), f"unknown data source {d.source!r}.{did_you_mean(d.source, list(DATA_SOURCES))} "
+                                         f"Available: {', '.join(DATA_SOURCES)}")
+    if t.source not in ("embedded", "train"):
+        problems.add(("target", "source"), f"target source must be 'embedded' or 'train', got {t.source!r}")
+    elif (t.source == "embedded") != (d.source == "embedded"):
+        problems.add(("target", "source"), "the embedded target goes with the embedded data: use data.source: embedded "
+                                           "with target.source: embedded, or target.source: train for other data")
+    if d.source == "custom":
+        for key in ("forget_file", "retain_file"):
+            value = getattr(d, key)
+            if not value:
+                problems.add(("data", key), f"data.source custom needs data.{key} (a JSON, JSONL or Parquet file)")
+            elif not Path(value).is_file():
+                problems.add(("data", key), f"no such file: {value}")
+    if d.source == "tofu":
+        if d.forget not in ("forget01", "forget05", "forget10"):
+            problems.add(("data", "forget"), f"TOFU forget split must be forget01, forget05 or forget10, got {d.forget!r}")
+        if d.authors is not None and d.authors < 2:
+            problems.add(("data", "authors"), f"authors must be ≥ 2, got {d.authors}")
+        if d.path and ("/" not in d.path or d.path.startswith((".", "/"))) and not Path(d.path).is_dir():
+            problems.add(("data", "path"), f"no such directory: {d.path} (give a local TOFU directory or a hub id like locuslab/TOFU)")
+    if not 0 < d.forget_fraction < 1:
+        problems.add(("data", "forget_fraction"), f"must be in (0, 1), got {d.forget_fraction}")
+    if t.source == "train":
+        from pareto.models.target import TargetConfig
+
+        names = [f.name for f in dataclasses.fields(TargetConfig)]
+        for key in t.train:
+            if key not in names:
+                problems.add(("target", "train", key), f"unknown target setting {key!r}.{did_you_mean(key, names)} "
+                                                       f"Valid: {', '.join(names)}")
     if spec.search.algorithm != "grid":
         problems.add(("search", "algorithm"), f"search algorithm {spec.search.algorithm!r} is not available yet; use 'grid'")
     from pareto.metrics import METRICS
@@ -349,8 +415,8 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("resources", "gpus_per_trial"), "must be ≥ 0")
 
 
-def load_spec(path: str | Path) -> tuple[SweepSpec, list[dict]]:
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> tuple[SweepSpec, list[dict]]:
     p = Path(path)
     if not p.is_file():
         raise SpecError(str(path), [f"no such spec file: {path}. Shipped specs are in sweeps/ (e.g. sweeps/quickstart.yaml)"])
-    return parse_spec(p.read_text(), source=str(path))
+    return parse_spec(p.read_text(), source=str(path), overrides=overrides)

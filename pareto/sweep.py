@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,11 +33,35 @@ def versions() -> dict:
             "transformers_version": transformers.__version__, "ray_version": ray.__version__}
 
 
-def prepare_target(spec: SweepSpec, log: Callable[[str], None] = print) -> tuple[Path, dict]:
-    cfg = EmbeddedConfig(**spec.target.embedded)
-    path = build_embedded_target(cfg, log=log)
-    manifest = json.loads((Path(path) / "manifest.json").read_text())
-    return Path(path), manifest
+@dataclass
+class Prepared:
+    target_dir: Path
+    manifest: dict
+    eval_splits: dict = field(default_factory=dict)  # beyond forget/retain (TOFU: real_authors, world_facts)
+    reference: dict = field(default_factory=dict)  # values of the retain-only model (forget_quality)
+
+
+def prepare_target(spec: SweepSpec, log: Callable[[str], None] = print) -> Prepared:
+    """Build (or find in the cache) the target, and the retain-only reference when asked for."""
+    if spec.target.source == "embedded":
+        path = build_embedded_target(EmbeddedConfig(**spec.target.embedded), log=log)
+        return Prepared(Path(path), json.loads((Path(path) / "manifest.json").read_text()))
+    from pareto.data.sources import load_data
+    from pareto.models.target import TargetConfig, build_target
+
+    data = load_data(asdict(spec.data))
+    cfg = TargetConfig(**spec.target.train)
+    path = Path(build_target(data.forget, data.retain, cfg, data_name=data.name, log=log))
+    prepared = Prepared(path, json.loads((path / "manifest.json").read_text()), data.eval_splits)
+    if spec.target.retain_model:
+        from pareto.metrics.probability import truth_ratios
+        from pareto.models.embedded import load_target
+
+        ref_path = build_target(data.forget, data.retain, replace(cfg, retain_only=True), data_name=data.name, log=log)
+        model, tokenizer, _ = load_target(ref_path)
+        prepared.reference = {"retain_model": str(ref_path), "forget_truth_ratios": truth_ratios(
+            model, tokenizer, data.forget, correct_field="paraphrased_answer").tolist()}
+    return prepared
 
 
 def _trial_row(spec: SweepSpec, point: dict, trial_id: str, run_id: str, final: dict, meta: dict) -> dict:
@@ -69,10 +93,13 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     out_dir = Path(results_root or spec.storage.root) / spec.name / run_id
     out_dir.mkdir(parents=True, exist_ok=False)  # fail early on an unwritable root
 
-    target_dir, manifest = prepare_target(spec, log)
-    log(f"target: {target_dir} ({manifest['n_params']:,} parameters, answer accuracy "
-        f"{manifest['answer_accuracy']:.3f}, {manifest['n_forget']} forget / {manifest['n_retain']} retain QA pairs)")
-    setup = {"spec": spec.to_dict(), "target_dir": str(target_dir)}
+    prepared = prepare_target(spec, log)
+    target_dir, manifest = prepared.target_dir, prepared.manifest
+    log(f"target: {target_dir} ({manifest.get('n_params', 0):,} parameters, answer accuracy "
+        f"{manifest.get('answer_accuracy', float('nan')):.3f}, {manifest.get('n_forget')} forget / "
+        f"{manifest.get('n_retain')} retain QA pairs)")
+    setup = {"spec": spec.to_dict(), "target_dir": str(target_dir), "eval_splits": prepared.eval_splits,
+             "reference": prepared.reference}
     meta = {"spec_hash": spec.hash(), "spec": json.dumps(spec.to_dict(), sort_keys=True),
             "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
             "add_bos": True, "prompt_template": "plain", **versions()}

@@ -81,3 +81,27 @@ def test_famo_with_gradient_ascent_is_refused_at_validation():
         parse_spec("name: x\nsearch: {grid: {combiner: [famo], objective: [ga]}}")
     _, points = parse_spec("name: x\nsearch: {grid: {combiner: [famo], objective: [npo]}}")
     assert len(points) == 2
+
+
+def test_set_overrides_any_value_and_reports_bad_ones():
+    spec, points = parse_spec("name: x\nunlearn: {steps: 3}\n", overrides=["unlearn.steps=50", "search.grid.seed=[0, 1]"])
+    assert spec.unlearn.steps == 50 and len(points) == 1 + 2
+    with pytest.raises(SpecError, match="expected dotted.key=value"):
+        parse_spec("name: x\n", overrides=["unlearn.steps"])
+    with pytest.raises(SpecError, match="unknown key 'stepz'"):
+        parse_spec("name: x\n", overrides=["unlearn.stepz=5"])
+
+
+def test_data_sources_are_checked():
+    with pytest.raises(SpecError) as err:
+        parse_spec("name: x\ndata: {source: tofu, path: ./nope, forget: forget11}\n"
+                   "target: {source: train, train: {epoch: 3}}\n")
+    problems = "\n".join(err.value.problems)
+    assert "forget01, forget05 or forget10" in problems and "no such directory: ./nope" in problems
+    assert "Did you mean 'epochs'" in problems
+    with pytest.raises(SpecError, match="needs data.forget_file"):
+        parse_spec("name: x\ndata: {source: custom}\ntarget: {source: train}\n")
+    with pytest.raises(SpecError, match="embedded target goes with the embedded data"):
+        parse_spec("name: x\ndata: {source: tofu}\n")
+    spec, _ = parse_spec("name: x\ndata: {source: tofu, path: locuslab/TOFU, authors: 40}\ntarget: {source: train}\n")
+    assert spec.data.authors == 40

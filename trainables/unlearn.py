@@ -82,8 +82,10 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
 
     # 6. Evaluation of the unlearned model (a diverged trial has none: analysis lists it as excluded).
     if final["status"] == "ok":
-        ctx = EvalContext(model, tokenizer, {"forget": forget_rows, "retain": eval_retain},
-                          EvalSettings(max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"]))
+        splits = {"forget": forget_rows, "retain": eval_retain, **setup.get("eval_splits", {})}
+        ctx = EvalContext(model, tokenizer, splits, EvalSettings(max_new_tokens=ev["max_new_tokens"],
+                                                                 batch_size=ev["batch_size"]),
+                          reference=setup.get("reference", {}))
         values = evaluate(ctx, ev["metrics"])
         final.update({name: v.value for name, v in values.items()})
         final["metric_settings"] = json.dumps({name: v.settings for name, v in values.items()}, sort_keys=True)

@@ -6,6 +6,7 @@ import click
 
 from pareto.cli.frontier import frontier
 from pareto.cli.sweep import sweep
+from pareto.cli.target import target
 from pareto.cli.validate import validate
 
 
@@ -18,9 +19,11 @@ def main() -> None:
       pareto sweep sweeps/quickstart.yaml     run a sweep (local Ray), write Parquet results
       pareto frontier --results DIR           non-dominated and dominated trials
       pareto validate sweeps/*.yaml           check specs, every problem at once
+      pareto target sweeps/tofu_cpu.yaml      build (or find cached) the target and Retrain models
     """
 
 
 main.add_command(sweep)
 main.add_command(frontier)
 main.add_command(validate)
+main.add_command(target)

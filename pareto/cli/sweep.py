@@ -10,9 +10,10 @@ from pareto.spec import SpecError, load_spec
 
 @click.command()
 @click.argument("spec_path", metavar="SPEC")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. --set unlearn.steps=50.")
 @click.option("--address", default=None, help="Ray cluster address (default: a local Ray sized to this machine).")
 @click.option("--results", "results_root", default=None, help="Results root (default: the spec's storage.root).")
-def sweep(spec_path: str, address: str | None, results_root: str | None) -> None:
+def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, results_root: str | None) -> None:
     """Run every trial of SPEC and print the frontier.
 
     \b
@@ -20,7 +21,7 @@ def sweep(spec_path: str, address: str | None, results_root: str | None) -> None
       pareto sweep sweeps/quickstart.yaml --results /tmp/results
     """
     try:
-        spec, points = load_spec(spec_path)
+        spec, points = load_spec(spec_path, overrides)
     except SpecError as exc:
         fail(str(exc))
     from pareto.cli.frontier import print_frontier

@@ -11,7 +11,8 @@ from pareto.spec import SpecError, load_spec
 
 @click.command()
 @click.argument("specs", nargs=-1, required=True)
-def validate(specs: tuple[str, ...]) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. --set unlearn.steps=50.")
+def validate(specs: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     """Check sweep specs without running them.
 
     \b
@@ -21,7 +22,7 @@ def validate(specs: tuple[str, ...]) -> None:
     bad = 0
     for path in specs:
         try:
-            _, points = load_spec(path)
+            _, points = load_spec(path, overrides)
             click.echo(f"{path}: ok ({len(points)} trials)")
         except SpecError as exc:
             bad += 1
