@@ -7,7 +7,8 @@
     custom    your own forget/retain files (JSON, JSONL or Parquet) with question/answer fields
 
 Evaluation splits beyond forget/retain (TOFU's real_authors and world_facts with their
-perturbed answers) come along where the source has them.
+perturbed answers) come along where the source has them; TOFU's retain metrics use the retain
+rows that TOFU ships perturbed answers for (retain_perturbed), as TOFU's own evaluation does.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ def load_data(data: dict) -> DataBundle:
             forget_cfg, retain_cfg = tofu_split(data["forget"])
             forget, retain = load_tofu(forget_cfg, path), load_tofu(retain_cfg, path)
             name = f"tofu:{data['forget']}"
+        forget, retain = tofu_attach_perturbed(forget, *perturbed), tofu_attach_perturbed(retain, *perturbed)
         eval_splits = {split: load_tofu(f"{split}_perturbed", path) for split in ("real_authors", "world_facts")}
-        return DataBundle(name, tofu_attach_perturbed(forget, *perturbed), tofu_attach_perturbed(retain, *perturbed),
-                          eval_splits)
+        # retain metrics on the retain rows TOFU ships perturbed answers for (its retain_perturbed)
+        eval_splits["retain"] = [r for r in retain if "perturbed_answer" in r]
+        return DataBundle(name, forget, retain, eval_splits)
     if source == "custom":
         forget = load_custom(data["forget_file"], kind="qa")
         retain = load_custom(data["retain_file"], kind="qa")
