@@ -36,3 +36,12 @@ def sequence_nll_mean(model, batch: dict) -> torch.Tensor:
     """Length-normalised NLL per example, [B] (SimNPO, truth ratio)."""
     nll, mask = token_nll(model, batch)
     return nll.sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+
+
+def context_length(model) -> int | None:
+    """The model's maximum sequence length from its config, when it declares one."""
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(model.config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

@@ -40,6 +40,7 @@ from typing import Sequence
 
 import torch
 
+from pareto.lm import context_length
 from pareto.data.qa import PLAIN_TEMPLATE, encode_prompt, left_pad
 
 __all__ = ["greedy_generate", "greedy_answers", "cut_at_stop_strings", "encode_text"]
@@ -70,15 +71,6 @@ def _eos_ids(model, tokenizer) -> list[int]:
             if i is not None and int(i) not in ids:
                 ids.append(int(i))
     return ids
-
-
-def _context_length(model) -> int | None:
-    cfg = model.config
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(cfg, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 @contextmanager
@@ -134,7 +126,7 @@ def greedy_generate(model, tokenizer, prompts: Sequence[list[int]] | Sequence[st
         return []
     if max_new_tokens == 0:
         return [""] * len(ids)
-    n_ctx = _context_length(model)
+    n_ctx = context_length(model)
     longest = max(len(p) for p in ids)
     if n_ctx is not None and longest + max_new_tokens > n_ctx:
         raise ValueError(f"the longest prompt ({longest} tokens) + max_new_tokens "

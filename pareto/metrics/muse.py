@@ -49,6 +49,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from pareto.lm import context_length
 from pareto.metrics.generation import encode_text, greedy_generate
 
 __all__ = ["verbmem", "knowmem", "knowmem_prompt", "min_k_percent", "min_k_lowest", "token_logprobs",
@@ -120,13 +121,6 @@ def knowmem(model, tokenizer, qa: Sequence[dict], icl: Sequence[dict], *, max_ne
 # membership inference
 
 
-def _context_length(model) -> int | None:
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(model.config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
 
 def min_k_lowest(token_logprobs: np.ndarray, k: float) -> float:
     """Mean of the lowest floor(k·n) (at least 1) of n token log-probs."""
@@ -147,7 +141,7 @@ def token_logprobs(model, tokenizer, texts: Sequence[str], *, max_length: int | 
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    limit = max_length if max_length is not None else _context_length(model)
+    limit = max_length if max_length is not None else context_length(model)
     if limit is not None and limit < 2:
         raise ValueError(f"max_length must be >= 2, got {limit}")
     ids = [encode_text(tokenizer, t, add_bos)[:limit] for t in texts]

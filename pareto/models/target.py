@@ -52,6 +52,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from pareto.lm import context_length
 from pareto.data.qa import encode_qa, encode_prompt
 from pareto.models._build import (
     LR_SCHEDULES, OPTIMIZERS, answer_metrics, build_atomically, build_tokenizer, default_cache_dir,
@@ -293,13 +294,6 @@ def rouge_item_indices(n: int, k: int = ROUGE_ITEMS) -> list[int]:
     return [i * n // k for i in range(k)]
 
 
-def _context_length(model) -> int | None:
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(model.config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
 
 def _greedy_rouge(model, tokenizer, rows: Sequence[dict], batch_size: int) -> dict:
     """Mean ROUGE-L recall of greedy answers to the questions of (up to ROUGE_ITEMS of) `rows`
@@ -312,7 +306,7 @@ def _greedy_rouge(model, tokenizer, rows: Sequence[dict], batch_size: int) -> di
                          for r in items)
     longest_prompt = max(len(encode_prompt(tokenizer, r["question"])) for r in items)
     max_new = longest_answer + 8
-    n_ctx = _context_length(model)
+    n_ctx = context_length(model)
     if n_ctx is not None:
         max_new = max(1, min(max_new, n_ctx - longest_prompt))
     answers = greedy_answers(model, tokenizer, [r["question"] for r in items],
