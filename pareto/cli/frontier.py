@@ -38,7 +38,7 @@ def print_frontier(results: Path, planes, fmt: str, by: str | None) -> None:
         cols = ["trial_id", "label", x, y, "dominated", "dominated_by"]
         click.echo(format_table(table, fmt, columns=cols))
         if len(table.excluded):
-            click.echo(f"excluded: " + "; ".join(f"{r.trial_id} ({r.reason})" for r in table.excluded.itertuples()))
+            click.echo("excluded: " + "; ".join(f"{r.trial_id} ({r.reason})" for r in table.excluded.itertuples()))
         click.echo("")
 
 

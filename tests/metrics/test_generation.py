@@ -5,31 +5,11 @@ and Llama models with that tokenizer, their weights scaled up so that the next t
 strongly on position and context (checked: left padding without a mask changes the outputs).
 """
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from pareto.metrics.generation import cut_at_stop_strings, encode_text, greedy_answers, greedy_generate
-from pareto.models.embedded import load_target
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: per-op overhead dominates, and a second thread on a busy machine is slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def target(embedded_target):
-    model, tokenizer, _ = load_target(embedded_target)
-    rows = [json.loads(line) for name in ("forget.jsonl", "retain.jsonl")
-            for line in (Path(embedded_target) / name).read_text().splitlines()]
-    return model, tokenizer, rows
 
 
 def random_model(kind: str, vocab_size: int, seed: int = 0, scale: float = 4.0):

@@ -14,25 +14,8 @@ from pareto.metrics.muse import (
     KNOWMEM_STOP_STRINGS, auc, knowmem, knowmem_prompt, min_k_percent, muse_privleak_auc,
     privleak, rouge_l, verbmem,
 )
-from pareto.models.embedded import load_target
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def target(embedded_target):
-    model, tokenizer, _ = load_target(embedded_target)
-    rows = [json.loads(line) for name in ("forget.jsonl", "retain.jsonl")
-            for line in (Path(embedded_target) / name).read_text().splitlines()]
-    return model, tokenizer, rows
 
 
 def direct_rouge(gens, refs, use_stemmer, field):
