@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What one unlearning step costs: the engine's step against GDiff done the usual way.
 
-    python benchmarks/step_cost.py                  # the default run (about 5 minutes on 2 cores)
+    python benchmarks/step_cost.py                  # the default run (~6 min on a quiet 2-core machine)
     python benchmarks/step_cost.py --smoke          # a fast check that everything runs
     python benchmarks/step_cost.py --json out.json  # also write every number to a file
 
@@ -35,7 +35,7 @@ process holds a core. Every repetition therefore waits (up to `--quiet-wait` sec
 for other processes to use < `--quiet-cores` cores (/proc/stat minus this process's own CPU
 time), is abandoned and run again if they take CPU while it runs (checked once a second), and
 is metered as a whole; medians use the clean repetitions when there are at least 3. On a quiet
-machine the default run takes about 5 minutes; on a busy one it waits.
+machine the default run takes about 6 minutes; on a busy one it waits.
 
 Peak memory: every variant runs `--mem-steps` steps in a fresh subprocess. The child resets its
 peak-RSS watermark (/proc/self/clear_refs ← 5) after loading the model and batches and reads
