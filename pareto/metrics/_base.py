@@ -53,6 +53,13 @@ class EvalContext:
             raise KeyError(f"this evaluation has no {name!r} split; it has: {', '.join(sorted(self.data)) or 'none'}")
         return self.data[name]
 
+    def need_reference(self, key: str, metric: str, what: str) -> Any:
+        """A value of the retain-only model; a metric without it refuses to run, never guesses."""
+        if self.reference.get(key) is None:
+            raise ValueError(f"{metric} compares with the retain-only model's {what}, and this evaluation has none. "
+                             "Build the Retrain reference (target.retain_model: true) or drop the metric.")
+        return self.reference[key]
+
     def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
         if key not in self._memo:
             self._memo[key] = compute()

@@ -265,10 +265,7 @@ class PrivLeak(Metric):
     """(AUC − AUC_retrain)/AUC_retrain × 100 of Min-40% forget-vs-holdout; closest to 0 is best."""
 
     def compute(self, ctx):
-        ref = ctx.reference.get("privleak_auc")
-        if ref is None:
-            raise ValueError("privleak is relative to the retain-only model's AUC, and this evaluation has none. "
-                             "Build the Retrain reference (target.retain_model: true) or drop the metric.")
+        ref = ctx.need_reference("privleak_auc", "privleak", "Min-K% AUC")
         scores = {s: min_k_percent(ctx.model, ctx.tokenizer, [r["text"] for r in ctx.split(f"privleak_{s}")], k=0.4,
                                    batch_size=ctx.settings.batch_size, add_bos=ctx.settings.add_bos)
                   for s in ("forget", "holdout")}

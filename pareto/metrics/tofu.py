@@ -99,10 +99,7 @@ class TruthRatioRetain(Metric):
 @register_metric("forget_quality", "max", needs=("forget",))
 class ForgetQuality(Metric):
     def compute(self, ctx):
-        ref = ctx.reference.get("forget_truth_ratios")
-        if ref is None:
-            raise ValueError("forget_quality compares with the retain-only model's forget truth ratios, and this "
-                             "evaluation has none. Build the Retrain reference (target.retain_model: true) or drop the metric.")
+        ref = ctx.need_reference("forget_truth_ratios", "forget_quality", "forget truth ratios")
         return MetricValue(forget_quality(split_truth_ratios(ctx, "forget"), np.asarray(ref)),
                            settings={"test": "scipy.stats.ks_2samp", "n_items": len(ref)})
 
