@@ -16,7 +16,7 @@ from pathlib import Path
 from pareto.metrics import EvalContext, EvalSettings, evaluate
 from pareto.models.embedded import load_target
 from pareto.spec import load_spec
-from pareto.sweep import prepare_target
+from pareto.prepare import prepare_target
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,18 +33,22 @@ class SpecError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-DATA_SOURCES = ("embedded", "tofu", "custom")
+DATA_SOURCES = ("embedded", "tofu", "custom", "muse_news")
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    source: str = "embedded"  # embedded | tofu | custom (see pareto.data.sources)
-    path: str | None = None  # tofu: a local directory in the official layout, or a hub id (locuslab/TOFU)
+    source: str = "embedded"  # embedded | tofu | custom | muse_news (see pareto.data.sources)
+    path: str | None = None  # tofu / muse_news: a local directory in the official layout, or a hub id
     forget: str = "forget10"  # tofu: forget01 | forget05 | forget10
     authors: int | None = None  # tofu: only the last N authors of `full` (CPU-sized runs)
     forget_fraction: float = 0.1  # tofu with `authors`: the last 10 % of them are forgotten
     forget_file: str | None = None  # custom
     retain_file: str | None = None  # custom
+    articles: int | None = None  # muse_news: only the first N forget and N retain articles (CPU-sized runs)
+    context: int | None = None  # muse_news: tokens per training chunk (default: the target's max_length)
+    template: str = "plain"  # prompt template by name: plain | phi | llama2-chat (pareto.data.templates)
+    add_bos: bool = True  # prepend the tokenizer's BOS to every prompt / chunk (recorded with the results)
 
 
 @dataclass(frozen=True)
@@ -389,6 +393,15 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
             problems.add(("data", "authors"), f"authors must be ≥ 2, got {d.authors}")
         if d.path and ("/" not in d.path or d.path.startswith((".", "/"))) and not Path(d.path).is_dir():
             problems.add(("data", "path"), f"no such directory: {d.path} (give a local TOFU directory or a hub id like locuslab/TOFU)")
+    from pareto.data.templates import TEMPLATES
+
+    if d.template not in TEMPLATES:
+        problems.add(("data", "template"), f"unknown prompt template {d.template!r}.{did_you_mean(d.template, list(TEMPLATES))} "
+                                           f"Available: {', '.join(TEMPLATES)}")
+    for key in ("articles", "context"):
+        v = getattr(d, key)
+        if v is not None and v < 1:
+            problems.add(("data", key), f"{key} must be ≥ 1, got {v}")
     if not 0 < d.forget_fraction < 1:
         problems.add(("data", "forget_fraction"), f"must be in (0, 1), got {d.forget_fraction}")
     if t.source == "train":

@@ -28,7 +28,7 @@ def target(spec_path: str, overrides: tuple[str, ...]) -> None:
         spec, _ = load_spec(spec_path, overrides)
     except SpecError as exc:
         fail(str(exc))
-    from pareto.sweep import prepare_target
+    from pareto.prepare import prepare_target
 
     try:
         prepared = prepare_target(spec, log=click.echo)
