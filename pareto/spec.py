@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,11 @@ from typing import Any, Sequence
 
 import yaml
 
-from pareto._registry import RegistryError, did_you_mean
-from pareto.core.combiners import COMBINERS
-from pareto.core.lr import LR_RULES
-from pareto.core.objectives import OBJECTIVES
+from pareto._registry import did_you_mean
 from pareto.core.optim import OPTIMIZERS
+from pareto.search import ALGORITHMS, check_pairs, expand_grid, has_dist, parse_space, sample_random, trial_label
+
+__all__ = ["SpecError", "SweepSpec", "load_spec", "parse_spec", "search_space", "trial_label", "expand_grid"]
 
 
 class SpecError(Exception):
@@ -67,7 +66,7 @@ class UnlearnSpec:
     optimizer: str = "adam"
     optimizer_args: dict = field(default_factory=dict)
     measure_after_every: int = 1  # re-measure both losses after the update every N steps (0: never)
-    threads: int = 1  # torch threads per trial
+    threads: int | None = None  # torch threads per trial (default: the trial's CPU share, resources.cpus_per_trial)
     device: str = "auto"  # auto (cuda when the trial has a GPU, else cpu) | cpu | cuda
     dtype: str = "float32"  # float32 | bfloat16 (parameters, gradients and both buffers)
 
@@ -81,25 +80,39 @@ class EvalSpec:
     max_new_tokens: int = 24
     retain_items: int = 40  # retain QA pairs scored (the forget set is scored whole)
     batch_size: int = 32
+    every: int = 0  # also evaluate every N steps (each evaluation is reported to Ray Tune); 0: at the end only
 
 
 @dataclass(frozen=True)
 class SearchSpec:
-    algorithm: str = "grid"
+    algorithm: str = "grid"  # grid | random | optuna (pareto.search)
     baseline: bool = True  # add a No-unlearn trial (the target model, 0 steps)
-    grid: dict = field(default_factory=dict)
+    space: dict = field(default_factory=dict)  # axis → list of options or a distribution
+    num_samples: int = 10  # random / optuna: how many trials (besides the baseline)
+    objectives: tuple = ()  # optuna: metrics to optimise, directions from the registry (2+: multi-objective)
+    sampler: str = "tpe"  # optuna: tpe | nsga2
+    seed: int = 0  # random / optuna: the sampler's seed (the same seed draws the same points)
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    name: str = "none"  # none | asha (stops poor trials early at evaluation points; needs eval.every)
+    metric: str | None = None  # asha: the metric it compares trials on (its direction from the registry)
+    grace_period: int = 1  # asha: evaluations every trial gets before it can be stopped
+    reduction_factor: float = 3.0  # asha: keep the best 1/reduction_factor at each rung
 
 
 @dataclass(frozen=True)
 class ResourcesSpec:
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float = 0.0  # fractions share a GPU between trials (e.g. 0.25: four per GPU)
     max_concurrent: int | None = None
+    max_failures: int = 1  # retries of a trial whose worker died (from the start); -1: unlimited
 
 
 @dataclass(frozen=True)
 class StorageSpec:
-    root: str = "results"
+    root: str = "results"  # a local directory or a URI (s3://bucket/path, gs://…, file:///…)
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,7 @@ class SweepSpec:
     unlearn: UnlearnSpec = UnlearnSpec()
     eval: EvalSpec = EvalSpec()
     search: SearchSpec = SearchSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
     resources: ResourcesSpec = ResourcesSpec()
     storage: StorageSpec = StorageSpec()
 
@@ -122,23 +136,23 @@ class SweepSpec:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(SweepSpec)}
 SECTION_CLASSES = {"data": DataSpec, "target": TargetSpec, "unlearn": UnlearnSpec, "eval": EvalSpec,
-                   "search": SearchSpec, "resources": ResourcesSpec, "storage": StorageSpec}
-GRID_KEYS = {"combiner": COMBINERS, "objective": OBJECTIVES, "lr_rule": LR_RULES}
-GRID_DEFAULTS = {"combiner": ["ngdiff"], "objective": ["ga"], "lr_rule": ["fixed"], "lr": [1e-3], "seed": [0]}
+                   "search": SearchSpec, "scheduler": SchedulerSpec, "resources": ResourcesSpec,
+                   "storage": StorageSpec}
 
 
 # ---------------------------------------------------------------- YAML with line numbers
-def _load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
+def _load_with_lines(text: str, where: str = "line") -> tuple[Any, dict[tuple, str]]:
+    """The YAML document and, for every key path, where it is ("line 12", or "base.yaml line 3")."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
-    lines: dict[tuple, int] = {}
+    lines: dict[tuple, str] = {}
 
     def walk(n, path):
         if n is None:
             return
-        lines[path] = n.start_mark.line + 1
+        lines[path] = f"{where} {n.start_mark.line + 1}"
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
-                lines[path + (k.value,)] = k.start_mark.line + 1
+                lines[path + (k.value,)] = f"{where} {k.start_mark.line + 1}"
                 walk(v, path + (k.value,))
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
@@ -148,14 +162,49 @@ def _load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
     return yaml.safe_load(text), lines
 
 
+def _yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    return SpecError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}. Fix the syntax there."])
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _include(raw: dict, lines: dict, base_dir: Path | None, source: str) -> tuple[dict, dict]:
+    """One level of `include: base.yaml` (relative to the spec's folder): the spec over its base."""
+    inc = raw.pop("include")
+    if not isinstance(inc, str):
+        raise SpecError(source, [f"include ({lines.get(('include',), 'top level')}): expected one file name, got {inc!r}"])
+    path = Path(inc) if Path(inc).is_absolute() or base_dir is None else base_dir / inc
+    if not path.is_file():
+        raise SpecError(source, [f"include ({lines.get(('include',))}): no such file {path}. Give a path relative to "
+                                 f"the spec's folder, e.g. include: base.yaml"])
+    try:
+        base, base_lines = _load_with_lines(path.read_text(), f"{path.name} line")
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, str(path)) from None
+    if not isinstance(base, dict):
+        raise SpecError(source, [f"include: {path} must be a YAML mapping of spec sections"])
+    if "include" in base:
+        raise SpecError(source, [f"include: {path} includes another file; only one level of include is allowed. "
+                                 f"Merge the two bases into one file."])
+    return _merge(base, raw), {**base_lines, **lines}
+
+
 class _Problems:
-    def __init__(self, lines: dict[tuple, int]) -> None:
+    def __init__(self, lines: dict[tuple, str]) -> None:
         self.lines, self.items = lines, []
 
     def add(self, path: tuple, message: str) -> None:
         line = next((self.lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in self.lines), None)
         where = ".".join(str(p) for p in path) or "(top level)"
-        self.items.append(f"{where} (line {line}): {message}" if line else f"{where}: {message}")
+        self.items.append(f"{where} ({line}): {message}" if line else f"{where}: {message}")
 
 
 def _check_type(value, typ, path, problems) -> Any:
@@ -210,92 +259,6 @@ def _section(cls, raw, path, problems):
     return cls(**kwargs)
 
 
-# ---------------------------------------------------------------- the search grid
-def _component_options(key: str, raw, path, problems) -> list[dict]:
-    """Expand one grid axis of components: names or {name: {param: value | [values]}}."""
-    registry = GRID_KEYS[key]
-    entries = raw if isinstance(raw, list) else [raw]
-    options = []
-    for i, entry in enumerate(entries):
-        where = path + (i,) if isinstance(raw, list) else path
-        if isinstance(entry, str):
-            name, params = entry, {}
-        elif isinstance(entry, dict) and len(entry) == 1:
-            name, params = next(iter(entry.items()))
-            params = params or {}
-            if not isinstance(params, dict):
-                problems.add(where + (name,), f"parameters of {name!r} must be a mapping, got {params!r}")
-                continue
-        else:
-            problems.add(where, f"expected a {key} name or {{name: {{param: value}}}}, got {entry!r}")
-            continue
-        if name not in registry:
-            problems.add(where, f"unknown {registry.kind} {name!r}.{did_you_mean(str(name), registry.names())} "
-                                f"Available: {', '.join(registry.names())}")
-            continue
-        axes = {k: (v if isinstance(v, list) else [v]) for k, v in params.items()}
-        for combo in itertools.product(*axes.values()):
-            point = dict(zip(axes, combo))
-            try:
-                registry.build(name, **point)
-            except RegistryError as exc:
-                problems.add(where + (name,), f"{exc}")
-                break
-            options.append({"name": name, "params": point})
-    return options
-
-
-def _scalar_axis(key, raw, path, problems, kind) -> list:
-    values = raw if isinstance(raw, list) else [raw]
-    out = []
-    for i, v in enumerate(values):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        if kind is int:
-            ok = ok and float(v).is_integer()
-        if not ok:
-            problems.add(path + (i,), f"expected {'an integer' if kind is int else 'a number'}, got {v!r}")
-        elif key == "lr" and not v > 0:
-            problems.add(path + (i,), f"learning rate must be > 0, got {v}")
-        else:
-            out.append(kind(v))
-    return out
-
-
-def expand_grid(grid: dict, problems: _Problems | None = None, path: tuple = ("search", "grid")) -> list[dict]:
-    """The trial points of a grid; component parameters multiply only their own component."""
-    problems = problems or _Problems({})
-    valid = list(GRID_DEFAULTS)
-    axes = {}
-    for key in grid:
-        if key not in valid:
-            problems.add(path + (key,), f"unknown grid axis {key!r}.{did_you_mean(str(key), valid)} Valid axes: {', '.join(valid)}")
-    for key, default in GRID_DEFAULTS.items():
-        raw = grid.get(key, default)
-        if key in GRID_KEYS:
-            axes[key] = _component_options(key, raw, path + (key,), problems)
-        else:
-            axes[key] = _scalar_axis(key, raw, path + (key,), problems, int if key == "seed" else float)
-    points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    for point in points:  # loss-weighting combiners need the forget task as a positive loss
-        comb, obj = point["combiner"]["name"], point["objective"]["name"]
-        if COMBINERS.get(comb).needs_positive_forget_loss and not OBJECTIVES.get(obj).positive_loss:
-            problems.add(path + ("objective",), f"combiner {comb!r} weights tasks by log-loss and needs the forget "
-                         f"task as a positive loss to minimise; objective {obj!r} gives a negative one. "
-                         f"Pair {comb!r} with objective npo or simnpo only (a spec of its own).")
-            break
-    return points
-
-
-def trial_label(point: dict) -> str:
-    def comp(c):
-        ps = ",".join(f"{k}={v}" for k, v in sorted(c["params"].items()))
-        return f"{c['name']}({ps})" if ps else c["name"]
-
-    if point.get("baseline"):
-        return "no-unlearn"
-    return f"{comp(point['combiner'])}/{comp(point['objective'])}/{comp(point['lr_rule'])}/lr={point['lr']:g}/seed={point['seed']}"
-
-
 # ---------------------------------------------------------------- entry points
 def apply_overrides(raw: dict, overrides: Sequence[str], source: str) -> dict:
     """`--set dotted.key=value` (value parsed as YAML) on the raw spec mapping."""
@@ -322,17 +285,20 @@ def apply_overrides(raw: dict, overrides: Sequence[str], source: str) -> dict:
     return raw
 
 
-def parse_spec(text: str, source: str = "<spec>", overrides: Sequence[str] = ()) -> tuple[SweepSpec, list[dict]]:
-    """Parse and validate a spec; returns it and its trial points, or raises SpecError."""
+def parse_spec(text: str, source: str = "<spec>", overrides: Sequence[str] = (),
+               base_dir: Path | None = None) -> tuple[SweepSpec, list[dict]]:
+    """Parse and validate a spec; returns it and the points known before it runs (every point of a
+    grid or a random search; the baseline only for optuna, which asks as it goes), or raises
+    SpecError listing every problem."""
     try:
         raw, lines = _load_with_lines(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise SpecError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}. Fix the syntax there."]) from None
-    problems = _Problems(lines)
+        raise _yaml_error(exc, source) from None
     if not isinstance(raw, dict):
         raise SpecError(source, ["a spec must be a YAML mapping with at least `name:`"])
+    if "include" in raw:
+        raw, lines = _include(raw, lines, base_dir, source)
+    problems = _Problems(lines)
     raw = apply_overrides(raw, overrides, source)
     for key in raw:
         if key not in SECTIONS:
@@ -346,12 +312,36 @@ def parse_spec(text: str, source: str = "<spec>", overrides: Sequence[str] = ())
     sections = {k: _section(cls, raw.get(k), (k,), problems) for k, cls in SECTION_CLASSES.items()}
     spec = SweepSpec(name=name, **sections)
     _check_values(spec, problems)
-    points = expand_grid(spec.search.grid or {}, problems)
+    space = parse_space(spec.search.space or {}, ("search", "space"), problems.add)
+    points = _points(spec, space, problems) if not problems.items else []
     if problems.items:
         raise SpecError(source, problems.items)
     if spec.search.baseline:
         points = [{"baseline": True, "seed": 0}] + points
     return spec, points
+
+
+def search_space(spec: SweepSpec) -> dict:
+    """The parsed search space of a validated spec (for optuna's define-by-run)."""
+    problems = _Problems({})
+    space = parse_space(spec.search.space or {}, ("search", "space"), problems.add)
+    if problems.items:
+        raise SpecError(spec.name, problems.items)
+    return space
+
+
+def _points(spec: SweepSpec, space: dict, problems: _Problems) -> list[dict]:
+    s = spec.search
+    check_pairs(space, problems.add, ("search", "space"))
+    if s.algorithm == "grid":
+        if has_dist(space):
+            problems.add(("search", "space"), "a grid needs lists of values; distributions (uniform, loguniform, "
+                                              "choice) need search.algorithm: random or optuna")
+            return []
+        return expand_grid(space)
+    if s.algorithm == "random":
+        return sample_random(space, s.num_samples, s.seed)
+    return []  # optuna suggests its points while the sweep runs
 
 
 def _check_values(spec: SweepSpec, problems: _Problems) -> None:
@@ -412,9 +402,9 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
             if key not in names:
                 problems.add(("target", "train", key), f"unknown target setting {key!r}.{did_you_mean(key, names)} "
                                                        f"Valid: {', '.join(names)}")
-    if spec.search.algorithm != "grid":
-        problems.add(("search", "algorithm"), f"search algorithm {spec.search.algorithm!r} is not available yet; use 'grid'")
     from pareto.metrics import METRICS
+
+    _check_search(spec, problems, METRICS)
 
     for i, name in enumerate(spec.eval.metrics):
         if name not in METRICS:
@@ -422,14 +412,56 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
                                                  f"Available: {', '.join(METRICS.names())}")
     if spec.eval.max_new_tokens < 1 or spec.eval.retain_items < 1 or spec.eval.batch_size < 1:
         problems.add(("eval",), "max_new_tokens, retain_items and batch_size must be ≥ 1")
+    if spec.eval.every < 0:
+        problems.add(("eval", "every"), f"must be ≥ 0 (0: evaluate at the end only), got {spec.eval.every}")
+    if spec.resources.max_failures < -1:
+        problems.add(("resources", "max_failures"), "must be ≥ 0, or -1 for unlimited retries")
+    if spec.resources.max_concurrent is not None and spec.resources.max_concurrent < 1:
+        problems.add(("resources", "max_concurrent"), "must be ≥ 1 (or left out: as many as fit)")
     if spec.resources.cpus_per_trial <= 0:
         problems.add(("resources", "cpus_per_trial"), "must be > 0")
     if spec.resources.gpus_per_trial < 0:
         problems.add(("resources", "gpus_per_trial"), "must be ≥ 0")
 
 
+def _check_search(spec: SweepSpec, problems: _Problems, metrics) -> None:
+    s, sch = spec.search, spec.scheduler
+    if s.algorithm not in ALGORITHMS:
+        problems.add(("search", "algorithm"), f"unknown search algorithm {s.algorithm!r}."
+                     f"{did_you_mean(s.algorithm, list(ALGORITHMS))} Available: {', '.join(ALGORITHMS)}")
+    if s.num_samples < 1:
+        problems.add(("search", "num_samples"), f"must be ≥ 1, got {s.num_samples}")
+    if s.algorithm == "optuna":
+        if not s.objectives:
+            problems.add(("search", "objectives"), "optuna needs the metrics to optimise, e.g. objectives: "
+                                                   "[rouge_f, utility_r] (two or more: multi-objective)")
+        if s.sampler not in ("tpe", "nsga2"):
+            problems.add(("search", "sampler"), f"optuna sampler must be tpe or nsga2, got {s.sampler!r}")
+    elif s.objectives:
+        problems.add(("search", "objectives"), f"objectives steer optuna only; search.algorithm is {s.algorithm!r}")
+    for i, name in enumerate(s.objectives):
+        if name not in spec.eval.metrics:
+            hint = "add it to eval.metrics" if name in metrics else f"{did_you_mean(name, metrics.names())}".strip()
+            problems.add(("search", "objectives", i), f"objective {name!r} is not among eval.metrics; {hint}")
+    if len(set(s.objectives)) != len(s.objectives):
+        problems.add(("search", "objectives"), "each objective once")
+    if sch.name not in ("none", "asha"):
+        problems.add(("scheduler", "name"), f"unknown scheduler {sch.name!r}.{did_you_mean(sch.name, ['none', 'asha'])} "
+                                            "Available: none, asha")
+    if sch.name == "asha":
+        if not sch.metric:
+            problems.add(("scheduler", "metric"), "asha compares trials on one metric: set scheduler.metric (e.g. utility_r)")
+        elif sch.metric not in spec.eval.metrics:
+            problems.add(("scheduler", "metric"), f"{sch.metric!r} is not among eval.metrics; add it there")
+        if spec.eval.every < 1:
+            problems.add(("eval", "every"), "asha stops trials at evaluation points: set eval.every (steps between "
+                                            "evaluations), e.g. a quarter of unlearn.steps")
+        if sch.grace_period < 1 or sch.reduction_factor <= 1:
+            problems.add(("scheduler",), "grace_period must be ≥ 1 and reduction_factor > 1")
+
+
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> tuple[SweepSpec, list[dict]]:
     p = Path(path)
     if not p.is_file():
         raise SpecError(str(path), [f"no such spec file: {path}. Shipped specs are in sweeps/ (e.g. sweeps/quickstart.yaml)"])
-    return parse_spec(p.read_text(), source=str(path), overrides=overrides)
+    return parse_spec(p.read_text(), source=str(path), overrides=overrides, base_dir=p.parent)

@@ -1,17 +1,27 @@
-"""Run a sweep on Ray Tune and write its results to Parquet.
+"""Run a sweep on Ray Tune and keep its results in Parquet, resumably.
 
-The driver builds (or reuses) the target once, fans the grid out as Ray Tune trials of
-`trainables.unlearn.trainable`, collects every reported row through a Tune callback (so it
-works the same on a laptop and on a cluster), and writes trials.parquet and steps.parquet
-atomically under <storage.root>/<name>/<run id>/.
+The driver builds (or reuses) the target once, then fans the spec's points out as Ray Tune trials
+of `trainables.unlearn.trainable`: the fixed points of a grid or a random search through
+`tune.grid_search`, Optuna's points through `OptunaSearch` as it asks for them, ASHA stopping
+poor trials at evaluation points when the spec asks. Every row a trial reports reaches the
+driver through a Tune callback (so it works the same on a laptop and on a cluster), and each
+finished trial is written at once as its own part, `<storage>/<name>/parts/<trial id>/`.
+
+    <storage>/<name>/sweep.json          the spec, its hash, the points, complete or not
+    <storage>/<name>/parts/t003/*.parquet  one finished trial (trials.parquet written last)
+    <storage>/<name>/{steps,evals,items,trials}.parquet   every part, once all are done
+
+A sweep interrupted in any way (Ctrl-C, a killed driver, a lost node) keeps its finished parts;
+`--resume` runs only the trials without one, and running a complete sweep again does nothing.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import ray
@@ -20,8 +30,16 @@ from ray import tune
 import pareto
 from pareto.prepare import prepare_target
 from pareto.results.schema import METRICS
-from pareto.results.writer import write_results
-from pareto.spec import SweepSpec, trial_label
+from pareto.results.store import Store, StorageError
+from pareto.results.writer import read_tables, write_tables
+from pareto.search import optuna_space
+from pareto.spec import SweepSpec, search_space, trial_label
+
+Log = Callable[[str], None]
+
+
+class SweepStateError(Exception):
+    """The sweep's folder holds something that forbids this run (another spec, or unfinished work)."""
 
 
 def versions() -> dict:
@@ -32,14 +50,277 @@ def versions() -> dict:
             "transformers_version": transformers.__version__, "ray_version": ray.__version__}
 
 
-def _trial_row(spec: SweepSpec, point: dict, trial_id: str, run_id: str, final: dict, meta: dict) -> dict:
+def experiment_hash(spec: SweepSpec) -> str:
+    """What decides the results: the spec without where and how wide it runs (resources, storage)."""
+    import hashlib
+
+    d = spec.to_dict()
+    d.pop("resources"), d.pop("storage")
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def metric_key(name: str) -> tuple[str, str]:
+    """The reported key and Tune mode of a metric ("zero" metrics are searched on |value|)."""
+    direction = METRICS[name]
+    return (f"{name}_abs", "min") if direction == "zero" else (name, direction)
+
+
+@dataclass
+class Sweep:
+    store: Store
+    folder: str  # the sweep's folder inside the store: its name
+
+    def part(self, trial_id: str) -> str:
+        return f"{self.folder}/parts/{trial_id}"
+
+    def finished_parts(self) -> dict[str, str]:
+        """trial id → status of every trial that has a complete part."""
+        out = {}
+        for tid in self.store.listdir(f"{self.folder}/parts"):
+            if self.store.exists(f"{self.part(tid)}/trials.parquet"):
+                out[tid] = self.store.read_table(f"{self.part(tid)}/trials.parquet").column("status")[0].as_py()
+        return out
+
+    def state(self) -> dict | None:
+        rel = f"{self.folder}/sweep.json"
+        return json.loads(self.store.read_text(rel)) if self.store.exists(rel) else None
+
+    def write_state(self, state: dict) -> None:
+        self.store.write_text(f"{self.folder}/sweep.json", json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+def open_sweep(spec: SweepSpec, points: list[dict], store: Store, resume: bool) -> tuple[Sweep, dict, bool]:
+    """The sweep's folder and state; (sweep, state, complete). Refuses what would mix experiments."""
+    sweep = Sweep(store, spec.name)
+    state, h = sweep.state(), experiment_hash(spec)
+    where = store.display(spec.name)
+    if state is None:
+        store.check_writable(spec.name)
+        state = {"name": spec.name, "experiment_hash": h, "spec": spec.to_dict(), "points": points,
+                 "algorithm": spec.search.algorithm, "complete": False, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        sweep.write_state(state)
+        return sweep, state, False
+    if state["experiment_hash"] != h:
+        raise SweepStateError(f"{where} holds a sweep of a different spec (experiment hash {state['experiment_hash']}, "
+                              f"this spec {h}). Give this experiment its own name (name: in the spec, or --set name=…), "
+                              f"or remove {where} to start over.")
+    if state["complete"]:
+        return sweep, state, True
+    if not resume:
+        done = len(sweep.finished_parts())
+        raise SweepStateError(f"{where} holds an unfinished run of this sweep ({done} trial(s) done). "
+                              f"Continue it with --resume, or remove {where} to start over.")
+    return sweep, state, False
+
+
+def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None, storage: str | None = None,
+              resume: bool = False, log: Log = print) -> Sweep:
+    """Run (or resume, or find complete) the sweep of `spec`; returns where its results are."""
+    from trainables.unlearn import trainable
+
+    t0 = time.time()
+    store = Store(storage or spec.storage.root)
+    sweep, state, complete = open_sweep(spec, points, store, resume)
+    if complete:
+        log(f"{store.display(spec.name)} is complete ({len(sweep.finished_parts())} trials): nothing to do.")
+        return sweep
+    points = state["points"]  # a resumed random search keeps the points it drew
+    finished = sweep.finished_parts()
+    todo = [dict(p, index=i) for i, p in enumerate(points) if finished.get(f"t{i:03d}", "failed") == "failed"]
+    n_optuna = 0
+    if spec.search.algorithm == "optuna":
+        n_optuna = spec.search.num_samples - sum(1 for tid, st in finished.items()
+                                                 if int(tid[1:]) >= len(points) and st != "failed")
+    if finished:
+        log(f"resuming {store.display(spec.name)}: {len(finished)} trial(s) already done, "
+            f"{len(todo) + max(n_optuna, 0)} to run")
+
+    prepared = prepare_target(spec, log)
+    manifest = prepared.manifest
+    log(f"target: {prepared.target_dir} ({manifest.get('n_params', 0):,} parameters, answer accuracy "
+        f"{manifest.get('answer_accuracy', float('nan')):.3f}, {manifest.get('n_forget')} forget / "
+        f"{manifest.get('n_retain')} retain rows)")
+    setup = {"spec": spec.to_dict(), "target_dir": str(prepared.target_dir), "eval_splits": prepared.eval_splits,
+             "reference": prepared.reference}
+    meta = {"spec_hash": spec.hash(), "spec": json.dumps(spec.to_dict(), sort_keys=True),
+            "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
+            "add_bos": manifest.get("add_bos", True), "prompt_template": manifest.get("template", "plain"),
+            "search": spec.search.algorithm, "run_id": state["created"], **versions()}
+
+    _init_ray(address)
+    total = len(todo) + max(n_optuna, 0)
+    collector = _Collector(sweep, spec, meta, log, total)
+    trainable_fn = tune.with_resources(tune.with_parameters(trainable, setup=setup),
+                                       {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
+    log(f"running {total} trial(s) on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs, "
+        f"{ray.cluster_resources().get('GPU', 0):g} GPUs, {len(ray.nodes())} node(s))")
+    if todo:
+        _fit(spec, trainable_fn, {"point": tune.grid_search(todo)}, None, 1, collector, sweep, "fixed")
+    if n_optuna > 0:
+        start = max([len(points) - 1] + [int(t[1:]) for t in finished] + list(collector.indices)) + 1
+        _fit(spec, trainable_fn, None, _optuna(spec, sweep, start), n_optuna, collector, sweep, "optuna")
+
+    finished = sweep.finished_parts()
+    failed = sorted(t for t, st in finished.items() if st == "failed")
+    tables = read_tables(sweep.store, [sweep.part(t) for t in sorted(finished)])
+    write_tables(sweep.store, sweep.folder, {k: v.to_pylist() for k, v in tables.items()})
+    expected = len(points) + (spec.search.num_samples if spec.search.algorithm == "optuna" else 0)
+    state["complete"] = not failed and len(finished) - len(failed) >= expected
+    sweep.write_state(state)
+    log(f"{len(finished)} trials ({len(failed)} failed) in {time.time() - t0:.0f}s → {store.display(spec.name)}")
+    if failed:
+        log(f"failed: {', '.join(failed)} — see the error column of trials.parquet; `--resume` retries them")
+    return sweep
+
+
+def _init_ray(address: str | None) -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # pareto prints its own progress lines
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # rows reach the driver via _Collector
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a diverged trial's last report has no metrics
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+
+
+def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: int, collector, sweep: Sweep, tag: str):
+    scheduler = None
+    if spec.scheduler.name == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        key, mode = metric_key(spec.scheduler.metric)
+        n_evals = -(-spec.unlearn.steps // spec.eval.every) if spec.eval.every else 1
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=key, mode=mode, max_t=max(n_evals, 1),
+                                  grace_period=spec.scheduler.grace_period,
+                                  reduction_factor=spec.scheduler.reduction_factor)
+    ray_dir = sweep.store.local_path(f"{sweep.folder}/.ray") or (pareto_cache() / "ray" / sweep.folder)
+    tuner = tune.Tuner(
+        trainable_fn,
+        param_space=param_space or {},
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
+                                    max_concurrent_trials=spec.resources.max_concurrent or 0),
+        run_config=tune.RunConfig(name=f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(ray_dir.resolve()),
+                                  callbacks=[collector], verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures)),
+    )
+    tuner.fit()
+
+
+def pareto_cache():
+    from pareto.models._build import default_cache_dir
+
+    return default_cache_dir()
+
+
+def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
+    """OptunaSearch over the spec's space, its study kept in a journal beside the results (resumable)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from ray.tune.search.optuna import OptunaSearch
+
+    define, counter = optuna_space(search_space(spec)), itertools.count(start)
+
+    def indexed(trial):
+        out = define(trial)
+        out["point"]["index"] = next(counter)
+        return out
+
+    keys = [metric_key(m) for m in spec.search.objectives]
+    journal = sweep.store.local_path(f"{sweep.folder}/optuna.journal") or (pareto_cache() / "optuna" / f"{sweep.folder}.journal")
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    sampler = (optuna.samplers.NSGAIISampler(seed=spec.search.seed) if spec.search.sampler == "nsga2"
+               else optuna.samplers.TPESampler(seed=spec.search.seed))
+    metric = [k for k, _ in keys] if len(keys) > 1 else keys[0][0]
+    mode = [m for _, m in keys] if len(keys) > 1 else keys[0][1]
+    return OptunaSearch(space=indexed, metric=metric, mode=mode, sampler=sampler, study_name=spec.name,
+                        storage=JournalStorage(JournalFileBackend(str(journal))))
+
+
+class _Collector(tune.Callback):
+    """Every row each trial reports, gathered in the driver; a finished trial is written at once."""
+
+    def __init__(self, sweep: Sweep, spec: SweepSpec, meta: dict, log: Log, total: int) -> None:
+        self.sweep, self.spec, self.meta, self.log, self.total = sweep, spec, meta, log, total
+        self.live: dict[int, dict] = {}  # index → {"point", "steps": {step: row}, "evals": {...}, ...}
+        self.indices: set[int] = set()
+        self.done = self.failed = 0
+        self.t0 = time.time()
+
+    def _state(self, trial) -> dict:
+        point = trial.config["point"]
+        self.indices.add(point["index"])
+        return self.live.setdefault(point["index"], {"point": point, "steps": {}, "evals": {}, "items": {},
+                                                     "attempts": 0, "last": {}})
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._state(trial)["attempts"] += 1
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.log(f"       t{trial.config['point']['index']:03d} lost its worker; retrying from the start")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        st = self._state(trial)
+        for row in result.get("step_rows") or []:  # keyed by step: a retried trial overwrites, never duplicates
+            st["steps"][row["step"]] = row
+        if result.get("evaluated"):
+            st["evals"][result["eval_step"]] = {k: result.get(k) for k in (*METRICS, "wall_s")}
+            st["items"][result["eval_step"]] = result.get("items") or []
+        st["last"] = dict(result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        st = self._state(trial)
+        final = st["last"]
+        if not final.get("final"):  # stopped by the scheduler after an evaluation
+            final = {**final, "status": "stopped"}
+        self._finish(trial, final)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed += 1
+        self._finish(trial, {"status": "failed", "error": _error_text(trial)})
+
+    def _finish(self, trial, final: dict) -> None:
+        st = self._state(trial)
+        index = st["point"]["index"]
+        tid = f"t{index:03d}"
+        rows = {
+            "steps": [{**r, "trial_id": tid} for _, r in sorted(st["steps"].items())],
+            "evals": [{**r, "eval_step": s, "trial_id": tid} for s, r in sorted(st["evals"].items())],
+            "items": [{**it, "trial_id": tid, "eval_step": s} for s, its in sorted(st["items"].items()) for it in its],
+            "trials": [_trial_row(self.spec, st["point"], tid, final, {**self.meta, "attempts": st["attempts"]})],
+        }
+        try:
+            write_tables(self.sweep.store, self.sweep.part(tid), rows)
+        except StorageError as exc:
+            self.log(f"       could not write {tid}: {exc}")
+            raise
+        self.done += 1
+        self._progress(tid, st["point"], final)
+
+    def _progress(self, tid: str, point: dict, final: dict) -> None:
+        metrics = "  ".join(f"{k} {final[k]:.3f}" for k in ("rouge_f", "utility_r", "verbmem_f", "knowmem_r")
+                            if isinstance(final.get(k), float))
+        elapsed = time.time() - self.t0
+        left = max(self.total - self.done, 0)
+        eta = f"ETA {elapsed / self.done * left:.0f}s" if self.done and left else "last one"
+        running = sum(1 for i, s in self.live.items() if not s.get("written")) - 1
+        self.live[point["index"]]["written"] = True
+        self.log(f"[{self.done}/{self.total} done, {max(running, 0)} running, {self.failed} failed, {eta}] {tid} "
+                 f"{trial_label(point)}: {final.get('status')}  {metrics}"
+                 + (f"  ({final.get('error')})" if final.get("status") == "failed" else ""))
+
+
+def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: dict) -> dict:
     def comp(key):
         c = point.get(key)
         return (c["name"], json.dumps(c["params"], sort_keys=True)) if c else ("none", "{}")
 
     (cn, cp), (on, op), (ln, lp) = comp("combiner"), comp("objective"), comp("lr_rule")
+    ok = final.get("status") in ("ok", "stopped")
     return {
-        "trial_id": trial_id, "label": trial_label(point), "sweep": spec.name, "run_id": run_id,
+        "trial_id": trial_id, "label": trial_label(point), "sweep": spec.name,
         "status": final.get("status", "failed"), "error": final.get("error"),
         "diverged_step": final.get("diverged_step"),
         "combiner": "no-unlearn" if point.get("baseline") else cn, "combiner_params": cp,
@@ -47,91 +328,16 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, run_id: str, final: 
         "lr": point.get("lr"), "final_lr": final.get("final_lr"), "seed": point.get("seed"),
         "steps": final.get("steps_done", 0), "optimizer": spec.unlearn.optimizer,
         "batch_size": spec.unlearn.batch_size,
-        **{k: final.get(k) for k in (*METRICS, "metric_settings", "wall_s", "grad_buffer_bytes", "device", "dtype")},
+        **{k: final.get(k) if ok else None for k in METRICS},
+        **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes",
+                                     "device", "dtype")},
         **meta,
     }
 
 
-def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None,
-              results_root: str | None = None, log: Callable[[str], None] = print) -> Path:
-    from trainables.unlearn import trainable
-
-    t0 = time.time()
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + spec.hash()[:8]
-    out_dir = Path(results_root or spec.storage.root) / spec.name / run_id
-    out_dir.mkdir(parents=True, exist_ok=False)  # fail early on an unwritable root
-
-    prepared = prepare_target(spec, log)
-    target_dir, manifest = prepared.target_dir, prepared.manifest
-    log(f"target: {target_dir} ({manifest.get('n_params', 0):,} parameters, answer accuracy "
-        f"{manifest.get('answer_accuracy', float('nan')):.3f}, {manifest.get('n_forget')} forget / "
-        f"{manifest.get('n_retain')} retain QA pairs)")
-    setup = {"spec": spec.to_dict(), "target_dir": str(target_dir), "eval_splits": prepared.eval_splits,
-             "reference": prepared.reference}
-    meta = {"spec_hash": spec.hash(), "spec": json.dumps(spec.to_dict(), sort_keys=True),
-            "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
-            "add_bos": True, "prompt_template": "plain", **versions()}
-    indexed = [{**p, "index": i} for i, p in enumerate(points)]
-
-    collector = _Collector(log, len(points))
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # pareto prints its own progress lines
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # rows reach the driver via _Collector
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-        else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level="ERROR",
-                     log_to_driver=False)
-    resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
-    tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(trainable, setup=setup), resources),
-        param_space={"point": tune.grid_search(indexed)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=spec.resources.max_concurrent or 0),
-        run_config=tune.RunConfig(name=f"{spec.name}-{run_id}", storage_path=str((out_dir / "ray").resolve()),
-                                  callbacks=[collector], verbose=0),
-    )
-    log(f"running {len(points)} trials on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
-    tuner.fit()
-
-    trials, steps, items = [], [], []
-    for point in indexed:
-        tid = f"t{point['index']:03d}"
-        rows = collector.rows.get(point["index"], [])
-        final = next((r for r in rows if r.get("kind") == "final"),
-                     {"status": "failed", "error": collector.errors.get(point["index"], "trial reported no result")})
-        trials.append(_trial_row(spec, point, tid, run_id, final, meta))
-        steps += [{**r, "trial_id": tid} for r in rows if r.get("kind") == "step"]
-        items += [{**item, "trial_id": tid} for item in final.get("items") or []]
-    write_results(out_dir, trials, steps, items)
-    log(f"{len(trials)} trials in {time.time() - t0:.0f}s → {out_dir}")
-    return out_dir
-
-
-class _Collector(tune.Callback):
-    """Every row each trial reports, gathered in the driver and keyed by grid index."""
-
-    def __init__(self, log: Callable[[str], None], total: int) -> None:
-        self.rows: dict[int, list[dict]] = {}
-        self.errors: dict[int, str] = {}
-        self.log, self.total, self.done = log, total, 0
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        point = trial.config["point"]
-        self.rows.setdefault(point["index"], []).append(dict(result))
-        if result.get("kind") == "final":
-            self.done += 1
-            metrics = "  ".join(f"{k} {result[k]:.3f}" for k in ("rouge_f", "utility_r") if k in result)
-            self.log(f"[{self.done}/{self.total}] t{point['index']:03d} {trial_label(point)}: "
-                     f"{result.get('status')}  {metrics}")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        point = trial.config["point"]
-        self.errors[point["index"]] = _error_text(trial)
-        self.done += 1
-        self.log(f"[{self.done}/{self.total}] t{point['index']:03d} {trial_label(point)}: failed: {self.errors[point['index']]}")
-
-
 def _error_text(trial) -> str:
+    from pathlib import Path
+
     path = getattr(trial, "error_file", None)
     if path and Path(path).is_file():
         lines = [ln for ln in Path(path).read_text().strip().splitlines() if ln.strip()]

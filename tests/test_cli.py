@@ -23,11 +23,9 @@ def pareto(*args, cwd=ROOT, timeout=600):
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory, embedded_target):
     out = tmp_path_factory.mktemp("results")
-    proc = pareto("sweep", "sweeps/quickstart.yaml", "--results", str(out))
+    proc = pareto("sweep", "sweeps/quickstart.yaml", "--storage", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    runs = list(out.glob("quickstart/*/trials.parquet"))
-    assert len(runs) == 1
-    return proc, runs[0].parent
+    return proc, out / "quickstart"
 
 
 @pytest.mark.slow
@@ -35,12 +33,16 @@ def test_quickstart_sweep_writes_parquet_and_prints_the_frontier(quickstart):
     proc, run = quickstart
     assert "== loss_f_eval ↑ vs loss_r_eval ↓ ==" in proc.stdout
     assert "== rouge_f ↓ vs utility_r ↑ ==" in proc.stdout
-    assert f"results: {run}/trials.parquet" in proc.stdout
+    assert f"results: {run}/ (trials, evals, steps, items .parquet)" in proc.stdout
+    assert "[11/11 done" in proc.stdout and "ETA" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     trials = pd.read_parquet(run / "trials.parquet")
     steps = pd.read_parquet(run / "steps.parquet")
     assert list(trials.columns) == TRIAL_SCHEMA.names
     assert list(steps.columns) == ["trial_id", *STEP_COLUMNS]
+    evals = pd.read_parquet(run / "evals.parquet")  # one evaluation per trial (eval.every is 0)
+    assert len(evals) == 11 and (evals.eval_step == trials.set_index("trial_id").steps.loc[evals.trial_id].values).all()
+    assert (trials.cpu_s > 0).all() and (trials.gpu_s == 0).all() and (trials.attempts == 1).all()
     # no-unlearn + (3 gdiff + lossnorm + ngdiff) × (fixed, autolr)
     assert len(trials) == 11 and (trials.status == "ok").all()
     assert set(trials.combiner) == {"no-unlearn", "gdiff", "lossnorm", "ngdiff"}
@@ -87,7 +89,7 @@ def test_frontier_command_reprints_and_formats(quickstart):
 
 def test_user_mistakes_exit_2_with_a_message_not_a_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nunlearn: {stepz: 3}\nsearch: {grid: {combiner: [ngdif]}}\n")
+    bad.write_text("name: x\nunlearn: {stepz: 3}\nsearch: {space: {combiner: [ngdif]}}\n")
     for args, expected in [
         (("sweep", str(bad)), "Did you mean 'steps'"),
         (("validate", str(bad)), "Did you mean 'ngdiff'"),

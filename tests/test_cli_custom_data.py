@@ -37,16 +37,16 @@ eval:
   metrics: [rouge_f, utility_r, truth_ratio_f, forget_quality]
   retain_items: 8
   max_new_tokens: 12
-search: {{grid: {{combiner: [ngdiff], lr: [1.0e-3]}}}}
+search: {{space: {{combiner: [ngdiff], lr: [1.0e-3]}}}}
 """)
     env = {**os.environ, "PARETO_CACHE": str(tmp_path / "cache")}
     proc = pareto("target", str(spec), cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     manifests = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("target-*/manifest.json")]
     assert sorted(m["retain_only"] for m in manifests) == [False, True]
-    proc = pareto("sweep", str(spec), "--results", str(tmp_path / "results"), cwd=tmp_path, env=env)
+    proc = pareto("sweep", str(spec), "--storage", str(tmp_path / "results"), cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    trials = pd.read_parquet(next((tmp_path / "results").glob("byo/*/trials.parquet")))
+    trials = pd.read_parquet(tmp_path / "results" / "byo" / "trials.parquet")
     assert (trials.status == "ok").all() and len(trials) == 2
     assert trials.forget_quality.between(0, 1).all() and trials.truth_ratio_f.notna().all()
     assert trials.model_utility.isna().all()  # not asked for: null, not made up

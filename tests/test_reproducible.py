@@ -9,7 +9,7 @@ SPEC = """name: repro
 unlearn: {steps: 6, batch_size: 4}
 eval: {retain_items: 8, max_new_tokens: 8}
 search:
-  grid:
+  space:
     combiner: [rlw]
     lr_rule: [autolr]
     lr: [1.0e-4]
@@ -17,11 +17,16 @@ search:
 """
 
 
+TIMING = ("step_time_s", "wall_s", "cpu_s", "gpu_s")
+
+
 def _run(target, point):
+    """Every step row, then the final record, timing columns aside."""
     spec, _ = parse_spec(SPEC)
-    rows = []
-    run_trial({"spec": spec.to_dict(), "target_dir": str(target)}, point, rows.append)
-    return [{k: v for k, v in r.items() if not k.endswith("time_s") and k != "wall_s"} for r in rows]
+    reports = []
+    run_trial({"spec": spec.to_dict(), "target_dir": str(target)}, point, reports.append)
+    rows = [row for r in reports for row in r["step_rows"]] + [{k: v for k, v in reports[-1].items() if k != "step_rows"}]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
 def _same(a, b):

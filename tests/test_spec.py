@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from pareto.spec import SpecError, expand_grid, load_spec, parse_spec, trial_label
+from pareto.search import expand_grid, parse_space
+from pareto.spec import SpecError, load_spec, parse_spec, trial_label
+
+
+def grid(raw: dict) -> list[dict]:
+    problems = []
+    points = expand_grid(parse_space(raw, ("search", "space"), lambda path, msg: problems.append(msg)))
+    assert not problems, problems
+    return points
 
 SWEEPS = sorted((Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
 
@@ -24,7 +32,7 @@ unlearn:
   batch_size: -1
   optimizer: adma
 search:
-  grid:
+  space:
     combiner: [ngdif, {gdiff: {c: [0.5, 2]}}]
     lr: [-1, fast]
 """
@@ -34,7 +42,7 @@ search:
     for expected in ["unlern (line 2)", "Did you mean 'unlearn'", "unlearn.stepz (line 4)", "Did you mean 'steps'",
                      "batch_size must be ≥ 1", "Did you mean 'adam'", "unknown combiner 'ngdif'",
                      "Did you mean 'ngdiff'", "c must lie in [0, 1]", "learning rate must be > 0",
-                     "search.grid.lr.1 (line 10): expected a number"]:
+                     "search.space.lr.1 (line 10): expected a number"]:
         assert expected in problems, expected
     assert len(err.value.problems) == 8
 
@@ -54,7 +62,7 @@ def test_wrong_types_and_bad_names():
 
 
 def test_component_parameters_multiply_only_their_component():
-    points = expand_grid({"combiner": [{"gdiff": {"c": [0.1, 0.5, 0.9]}}, "ngdiff"],
+    points = grid({"combiner": [{"gdiff": {"c": [0.1, 0.5, 0.9]}}, "ngdiff"],
                           "lr_rule": ["fixed", {"autolr": {"every": [5, 10]}}], "seed": [0, 1]})
     # (3 gdiff + 1 ngdiff) × (1 fixed + 2 autolr) × 2 seeds; ngdiff never gets a `c`
     assert len(points) == 4 * 3 * 2
@@ -65,7 +73,7 @@ def test_component_parameters_multiply_only_their_component():
 
 
 def test_baseline_trial_is_added_first():
-    _, points = parse_spec("name: x\nsearch: {grid: {combiner: [ngdiff]}}")
+    _, points = parse_spec("name: x\nsearch: {space: {combiner: [ngdiff]}}")
     assert points[0] == {"baseline": True, "seed": 0}
     _, points = parse_spec("name: x\nsearch: {baseline: false}")
     assert not any(p.get("baseline") for p in points)
@@ -78,13 +86,13 @@ def test_missing_spec_file_says_where_specs_are(tmp_path):
 
 def test_famo_with_gradient_ascent_is_refused_at_validation():
     with pytest.raises(SpecError, match="Pair 'famo' with objective npo or simnpo"):
-        parse_spec("name: x\nsearch: {grid: {combiner: [famo], objective: [ga]}}")
-    _, points = parse_spec("name: x\nsearch: {grid: {combiner: [famo], objective: [npo]}}")
+        parse_spec("name: x\nsearch: {space: {combiner: [famo], objective: [ga]}}")
+    _, points = parse_spec("name: x\nsearch: {space: {combiner: [famo], objective: [npo]}}")
     assert len(points) == 2
 
 
 def test_set_overrides_any_value_and_reports_bad_ones():
-    spec, points = parse_spec("name: x\nunlearn: {steps: 3}\n", overrides=["unlearn.steps=50", "search.grid.seed=[0, 1]"])
+    spec, points = parse_spec("name: x\nunlearn: {steps: 3}\n", overrides=["unlearn.steps=50", "search.space.seed=[0, 1]"])
     assert spec.unlearn.steps == 50 and len(points) == 1 + 2
     with pytest.raises(SpecError, match="expected dotted.key=value"):
         parse_spec("name: x\n", overrides=["unlearn.steps"])

@@ -10,17 +10,17 @@ from pareto.cli._errors import fail
 
 
 def _latest_run(root: Path) -> Path | None:
-    runs = sorted(root.glob("**/trials.parquet"), key=lambda p: p.stat().st_mtime)
+    runs = sorted((p for p in root.glob("**/trials.parquet") if not {"parts", ".ray"} & set(p.parts)),
+                  key=lambda p: p.stat().st_mtime)
     return runs[-1].parent if runs else None
 
 
-def print_frontier(results: Path, planes, fmt: str, by: str | None) -> None:
-    import pandas as pd
-
+def print_frontier(trials, planes, fmt: str, by: str | None) -> None:
+    """`trials`: the trials table of a sweep (a pandas DataFrame)."""
     from analysis import format_table, frontier_table
     from pareto.results.schema import DEFAULT_PLANES, METRICS
 
-    trials = pd.read_parquet(Path(results) / "trials.parquet")
+    trials = trials.copy()
     arrows = {"min": "↓", "max": "↑", "zero": "→0"}
     for x, y in planes or DEFAULT_PLANES:
         objectives = []
@@ -44,7 +44,7 @@ def print_frontier(results: Path, planes, fmt: str, by: str | None) -> None:
 
 @click.command()
 @click.option("--results", "results", default=None, type=click.Path(),
-              help="A run directory holding trials.parquet (default: the newest run under ./results).")
+              help="A sweep's folder holding trials.parquet (default: the newest under ./results).")
 @click.option("--x", "x", default=None, help="Metric on the x axis (with --y).")
 @click.option("--y", "y", default=None, help="Metric on the y axis (with --x).")
 @click.option("--by", default=None, help="Per-group fronts, e.g. --by combiner.")
@@ -53,7 +53,7 @@ def frontier(results: str | None, x: str | None, y: str | None, by: str | None, 
     """Print the non-dominated and the dominated trials with their dominators.
 
     \b
-      pareto frontier --results results/quickstart/<run>
+      pareto frontier --results results/quickstart
       pareto frontier --x rouge_f --y utility_r --by combiner
     """
     if results is None:
@@ -65,4 +65,6 @@ def frontier(results: str | None, x: str | None, y: str | None, by: str | None, 
         fail(f"{results} holds no trials.parquet. Pass --results with a run directory that `pareto sweep` printed.")
     if (x is None) != (y is None):
         fail("--x and --y go together")
-    print_frontier(Path(results), [(x, y)] if x else None, fmt, by)
+    import pandas as pd
+
+    print_frontier(pd.read_parquet(Path(results) / "trials.parquet"), [(x, y)] if x else None, fmt, by)

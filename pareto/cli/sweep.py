@@ -11,29 +11,35 @@ from pareto.spec import SpecError, load_spec
 @click.command()
 @click.argument("spec_path", metavar="SPEC")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. --set unlearn.steps=50.")
-@click.option("--address", default=None, help="Ray cluster address (default: a local Ray sized to this machine).")
-@click.option("--results", "results_root", default=None, help="Results root (default: the spec's storage.root).")
-def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, results_root: str | None) -> None:
+@click.option("--address", default=None, help="An existing Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray sized to this machine.")
+@click.option("--storage", default=None, help="Where results go: a directory or a URI (s3://…, gs://…, file:///…); default: the spec's storage.root.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted sweep: run only the trials without results.")
+def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, storage: str | None, resume: bool) -> None:
     """Run every trial of SPEC and print the frontier.
 
     \b
       pareto sweep sweeps/quickstart.yaml
-      pareto sweep sweeps/quickstart.yaml --results /tmp/results
+      pareto sweep sweeps/quickstart.yaml --storage /tmp/results --set unlearn.steps=10
+      pareto sweep sweeps/gdiff_c.yaml --address auto --storage s3://bucket/pareto
+      pareto sweep sweeps/gdiff_c.yaml --resume        # after an interruption
     """
     try:
         spec, points = load_spec(spec_path, overrides)
     except SpecError as exc:
         fail(str(exc))
     from pareto.cli.frontier import print_frontier
-    from pareto.sweep import run_sweep
+    from pareto.results.store import StorageError
+    from pareto.sweep import SweepStateError, run_sweep
 
     try:
-        out_dir = run_sweep(spec, points, address=address, results_root=results_root, log=click.echo)
-    except FileExistsError as exc:
-        fail(f"results directory already exists: {exc.filename}")
-    except PermissionError as exc:
-        fail(f"cannot write results to {exc.filename}: permission denied. Pass --results DIR with a writable directory.")
+        result = run_sweep(spec, points, address=address, storage=storage, resume=resume, log=click.echo)
+    except (SweepStateError, StorageError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"interrupted. Finished trials are kept; continue with: pareto sweep {spec_path} --resume"
+             + "".join(f" --set {o}" for o in overrides) + (f" --storage {storage}" if storage else ""))
+    where = result.store.display(result.folder)
     click.echo("")
-    print_frontier(out_dir, planes=None, fmt="table", by=None)
-    click.echo(f"\nresults: {out_dir}/trials.parquet, {out_dir}/steps.parquet")
-    click.echo(f"again:   pareto frontier --results {out_dir}")
+    print_frontier(result.store.read_table(f"{result.folder}/trials.parquet").to_pandas(), planes=None, fmt="table", by=None)
+    click.echo(f"results: {where}/ (trials, evals, steps, items .parquet)")
+    click.echo(f"next:    pareto frontier --results {where}")

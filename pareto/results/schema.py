@@ -5,6 +5,8 @@
                      registered metric, null where a sweep did not ask for it).
     steps.parquet  — one row per unlearning step of every trial: the telemetry of
                      pareto.core.engine.STEP_COLUMNS plus `trial_id`.
+    evals.parquet  — one row per trial per evaluation point (eval.every, and the end): the
+                     metrics at that step, so a curve over steps needs no re-run.
     items.parquet  — one row per evaluated item and metric: what the model was asked, what it
                      answered, the reference and the item's score, so any number can be recomputed.
 
@@ -36,17 +38,23 @@ STEP_SCHEMA = pa.schema(
        for c in STEP_COLUMNS]
 )
 
+EVAL_SCHEMA = pa.schema([
+    ("trial_id", pa.string()), ("eval_step", pa.int64()), ("wall_s", pa.float64()),
+    *[(m, pa.float64()) for m in METRICS],
+])
+
 TRIAL_SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("label", pa.string()), ("sweep", pa.string()), ("run_id", pa.string()),
-    ("status", pa.string()),  # ok | diverged | failed
+    ("status", pa.string()),  # ok | diverged | stopped (early, by the scheduler) | failed
     ("error", pa.string()), ("diverged_step", pa.int64()),
     ("combiner", pa.string()), ("combiner_params", pa.string()),
     ("objective", pa.string()), ("objective_params", pa.string()),
     ("lr_rule", pa.string()), ("lr_rule_params", pa.string()),
     ("lr", pa.float64()), ("final_lr", pa.float64()), ("seed", pa.int64()), ("steps", pa.int64()),
-    ("optimizer", pa.string()), ("batch_size", pa.int64()),
+    ("optimizer", pa.string()), ("batch_size", pa.int64()), ("search", pa.string()),
     *[(m, pa.float64()) for m in METRICS], ("metric_settings", pa.string()),
-    ("wall_s", pa.float64()), ("grad_buffer_bytes", pa.int64()),
+    ("wall_s", pa.float64()), ("cpu_s", pa.float64()), ("gpu_s", pa.float64()), ("attempts", pa.int64()),
+    ("grad_buffer_bytes", pa.int64()),
     ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
     ("add_bos", pa.bool_()), ("prompt_template", pa.string()),
     ("pareto_version", pa.string()), ("torch_version", pa.string()), ("transformers_version", pa.string()),

@@ -1,45 +1,42 @@
-"""Write and read result tables atomically: a file is either whole or absent, never partial."""
+"""Write result tables atomically through a Store: a file is either whole or absent, never partial.
+
+A sweep's folder holds one part per finished trial (parts/<trial_id>/, trial.parquet written
+last) while it runs, and the four tables at its top once every trial is done:
+steps, evals, items, then trials.parquet last — a folder with trials.parquet is complete.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pareto.results.schema import ITEM_SCHEMA, METRICS, STEP_SCHEMA, TRIAL_SCHEMA
+from pareto.results.schema import EVAL_SCHEMA, ITEM_SCHEMA, METRICS, STEP_SCHEMA, TRIAL_SCHEMA
+from pareto.results.store import Store
+
+TABLES = {"steps": STEP_SCHEMA, "evals": EVAL_SCHEMA, "items": ITEM_SCHEMA, "trials": TRIAL_SCHEMA}
 
 
-def _table(rows: Iterable[dict], schema: pa.Schema) -> pa.Table:
+def table(rows: Iterable[dict], schema: pa.Schema) -> pa.Table:
     rows = list(rows)
     columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
-    return pa.Table.from_pydict(columns, schema=schema)
+    t = pa.Table.from_pydict(columns, schema=schema)
+    if schema is TRIAL_SCHEMA:  # the metric directions travel with the results, for readers without pareto
+        t = t.replace_schema_metadata({b"pareto.metric_directions": json.dumps(METRICS).encode()})
+    return t
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_tables(store: Store, folder: str, rows: dict[str, list[dict]]) -> None:
+    """steps, evals, items, then trials last (the marker that the folder is complete)."""
+    for name in TABLES:
+        store.write_table(f"{folder}/{name}.parquet", table(rows.get(name, []), TABLES[name]))
 
 
-def write_results(out_dir: Path, trials: list[dict], steps: list[dict], items: list[dict]) -> Path:
-    """steps, items, then trials last: a run directory with trials.parquet is complete."""
-    out_dir = Path(out_dir)
-    write_parquet_atomic(_table(steps, STEP_SCHEMA), out_dir / "steps.parquet")
-    write_parquet_atomic(_table(items, ITEM_SCHEMA), out_dir / "items.parquet")
-    # the metric directions travel with the results, for readers that have no pareto installed
-    table = _table(trials, TRIAL_SCHEMA)
-    table = table.replace_schema_metadata({b"pareto.metric_directions": json.dumps(METRICS).encode()})
-    write_parquet_atomic(table, out_dir / "trials.parquet")
-    return out_dir / "trials.parquet"
+def read_tables(store: Store, folders: list[str]) -> dict[str, pa.Table]:
+    """The tables of several folders (trial parts), concatenated per table."""
+    out = {}
+    for name, schema in TABLES.items():
+        parts = [store.read_table(f"{f}/{name}.parquet").cast(schema) for f in folders]
+        out[name] = pa.concat_tables(parts) if parts else table([], schema)
+    return out

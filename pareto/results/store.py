@@ -1,0 +1,108 @@
+"""Where results live: a local directory or a cloud URI, through pyarrow's filesystems.
+
+`Store("results")`, `Store("/abs/path")`, `Store("s3://bucket/prefix")`, `Store("gs://…")` or
+`Store("file:///abs/path")`. Every write is atomic: locally a temporary file renamed into
+place (a reader sees the whole file or none), on object stores a single PUT (objects appear
+whole). Paths inside a store are relative, "/"-separated, and may not climb out of its root.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+
+class StorageError(Exception):
+    """The storage location cannot be used (unwritable, unknown scheme, missing credentials)."""
+
+
+class Store:
+    def __init__(self, root: str) -> None:
+        self.root_text = str(root)
+        if "://" in self.root_text:
+            try:
+                self.fs, base = pafs.FileSystem.from_uri(self.root_text)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+                raise StorageError(f"cannot open storage {self.root_text!r}: {exc}. Use a local directory, "
+                                   f"file:///abs/path, s3://bucket/path or gs://bucket/path (with credentials set up)") from None
+            self.local = isinstance(self.fs, pafs.LocalFileSystem)
+            self.base = base.rstrip("/")
+        else:
+            self.fs, self.local = pafs.LocalFileSystem(), True
+            self.base = str(Path(self.root_text).resolve())
+
+    def __repr__(self) -> str:
+        return f"Store({self.root_text!r})"
+
+    # ------------------------------------------------------------------ paths
+    def path(self, rel: str) -> str:
+        norm = posixpath.normpath(rel) if rel else ""
+        if norm.startswith("..") or posixpath.isabs(norm):
+            raise ValueError(f"{rel!r} escapes the storage root")
+        return f"{self.base}/{norm}" if norm and norm != "." else self.base
+
+    def display(self, rel: str = "") -> str:
+        """The location as a user would type it (a local path, or the URI)."""
+        if "://" not in self.root_text:
+            return self.path(rel)
+        return self.root_text.rstrip("/") + (f"/{rel}" if rel else "")
+
+    def local_path(self, rel: str = "") -> Path | None:
+        return Path(self.path(rel)) if self.local else None
+
+    # ------------------------------------------------------------------ queries
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def listdir(self, rel: str) -> list[str]:
+        info = self.fs.get_file_info(pafs.FileSelector(self.path(rel), allow_not_found=True))
+        return sorted(posixpath.basename(i.path) for i in info)
+
+    # ------------------------------------------------------------------ reading and writing
+    def read_text(self, rel: str) -> str:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return f.read().decode()
+
+    def read_table(self, rel: str) -> pa.Table:
+        return pq.read_table(self.path(rel), filesystem=self.fs)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        target = self.path(rel)
+        try:
+            self.fs.create_dir(posixpath.dirname(target), recursive=True)
+            if self.local:
+                fd, tmp = tempfile.mkstemp(prefix=f".{posixpath.basename(target)}.", suffix=".tmp",
+                                           dir=posixpath.dirname(target))
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                    os.replace(tmp, target)
+                except BaseException:
+                    Path(tmp).unlink(missing_ok=True)
+                    raise
+            else:
+                with self.fs.open_output_stream(target) as f:  # one PUT: the object appears whole
+                    f.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.display(rel)}: {exc.strerror or exc}. Choose a writable "
+                               f"location with --storage (or storage.root in the spec); nothing partial was left.") from None
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode())
+
+    def write_table(self, rel: str, table: pa.Table) -> None:
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        self.write_bytes(rel, buf.getvalue())
+
+    def check_writable(self, rel: str) -> None:
+        """Fail early, before any work, when the location cannot take a file."""
+        self.write_bytes(posixpath.join(rel, ".write-check"), b"ok")
+        self.fs.delete_file(self.path(posixpath.join(rel, ".write-check")))
