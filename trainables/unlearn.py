@@ -1,8 +1,10 @@
 """The unlearning trial, top to bottom: model → data → components → step loop → evaluation.
 
-`run_trial` is a plain function that calls `report(row)` once per step and once at the end; it
-knows nothing of Ray, so `pareto run`-style loops and tests call it directly. `trainable` is the
-Ray Tune function trainable around it (`tune.report`).
+`run_trial` is a plain function that calls `report(row)` at every evaluation (every
+`eval.every` steps, and at the end): each report carries the step telemetry since the last one
+(`step_rows`), the metrics and per-item records of the evaluation, and `final: True` on the
+last. It knows nothing of Ray, so tests call it directly; `trainable` is the Ray Tune function
+trainable around it (`tune.report`), whose reports a scheduler such as ASHA may act on.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.data.qa import Batches, encode_qa, to_device
-from pareto.metrics import EvalContext, EvalSettings, evaluate
+from pareto.metrics import METRICS, EvalContext, EvalSettings, evaluate
 from pareto.models.embedded import load_target
 
 
@@ -34,12 +36,12 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
     """Run one trial of a sweep. `setup`: the sweep-wide settings; `point`: this trial's grid point."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     unlearn, ev = setup["spec"]["unlearn"], setup["spec"]["eval"]
     seed = int(point["seed"])
 
-    # 1. Determinism: threads and seeds.
-    torch.set_num_threads(int(unlearn["threads"]))
+    # 1. Determinism: threads (the trial's CPU share unless set) and seeds.
+    torch.set_num_threads(int(unlearn["threads"] or max(1, int(setup["spec"]["resources"]["cpus_per_trial"]))))
     torch.manual_seed(seed), random.seed(seed), np.random.seed(seed)
 
     # 2. The target model (shared, read-only, cached by content hash) and its data.
@@ -50,7 +52,24 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
     retain_rows = read_jsonl(Path(setup["target_dir"]) / "retain.jsonl")
     eval_retain = retain_rows[:: max(1, len(retain_rows) // ev["retain_items"])][: ev["retain_items"]]
 
-    final = {"kind": "final", "status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
+    final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
+    step_rows: list[dict] = []
+
+    def evaluate_now(at_step: int) -> dict:
+        """Metrics of the model as it is now, the per-item records, and the step rows since the last report."""
+        splits = {"forget": forget_rows, "retain": eval_retain, **setup.get("eval_splits", {})}
+        ctx = EvalContext(model, tokenizer, splits, EvalSettings(max_new_tokens=ev["max_new_tokens"],
+                                                                 batch_size=ev["batch_size"]),
+                          reference=setup.get("reference", {}))
+        values = evaluate(ctx, ev["metrics"])
+        out = {"evaluated": True, "eval_step": at_step, "step_rows": step_rows[:], "wall_s": time.perf_counter() - t0,
+               **{name: v.value for name, v in values.items()},
+               **{f"{name}_abs": abs(v.value) for name, v in values.items() if METRICS.get(name).direction == "zero"},
+               "metric_settings": json.dumps({name: v.settings for name, v in values.items()}, sort_keys=True),
+               "items": [{"metric": name, **asdict(item)} for name, v in values.items() for item in v.items]}
+        step_rows.clear()
+        return out
+
     if not point.get("baseline"):
         # 3. Batches: forget and retain streams, each seeded.
         encode = lambda rows: [encode_qa(tokenizer, r["question"], r["answer"]) for r in rows]  # noqa: E731
@@ -68,32 +87,27 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
         engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"])
         final["grad_buffer_bytes"] = engine.gradient_buffer_bytes()
 
-        # 5. The step loop: one telemetry row per step.
-        every = unlearn["measure_after_every"]
+        # 5. The step loop: one telemetry row per step; an evaluation every `eval.every` steps.
+        every, eval_every = unlearn["measure_after_every"], ev["every"]
         try:
             for step in range(unlearn["steps"]):
                 row = engine.step(to_device(retain.next(), device), to_device(forget.next(), device),
                                   measure_after=bool(every) and step % every == 0)
-                report({"kind": "step", **row})
+                step_rows.append(row)
                 final["steps_done"] = step + 1
+                if eval_every and (step + 1) % eval_every == 0 and step + 1 < unlearn["steps"]:
+                    report(evaluate_now(step + 1))
         except Divergence as exc:
             final.update(status="diverged", diverged_step=exc.step, error=str(exc))
         final["final_lr"] = engine.lr
 
-    # 6. Evaluation of the unlearned model (a diverged trial has none: analysis lists it as excluded).
-    if final["status"] == "ok":
-        splits = {"forget": forget_rows, "retain": eval_retain, **setup.get("eval_splits", {})}
-        ctx = EvalContext(model, tokenizer, splits, EvalSettings(max_new_tokens=ev["max_new_tokens"],
-                                                                 batch_size=ev["batch_size"]),
-                          reference=setup.get("reference", {}))
-        values = evaluate(ctx, ev["metrics"])
-        final.update({name: v.value for name, v in values.items()})
-        final["metric_settings"] = json.dumps({name: v.settings for name, v in values.items()}, sort_keys=True)
-        final["items"] = [{"metric": name, "eval_step": final["steps_done"], **asdict(item)}
-                          for name, v in values.items() for item in v.items]
-    final["wall_s"] = time.perf_counter() - t0
-    report(final)
-    return final
+    # 6. The last evaluation (a diverged trial has none: analysis lists it as excluded), and the record.
+    last = evaluate_now(final["steps_done"]) if final["status"] == "ok" else {"step_rows": step_rows[:], "evaluated": False}
+    step_rows.clear()
+    last.update(final, final=True, wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
+    last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0
+    report(last)
+    return last
 
 
 def trainable(config: dict, setup: dict) -> None:
