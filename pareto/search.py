@@ -231,35 +231,41 @@ def _plain(x: Any) -> Any:
 
 
 # ---------------------------------------------------------------- optuna
-def optuna_space(space: dict) -> Callable:
-    """A define-by-run function for OptunaSearch: suggests a point, returns it as {"point": …}.
+class OptunaSpace:
+    """A define-by-run space for OptunaSearch: suggests a point, returns it as {"point": …}.
 
     Component choices are categorical over option labels ("gdiff", or "gdiff#1" when a
     component is listed twice with different parameters); a component's parameters are
     suggested under "<axis>.<label>.<param>" only when it is chosen (a conditional space).
+    Each point gets the next trial `index` from `start`. A class, not a closure: Ray Tune
+    pickles the searcher with its experiment state.
     """
-    labels = {key: _labels(options) for key, options in space.items() if key in COMPONENT_AXES}
 
-    def suggest(trial, name, v):
+    def __init__(self, space: dict, start: int = 0) -> None:
+        self.space, self.next_index = space, start
+        self.labels = {key: _labels(options) for key, options in space.items() if key in COMPONENT_AXES}
+
+    @staticmethod
+    def _suggest(trial, name, v):
         if isinstance(v, Dist) and v.kind in ("uniform", "loguniform"):
             return trial.suggest_float(name, float(v.args[0]), float(v.args[1]), log=v.kind == "loguniform")
         return trial.suggest_categorical(name, list(v.args) if isinstance(v, Dist) else v)
 
-    def define(trial) -> dict:
+    def __call__(self, trial) -> dict:
         point = {}
-        for key, options in space.items():
+        for key, options in self.space.items():
             if key in COMPONENT_AXES:
-                choice = suggest(trial, key, labels[key]) if len(options) > 1 else labels[key][0]
-                o = options[labels[key].index(choice)]
+                labels = self.labels[key]
+                choice = self._suggest(trial, key, labels) if len(options) > 1 else labels[0]
+                o = options[labels.index(choice)]
                 point[key] = {"name": o["name"], "params": {
-                    p: suggest(trial, f"{key}.{choice}.{p}", v) if isinstance(v, Dist) or len(v) > 1 else v[0]
+                    p: self._suggest(trial, f"{key}.{choice}.{p}", v) if isinstance(v, Dist) or len(v) > 1 else v[0]
                     for p, v in o["params"].items()}}
             else:
                 one = not isinstance(options, Dist) and len(options) == 1
-                point[key] = SCALAR_AXES[key](options[0] if one else suggest(trial, key, options))
+                point[key] = SCALAR_AXES[key](options[0] if one else self._suggest(trial, key, options))
+        point["index"], self.next_index = self.next_index, self.next_index + 1
         return {"point": point}
-
-    return define
 
 
 def _labels(options: list[dict]) -> list[str]:

@@ -17,7 +17,6 @@ A sweep interrupted in any way (Ctrl-C, a killed driver, a lost node) keeps its 
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
@@ -32,7 +31,7 @@ from pareto.prepare import prepare_target
 from pareto.results.schema import METRICS
 from pareto.results.store import Store, StorageError
 from pareto.results.writer import read_tables, write_tables
-from pareto.search import optuna_space
+from pareto.search import OptunaSpace
 from pareto.spec import SweepSpec, search_space, trial_label
 
 Log = Callable[[str], None]
@@ -221,13 +220,6 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
     from optuna.storages.journal import JournalFileBackend
     from ray.tune.search.optuna import OptunaSearch
 
-    define, counter = optuna_space(search_space(spec)), itertools.count(start)
-
-    def indexed(trial):
-        out = define(trial)
-        out["point"]["index"] = next(counter)
-        return out
-
     keys = [metric_key(m) for m in spec.search.objectives]
     journal = sweep.store.local_path(f"{sweep.folder}/optuna.journal") or (pareto_cache() / "optuna" / f"{sweep.folder}.journal")
     journal.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +227,7 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
                else optuna.samplers.TPESampler(seed=spec.search.seed))
     metric = [k for k, _ in keys] if len(keys) > 1 else keys[0][0]
     mode = [m for _, m in keys] if len(keys) > 1 else keys[0][1]
-    return OptunaSearch(space=indexed, metric=metric, mode=mode, sampler=sampler, study_name=spec.name,
+    return OptunaSearch(space=OptunaSpace(search_space(spec), start), metric=metric, mode=mode, sampler=sampler, study_name=spec.name,
                         storage=JournalStorage(JournalFileBackend(str(journal))))
 
 
