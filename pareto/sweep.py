@@ -220,6 +220,7 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
     from optuna.storages.journal import JournalFileBackend
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     keys = [metric_key(m) for m in spec.search.objectives]
     journal = sweep.store.local_path(f"{sweep.folder}/optuna.journal") or (pareto_cache() / "optuna" / f"{sweep.folder}.journal")
     journal.parent.mkdir(parents=True, exist_ok=True)
