@@ -61,6 +61,7 @@ class TargetSpec:
 @dataclass(frozen=True)
 class UnlearnSpec:
     steps: int = 30
+    epochs: float | None = None  # instead of steps: passes over the forget set (steps = ceil(epochs·|F| / batch_size))
     batch_size: int = 8  # forget batch; the retain batch too unless retain_batch_size is set
     retain_batch_size: int | None = None
     optimizer: str = "adam"
@@ -348,6 +349,8 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
     u = spec.unlearn
     if u.steps < 0:
         problems.add(("unlearn", "steps"), f"steps must be ≥ 0, got {u.steps}")
+    if u.epochs is not None and not u.epochs > 0:
+        problems.add(("unlearn", "epochs"), f"epochs must be > 0, got {u.epochs}")
     for key in ("batch_size", "retain_batch_size", "threads"):
         v = getattr(u, key)
         if v is not None and v < 1:
@@ -458,6 +461,15 @@ def _check_search(spec: SweepSpec, problems: _Problems, metrics) -> None:
                                             "evaluations), e.g. a quarter of unlearn.steps")
         if sch.grace_period < 1 or sch.reduction_factor <= 1:
             problems.add(("scheduler",), "grace_period must be ≥ 1 and reduction_factor > 1")
+
+
+def total_steps(unlearn: dict, n_forget: int) -> int:
+    """Unlearning steps of a trial: `steps`, or ceil(epochs · |forget| / batch_size) when epochs is set."""
+    if unlearn.get("epochs"):
+        import math
+
+        return math.ceil(unlearn["epochs"] * n_forget / unlearn["batch_size"])
+    return int(unlearn["steps"])
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> tuple[SweepSpec, list[dict]]:

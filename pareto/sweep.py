@@ -32,7 +32,7 @@ from pareto.results.schema import METRICS
 from pareto.results.store import Store, StorageError
 from pareto.results.writer import read_tables, write_tables
 from pareto.search import OptunaSpace
-from pareto.spec import SweepSpec, search_space, trial_label
+from pareto.spec import SweepSpec, search_space, total_steps, trial_label
 
 Log = Callable[[str], None]
 
@@ -93,12 +93,10 @@ def open_sweep(spec: SweepSpec, points: list[dict], store: Store, resume: bool) 
     sweep = Sweep(store, spec.name)
     state, h = sweep.state(), experiment_hash(spec)
     where = store.display(spec.name)
-    if state is None:
-        store.check_writable(spec.name)
-        state = {"name": spec.name, "experiment_hash": h, "spec": spec.to_dict(), "points": points,
-                 "algorithm": spec.search.algorithm, "complete": False, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        sweep.write_state(state)
-        return sweep, state, False
+    if state is None:  # a new sweep: run_sweep writes this state once the checks pass
+        return sweep, {"name": spec.name, "experiment_hash": h, "spec": spec.to_dict(), "points": points,
+                       "algorithm": spec.search.algorithm, "complete": False, "new": True,
+                       "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, False
     if state["experiment_hash"] != h:
         raise SweepStateError(f"{where} holds a sweep of a different spec (experiment hash {state['experiment_hash']}, "
                               f"this spec {h}). Give this experiment its own name (name: in the spec, or --set name=…), "
@@ -123,6 +121,11 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     if complete:
         log(f"{store.display(spec.name)} is complete ({len(sweep.finished_parts())} trials): nothing to do.")
         return sweep
+    _init_ray(address)
+    _check_resources(spec, address)
+    if state.pop("new", False):
+        store.check_writable(spec.name)  # before the target is built: fail early
+        sweep.write_state(state)
     points = state["points"]  # a resumed random search keeps the points it drew
     finished = sweep.finished_parts()
     todo = [dict(p, index=i) for i, p in enumerate(points) if finished.get(f"t{i:03d}", "failed") == "failed"]
@@ -146,7 +149,6 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
             "add_bos": manifest.get("add_bos", True), "prompt_template": manifest.get("template", "plain"),
             "search": spec.search.algorithm, "run_id": state["created"], **versions()}
 
-    _init_ray(address)
     total = len(todo) + max(n_optuna, 0)
     collector = _Collector(sweep, spec, meta, log, total)
     trainable_fn = tune.with_resources(tune.with_parameters(trainable, setup=setup),
@@ -154,17 +156,20 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     log(f"running {total} trial(s) on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs, "
         f"{ray.cluster_resources().get('GPU', 0):g} GPUs, {len(ray.nodes())} node(s))")
     if todo:
-        _fit(spec, trainable_fn, {"point": tune.grid_search(todo)}, None, 1, collector, sweep, "fixed")
+        _fit(spec, trainable_fn, {"point": tune.grid_search(todo)}, None, 1, collector, sweep, "fixed", manifest.get("n_forget"))
     if n_optuna > 0:
         start = max([len(points) - 1] + [int(t[1:]) for t in finished] + list(collector.indices)) + 1
-        _fit(spec, trainable_fn, None, _optuna(spec, sweep, start), n_optuna, collector, sweep, "optuna")
+        _fit(spec, trainable_fn, None, _optuna(spec, sweep, start), n_optuna, collector, sweep, "optuna",
+             manifest.get("n_forget"))
 
     finished = sweep.finished_parts()
     failed = sorted(t for t, st in finished.items() if st == "failed")
+    expected = len(points) + (spec.search.num_samples if spec.search.algorithm == "optuna" else 0)
+    if len(finished) < expected:  # Tune stopped early (Ctrl-C, SIGTERM): the finished parts stay
+        raise KeyboardInterrupt(f"{len(finished)} of {expected} trials finished")
     tables = read_tables(sweep.store, [sweep.part(t) for t in sorted(finished)])
     write_tables(sweep.store, sweep.folder, {k: v.to_pylist() for k, v in tables.items()})
-    expected = len(points) + (spec.search.num_samples if spec.search.algorithm == "optuna" else 0)
-    state["complete"] = not failed and len(finished) - len(failed) >= expected
+    state["complete"] = not failed
     sweep.write_state(state)
     log(f"{len(finished)} trials ({len(failed)} failed) in {time.time() - t0:.0f}s → {store.display(spec.name)}")
     if failed:
@@ -184,13 +189,29 @@ def _init_ray(address: str | None) -> None:
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 
 
-def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: int, collector, sweep: Sweep, tag: str):
+def _check_resources(spec: SweepSpec, address: str | None) -> None:
+    """A trial that asks for more than the cluster has would wait forever: say so now instead."""
+    have = ray.cluster_resources()
+    where = f"the Ray cluster at {address}" if address else "this machine"
+    r = spec.resources
+    if r.gpus_per_trial > have.get("GPU", 0):
+        raise SweepStateError(f"resources.gpus_per_trial is {r.gpus_per_trial:g} but {where} has "
+                              f"{have.get('GPU', 0):g} GPU(s). Run on a GPU machine or cluster (--address), or "
+                              f"--set resources.gpus_per_trial=0 to run on CPU.")
+    if r.cpus_per_trial > have.get("CPU", 0):
+        raise SweepStateError(f"resources.cpus_per_trial is {r.cpus_per_trial:g} but {where} has "
+                              f"{have.get('CPU', 0):g} CPU(s). Lower it with --set resources.cpus_per_trial=1.")
+
+
+def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: int, collector, sweep: Sweep, tag: str,
+         n_forget: int | None = None):
     scheduler = None
     if spec.scheduler.name == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
         key, mode = metric_key(spec.scheduler.metric)
-        n_evals = -(-spec.unlearn.steps // spec.eval.every) if spec.eval.every else 1
+        steps = total_steps(spec.to_dict()["unlearn"], int(n_forget or 1))
+        n_evals = -(-steps // spec.eval.every) if spec.eval.every else 1
         scheduler = ASHAScheduler(time_attr="training_iteration", metric=key, mode=mode, max_t=max(n_evals, 1),
                                   grace_period=spec.scheduler.grace_period,
                                   reduction_factor=spec.scheduler.reduction_factor)
@@ -267,7 +288,7 @@ class _Collector(tune.Callback):
         st = self._state(trial)
         final = st["last"]
         if not final.get("final"):  # stopped by the scheduler after an evaluation
-            final = {**final, "status": "stopped"}
+            final = {**final, "status": "stopped", "steps_done": final.get("eval_step", 0)}
         self._finish(trial, final)
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -14,7 +14,7 @@ def grid(raw: dict) -> list[dict]:
     assert not problems, problems
     return points
 
-SWEEPS = sorted((Path(__file__).parents[1] / "sweeps").glob("*.yaml"))
+SWEEPS = sorted(p for p in (Path(__file__).parents[1] / "sweeps").glob("*.yaml") if not p.name.startswith("_"))
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)

@@ -27,6 +27,7 @@ from pareto.core.optim import build_optimizer
 from pareto.data.qa import Batches, encode_qa, to_device
 from pareto.metrics import METRICS, EvalContext, EvalSettings, evaluate
 from pareto.models.embedded import load_target
+from pareto.spec import total_steps
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -89,13 +90,14 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
 
         # 5. The step loop: one telemetry row per step; an evaluation every `eval.every` steps.
         every, eval_every = unlearn["measure_after_every"], ev["every"]
+        n_steps = total_steps(unlearn, len(forget.examples))  # `steps`, or `epochs` over the forget set
         try:
-            for step in range(unlearn["steps"]):
+            for step in range(n_steps):
                 row = engine.step(to_device(retain.next(), device), to_device(forget.next(), device),
                                   measure_after=bool(every) and step % every == 0)
                 step_rows.append(row)
                 final["steps_done"] = step + 1
-                if eval_every and (step + 1) % eval_every == 0 and step + 1 < unlearn["steps"]:
+                if eval_every and (step + 1) % eval_every == 0 and step + 1 < n_steps:
                     report(evaluate_now(step + 1))
         except Divergence as exc:
             final.update(status="diverged", diverged_step=exc.step, error=str(exc))

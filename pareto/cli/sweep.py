@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from pareto.cli._errors import fail
@@ -35,9 +37,11 @@ def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, stora
         result = run_sweep(spec, points, address=address, storage=storage, resume=resume, log=click.echo)
     except (SweepStateError, StorageError) as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        fail(f"interrupted. Finished trials are kept; continue with: pareto sweep {spec_path} --resume"
-             + "".join(f" --set {o}" for o in overrides) + (f" --storage {storage}" if storage else ""))
+    except KeyboardInterrupt as exc:
+        click.echo(f"interrupted{f' ({exc})' if str(exc) else ''}. Finished trials are kept; continue with: "
+                   f"pareto sweep {spec_path} --resume" + "".join(f" --set {o}" for o in overrides)
+                   + (f" --storage {storage}" if storage else ""), err=True)
+        sys.exit(130)
     where = result.store.display(result.folder)
     click.echo("")
     print_frontier(result.store.read_table(f"{result.folder}/trials.parquet").to_pandas(), planes=None, fmt="table", by=None)

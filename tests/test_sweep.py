@@ -1,0 +1,145 @@
+"""Sweeps end to end on a real local Ray: search algorithms, ASHA, resume, storage, readers."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ["wall_s", "cpu_s", "gpu_s", "run_id", "attempts"]
+
+SMALL = """name: {name}
+unlearn: {{steps: 6, batch_size: 4}}
+eval: {{retain_items: 8, max_new_tokens: 6, metrics: [loss_f_eval, loss_r_eval, rouge_f, utility_r]{extra_eval}}}
+search:
+{search}
+resources: {{cpus_per_trial: 1}}
+"""
+
+
+def pareto(*args, cwd=ROOT, timeout=900, env=None):
+    return subprocess.run([sys.executable, "-m", "pareto", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def write_spec(tmp_path, name, search, extra_eval=""):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SMALL.format(name=name, search=search, extra_eval=extra_eval))
+    return path
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return proc
+
+
+RANDOM = """  algorithm: random
+  num_samples: 4
+  seed: 7
+  space:
+    combiner: [{gdiff: {c: {uniform: [0.0, 1.0]}}}, ngdiff]
+    lr: {loguniform: [1.0e-5, 1.0e-3]}
+    lr_rule: [fixed, autolr]"""
+
+
+@pytest.mark.slow
+def test_random_search_resume_equals_an_uninterrupted_run_and_a_finished_sweep_does_nothing(tmp_path, embedded_target):
+    spec = write_spec(tmp_path, "rnd", RANDOM)
+    ok(pareto("sweep", str(spec), "--storage", str(tmp_path / "a")))
+    full = pd.read_parquet(tmp_path / "a" / "rnd" / "trials.parquet")
+    assert len(full) == 5 and (full.status == "ok").all()
+    assert full.label.nunique() == 5  # four distinct draws besides the baseline
+
+    # interrupt a second copy with SIGINT once two trials are written, then resume it
+    proc = subprocess.Popen([sys.executable, "-m", "pareto", "sweep", str(spec), "--storage", str(tmp_path / "b")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    parts = tmp_path / "b" / "rnd" / "parts"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(parts.glob("*/trials.parquet"))) < 2:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "--resume" in out, out[-2000:]
+    assert not (tmp_path / "b" / "rnd" / "trials.parquet").exists()
+    refused = pareto("sweep", str(spec), "--storage", str(tmp_path / "b"))
+    assert refused.returncode == 2 and "unfinished run" in refused.stderr and "--resume" in refused.stderr
+    resumed = ok(pareto("sweep", str(spec), "--storage", str(tmp_path / "b"), "--resume"))
+    assert "already done" in resumed.stdout
+    again = pd.read_parquet(tmp_path / "b" / "rnd" / "trials.parquet")
+    pd.testing.assert_frame_equal(full.drop(columns=TIMING), again.drop(columns=TIMING))
+    steps_a = pd.read_parquet(tmp_path / "a" / "rnd" / "steps.parquet").drop(columns=["step_time_s"])
+    steps_b = pd.read_parquet(tmp_path / "b" / "rnd" / "steps.parquet").drop(columns=["step_time_s"])
+    pd.testing.assert_frame_equal(steps_a, steps_b)
+    assert not steps_b.duplicated(["trial_id", "step"]).any()
+
+    # running the finished sweep again does no work; a changed spec under the same name is refused
+    rerun = ok(pareto("sweep", str(spec), "--storage", str(tmp_path / "b")))
+    assert "nothing to do" in rerun.stdout and "running" not in rerun.stdout
+    changed = pareto("sweep", str(spec), "--storage", str(tmp_path / "b"), "--set", "unlearn.steps=7")
+    assert changed.returncode == 2 and "different spec" in changed.stderr
+
+
+@pytest.mark.slow
+def test_optuna_multi_objective_and_asha(tmp_path, embedded_target):
+    spec = write_spec(tmp_path, "mo", """  algorithm: optuna
+  num_samples: 4
+  objectives: [rouge_f, utility_r]
+  space:
+    combiner: [{gdiff: {c: {uniform: [0.0, 1.0]}}}, ngdiff]
+    lr: {loguniform: [1.0e-5, 1.0e-3]}""", extra_eval=", every: 2")
+    proc = ok(pareto("sweep", str(spec), "--storage", str(tmp_path)))
+    trials = pd.read_parquet(tmp_path / "mo" / "trials.parquet")
+    assert len(trials) == 5 and (trials.status == "ok").all() and set(trials.search) == {"optuna"}
+    assert (tmp_path / "mo" / "optuna.journal").is_file()
+    evals = pd.read_parquet(tmp_path / "mo" / "evals.parquet")
+    assert sorted(evals[evals.trial_id == "t001"].eval_step) == [2, 4, 6]  # every 2 steps and the end
+    assert "[5/5 done" in proc.stdout
+
+    spec = write_spec(tmp_path, "asha", RANDOM.replace("num_samples: 4", "num_samples: 6")
+                      + "\nscheduler: {name: asha, metric: loss_r_eval, grace_period: 1, reduction_factor: 2}",
+                      extra_eval=", every: 2")
+    # one trial at a time: ASHA's decisions depend on the order results arrive in
+    ok(pareto("sweep", str(spec), "--storage", str(tmp_path), "--set", "resources.max_concurrent=1"))
+    trials = pd.read_parquet(tmp_path / "asha" / "trials.parquet")
+    assert len(trials) == 7 and set(trials.status) <= {"ok", "stopped"}
+    stopped = trials[trials.status == "stopped"]
+    assert len(stopped) >= 1, trials[["label", "status", "steps"]]
+    assert (stopped.steps < 6).all() and stopped.loss_r_eval.notna().all()  # the metrics of its last evaluation
+
+
+@pytest.mark.slow
+def test_storage_uri_and_every_reader(tmp_path, embedded_target):
+    spec = write_spec(tmp_path, "uri", """  space: {combiner: [ngdiff, lossnorm]}""")
+    ok(pareto("sweep", str(spec), "--storage", f"file://{tmp_path}/store"))
+    folder = tmp_path / "store" / "uri"
+    import duckdb
+    import polars as pl
+
+    for name in ("trials", "evals", "steps", "items"):
+        path = folder / f"{name}.parquet"
+        a, b = pd.read_parquet(path), pl.read_parquet(path)
+        c = duckdb.sql(f"select count(*) from read_parquet('{path}')").fetchall()[0][0]
+        assert len(a) == len(b) == c > 0, name
+    assert duckdb.sql(f"select count(*) from read_parquet('{folder}/trials.parquet') where status = 'ok'").fetchall()[0][0] == 3
+    # several sweeps under one root read together
+    shutil.copytree(folder, tmp_path / "store" / "uri_copy")
+    both = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/store/*/trials.parquet')").fetchall()[0][0]
+    assert both == 6
+
+
+def test_resource_and_storage_mistakes_exit_2(tmp_path, embedded_target):
+    spec = write_spec(tmp_path, "gpu", """  space: {combiner: [ngdiff]}""")
+    proc = pareto("sweep", str(spec), "--storage", str(tmp_path), "--set", "resources.gpus_per_trial=1")
+    assert proc.returncode == 2 and "GPU(s)" in proc.stderr and "gpus_per_trial=0" in proc.stderr, proc.stderr
+    (tmp_path / "a_file").write_text("not a directory")
+    proc = pareto("sweep", str(spec), "--storage", str(tmp_path / "a_file" / "results"))
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and "--storage" in proc.stderr, proc.stderr
+    assert not (tmp_path / "gpu").exists()  # the refused GPU run left nothing behind
