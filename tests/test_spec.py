@@ -113,3 +113,107 @@ def test_data_sources_are_checked():
         parse_spec("name: x\ndata: {source: tofu}\n")
     spec, _ = parse_spec("name: x\ndata: {source: tofu, path: locuslab/TOFU, authors: 40}\ntarget: {source: train}\n")
     assert spec.data.authors == 40
+
+
+# ---------------------------------------------------------------- search spaces, include, scheduler
+def test_include_merges_one_base_and_names_the_file_of_a_problem(tmp_path):
+    (tmp_path / "base.yaml").write_text("unlearn: {steps: 5, batch_size: 4}\neval:\n  max_new_tokens: 0\n")
+    (tmp_path / "exp.yaml").write_text("name: exp\ninclude: base.yaml\nunlearn: {steps: 9}\n")
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path / "exp.yaml")
+    assert any("eval (base.yaml line" in p for p in err.value.problems), err.value.problems
+    (tmp_path / "base.yaml").write_text("unlearn: {steps: 5, batch_size: 4}\n")
+    spec, _ = load_spec(tmp_path / "exp.yaml")
+    assert spec.unlearn.steps == 9 and spec.unlearn.batch_size == 4  # the spec over its base, key by key
+    (tmp_path / "base.yaml").write_text("include: other.yaml\n")
+    with pytest.raises(SpecError, match="only one level of include"):
+        load_spec(tmp_path / "exp.yaml")
+    (tmp_path / "exp.yaml").write_text("name: exp\ninclude: nope.yaml\n")
+    with pytest.raises(SpecError, match="no such file"):
+        load_spec(tmp_path / "exp.yaml")
+
+
+RANDOM = """name: r
+search:
+  algorithm: random
+  num_samples: 20
+  seed: 3
+  space:
+    combiner: [{gdiff: {c: {uniform: [0.2, 0.4]}}}, ngdiff]
+    lr: {loguniform: [1.0e-5, 1.0e-3]}
+    lr_rule: [fixed, {autolr: {every: {choice: [5, 10]}}}]
+    seed: [0, 1]
+"""
+
+
+def test_random_search_draws_from_ray_tune_distributions_reproducibly():
+    _, a = parse_spec(RANDOM)
+    _, b = parse_spec(RANDOM)
+    assert a == b and len(a) == 21 and a[0].get("baseline")
+    draws = a[1:]
+    assert all(1e-5 <= p["lr"] <= 1e-3 for p in draws)
+    assert {p["combiner"]["name"] for p in draws} == {"gdiff", "ngdiff"}
+    cs = [p["combiner"]["params"]["c"] for p in draws if p["combiner"]["name"] == "gdiff"]
+    assert cs and all(0.2 <= c <= 0.4 for c in cs) and len(set(cs)) == len(cs)
+    assert all(p["combiner"]["params"] == {} for p in draws if p["combiner"]["name"] == "ngdiff")
+    assert {p["lr_rule"]["params"].get("every") for p in draws if p["lr_rule"]["name"] == "autolr"} <= {5, 10}
+    _, other = parse_spec(RANDOM.replace("seed: 3", "seed: 4"))
+    assert other != a
+
+
+def test_distribution_mistakes_are_reported_with_their_keys():
+    text = """name: x
+search:
+  algorithm: grid
+  space:
+    combiner: [{gdiff: {c: {uniform: [0.5, 1.5]}}}]
+    lr: {loguniform: [0, 1.0e-3]}
+    seed: {uniform: [0, 3]}
+"""
+    with pytest.raises(SpecError) as err:
+        parse_spec(text)
+    problems = "\n".join(err.value.problems)
+    assert "c must lie in [0, 1]" in problems  # the upper end of the range is checked
+    assert "search.space.lr.loguniform (line 6): loguniform needs low > 0" in problems
+    assert "seed takes a list or {choice: [...]}" in problems
+    with pytest.raises(SpecError, match="a grid needs lists of values"):
+        parse_spec("name: x\nsearch: {space: {lr: {uniform: [1.0e-4, 1.0e-3]}}}")
+    with pytest.raises(SpecError, match="Did you mean 'loguniform'"):
+        parse_spec("name: x\nsearch: {algorithm: random, space: {lr: {loguniforn: [1.0e-4, 1.0e-3]}}}")
+
+
+def test_optuna_and_asha_settings_are_checked():
+    with pytest.raises(SpecError) as err:
+        parse_spec("name: x\nsearch: {algorithm: optuna, sampler: cmaes}\nscheduler: {name: asha}\n")
+    problems = "\n".join(err.value.problems)
+    assert "optuna needs the metrics to optimise" in problems
+    assert "optuna sampler must be tpe or nsga2" in problems
+    assert "set scheduler.metric" in problems and "set eval.every" in problems
+    with pytest.raises(SpecError, match="'prob_f' is not among eval.metrics; add it to eval.metrics"):
+        parse_spec("name: x\nsearch: {algorithm: optuna, objectives: [rouge_f, prob_f]}\n")
+    with pytest.raises(SpecError, match="Did you mean 'optuna'"):
+        parse_spec("name: x\nsearch: {algorithm: optuma}\n")
+    spec, points = parse_spec("name: x\nsearch: {algorithm: optuna, objectives: [rouge_f, utility_r]}\n")
+    assert points == [{"baseline": True, "seed": 0}]  # optuna asks for its points while the sweep runs
+
+
+def test_optuna_space_is_conditional_and_indexed():
+    import optuna
+
+    from pareto.search import OptunaSpace
+    from pareto.spec import search_space
+
+    spec, _ = parse_spec("name: x\nsearch:\n  algorithm: optuna\n  objectives: [rouge_f]\n  space:\n"
+                         "    combiner: [{gdiff: {c: {uniform: [0, 1]}}}, ngdiff]\n"
+                         "    lr: {loguniform: [1.0e-5, 1.0e-3]}\n")
+    define = OptunaSpace(search_space(spec), start=7)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    points = []
+    for _ in range(12):
+        trial = study.ask()
+        points.append(define(trial)["point"])
+        assert ("combiner.gdiff.c" in trial.params) == (points[-1]["combiner"]["name"] == "gdiff")
+        study.tell(trial, 0.0)
+    assert [p["index"] for p in points] == list(range(7, 19))
+    assert {p["combiner"]["name"] for p in points} == {"gdiff", "ngdiff"}
+    assert all(1e-5 <= p["lr"] <= 1e-3 for p in points)
