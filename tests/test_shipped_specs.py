@@ -1,0 +1,69 @@
+"""Every shipped spec runs end to end through the CLI, shrunk with --set (real Ray, real Parquet).
+
+The TOFU specs share one shrunken target (the last 10 authors of the real TOFU copy, one of them
+forgotten, a one-layer tiny GPT-2), built once and cached; each spec keeps its own methods and
+only its step count, evaluation size and learning-rate list shrink. The GPU specs cannot run on a
+machine without a GPU: they must say so and exit 2 before any work.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEPS = ROOT / "sweeps"
+
+SMALL_RUN = ["unlearn.steps=2", "unlearn.epochs=null", "eval.retain_items=4", "eval.max_new_tokens=4"]
+TINY_TOFU = ["data.authors=10",
+             "target.train={base: tiny, n_layer: 1, n_embd: 64, n_head: 2, max_epochs: 40, target_accuracy: 0.9}"]
+
+
+def pareto(*args, timeout=1200):
+    return subprocess.run([sys.executable, "-m", "pareto", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def run_spec(name: str, storage: Path, sets: list[str]) -> pd.DataFrame:
+    args = ["sweep", f"sweeps/{name}.yaml", "--storage", str(storage)]
+    for s in sets:
+        args += ["--set", s]
+    proc = pareto(*args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    trials = pd.read_parquet(storage / name / "trials.parquet")
+    assert (trials.status == "ok").all(), trials[["label", "status", "error"]]
+    return trials
+
+
+@pytest.mark.slow
+def test_frontier_search(tmp_path, embedded_target):
+    trials = run_spec("frontier_search", tmp_path, SMALL_RUN + ["search.num_samples=3"])
+    assert len(trials) == 4 and set(trials.search) == {"optuna"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, extra, n_trials", [
+    ("gdiff_c", [], 14),  # c in {0, 0.1, ..., 1}, ngdiff, lossnorm and the baseline
+    ("mto", [], 13),
+    ("autolr", ["search.space.lr=[1.0e-4]"], 1 + 8 * 2),
+    ("npo", [], 13),
+])
+def test_tofu_specs(name, extra, n_trials, tmp_path, shared_data):
+    trials = run_spec(name, tmp_path, [f"data.path={shared_data / 'tofu'}", *TINY_TOFU, *SMALL_RUN, *extra])
+    assert len(trials) == n_trials
+    assert trials.forget_quality.between(0, 1).all() and trials.model_utility.notna().all()
+
+
+@pytest.mark.parametrize("name", ["phi15_tofu", "llama2_7b_tofu"])
+def test_gpu_specs_say_they_need_a_gpu(name, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = pareto("sweep", f"sweeps/{name}.yaml", "--storage", str(tmp_path))
+    assert proc.returncode == 2 and "gpus_per_trial is 1" in proc.stderr and "GPU(s)" in proc.stderr, proc.stderr
+    assert not (tmp_path / name).exists()
