@@ -25,7 +25,7 @@ def main() -> None:
         for label in ("fresh (builds the target)", "cached"):
             start = time.perf_counter()
             proc = subprocess.run([sys.executable, "-m", "pareto", "sweep", "sweeps/quickstart.yaml",
-                                   "--results", str(Path(tmp) / "results")], cwd=ROOT, env=env,
+                                   "--storage", str(Path(tmp) / f"results-{len(times)}")], cwd=ROOT, env=env,
                                   capture_output=True, text=True)
             elapsed = time.perf_counter() - start
             if proc.returncode:
