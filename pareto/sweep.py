@@ -219,8 +219,10 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
     tuner = tune.Tuner(
         trainable_fn,
         param_space=param_space or {},
+        # reuse_actors: a worker process keeps torch imported between trials (every trial reloads the
+        # target and reseeds everything, so results do not depend on which process ran it)
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
-                                    max_concurrent_trials=spec.resources.max_concurrent or 0),
+                                    max_concurrent_trials=spec.resources.max_concurrent or 0, reuse_actors=True),
         run_config=tune.RunConfig(name=f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(ray_dir.resolve()),
                                   callbacks=[collector], verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures)),

@@ -45,15 +45,27 @@ def test_frontier_search(tmp_path, embedded_target):
     assert len(trials) == 4 and set(trials.search) == {"optuna"}
 
 
+@pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 13),
+                                             ("phi15_tofu", 31), ("llama2_7b_tofu", 7)])
+def test_full_spaces_expand_as_documented(name, n_points):
+    from pareto.spec import load_spec
+
+    assert len(load_spec(SWEEPS / f"{name}.yaml")[1]) == n_points  # baseline included
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name, extra, n_trials", [
-    ("gdiff_c", [], 14),  # c in {0, 0.1, ..., 1}, ngdiff, lossnorm and the baseline
-    ("mto", [], 13),
-    ("autolr", ["search.space.lr=[1.0e-4]"], 1 + 8 * 2),
-    ("npo", [], 13),
+@pytest.mark.parametrize("name, space, n_trials", [
+    ("gdiff_c", "search.space.combiner=[{gdiff: {c: [0.0, 1.0]}}, ngdiff]", 4),
+    ("mto", "search.space.combiner=[pcgrad, mgda]", 3),
+    ("autolr", "search.space.lr=[1.0e-4]", 3),  # ngdiff (below) × fixed/autolr, and the baseline
+    ("npo", "search.space.combiner=[famo]", 5),  # famo × npo/simnpo × fixed/autolr, and the baseline
 ])
-def test_tofu_specs(name, extra, n_trials, tmp_path, shared_data):
-    trials = run_spec(name, tmp_path, [f"data.path={shared_data / 'tofu'}", *TINY_TOFU, *SMALL_RUN, *extra])
+def test_tofu_specs(name, space, n_trials, tmp_path, shared_data):
+    """Each spec's data, target, evaluation and search settings, on a few of its methods."""
+    sets = [f"data.path={shared_data / 'tofu'}", *TINY_TOFU, *SMALL_RUN, space]
+    if name == "autolr":
+        sets.append("search.space.combiner=[ngdiff]")
+    trials = run_spec(name, tmp_path, sets)
     assert len(trials) == n_trials
     assert trials.forget_quality.between(0, 1).all() and trials.model_utility.notna().all()
 
