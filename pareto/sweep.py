@@ -264,6 +264,14 @@ class _Collector(tune.Callback):
         self.indices: set[int] = set()
         self.done = self.failed = 0
         self.t0 = time.time()
+        # the plane whose running front the progress line shows: the optuna objectives, else a default plane
+        from pareto.results.schema import DEFAULT_PLANES
+
+        asked = spec.eval.metrics
+        planes = [tuple(spec.search.objectives[:2])] if len(spec.search.objectives) >= 2 else []
+        planes += [p for p in reversed(DEFAULT_PLANES) if all(m in asked for m in p)]
+        self.plane = next((p for p in planes if all(METRICS[m] in ("min", "max") for m in p)), None)
+        self.points: dict[str, tuple] = {}
 
     def _state(self, trial) -> dict:
         point = trial.config["point"]
@@ -325,7 +333,28 @@ class _Collector(tune.Callback):
         self.live[point["index"]]["written"] = True
         self.log(f"[{self.done}/{self.total} done, {max(running, 0)} running, {self.failed} failed, {eta}] {tid} "
                  f"{trial_label(point)}: {final.get('status')}  {metrics}"
-                 + (f"  ({final.get('error')})" if final.get("status") == "failed" else ""))
+                 + (f"  ({final.get('error')})" if final.get("status") == "failed" else "") + self._front(tid, final))
+
+    def _front(self, tid: str, final: dict) -> str:
+        """The non-dominated trials so far on the progress plane (Definition 1)."""
+        import math
+
+        if self.plane is None:
+            return ""
+        values = tuple(final.get(m) for m in self.plane)
+        if final.get("status") in ("ok", "stopped") and all(isinstance(v, float) and math.isfinite(v) for v in values):
+            self.points[tid] = values
+        if not self.points:
+            return ""
+        import numpy as np
+
+        from analysis.dominance import non_dominated_mask
+
+        ids = sorted(self.points)
+        mask = non_dominated_mask(np.array([self.points[i] for i in ids]), [METRICS[m] for m in self.plane])
+        front = [i for i, keep in zip(ids, mask) if keep]
+        shown = " ".join(front[:8]) + (" …" if len(front) > 8 else "")
+        return f"  | front on {self.plane[0]}×{self.plane[1]}: {shown}"
 
 
 def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: dict) -> dict:
