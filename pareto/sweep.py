@@ -122,7 +122,7 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
         log(f"{store.display(spec.name)} is complete ({len(sweep.finished_parts())} trials): nothing to do.")
         return sweep
     _init_ray(address)
-    _check_resources(spec, address)
+    _check_resources(spec, address, log)
     if state.pop("new", False):
         store.check_writable(spec.name)  # before the target is built: fail early
         sweep.write_state(state)
@@ -143,7 +143,7 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
         f"{manifest.get('answer_accuracy', float('nan')):.3f}, {manifest.get('n_forget')} forget / "
         f"{manifest.get('n_retain')} retain rows)")
     setup = {"spec": spec.to_dict(), "target_dir": str(prepared.target_dir), "eval_splits": prepared.eval_splits,
-             "reference": prepared.reference}
+             "reference": prepared.reference, "target_archive": _ship_target(prepared.target_dir, address, log)}
     meta = {"spec_hash": spec.hash(), "spec": json.dumps(spec.to_dict(), sort_keys=True),
             "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
             "add_bos": manifest.get("add_bos", True), "prompt_template": manifest.get("template", "plain"),
@@ -177,24 +177,49 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     return sweep
 
 
+#: Targets up to this size travel to cluster nodes through Ray's object store; larger ones need a
+#: cache every node shares (PARETO_CACHE on a shared mount, docs/cluster.md).
+SHIP_LIMIT_BYTES = 4 * 2**30
+
+
+def _ship_target(target_dir, address: str | None, log: Log):
+    """On a multi-node cluster, the target as an object-store archive for nodes that lack it."""
+    if len(ray.nodes()) < 2 and not address:
+        return None
+    from pathlib import Path
+
+    from pareto.results.archive import pack_directory
+
+    size = sum(p.stat().st_size for p in Path(target_dir).rglob("*") if p.is_file())
+    if size > SHIP_LIMIT_BYTES:
+        log(f"target is {size / 2**30:.1f} GiB: not shipped through Ray's object store; every node must "
+            f"see {target_dir} (a shared PARETO_CACHE, docs/cluster.md)")
+        return None
+    return ray.put(pack_directory(target_dir))
+
+
 def _init_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # pareto prints its own progress lines
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # rows reach the driver via _Collector
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a diverged trial's last report has no metrics
     if ray.is_initialized():
         return
-    if address:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    if address or os.environ.get("RAY_ADDRESS"):  # --address, or inside a Ray job / on a started head
+        ray.init(address=address or "auto", logging_level="ERROR", log_to_driver=False)
     else:
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
 
 
-def _check_resources(spec: SweepSpec, address: str | None) -> None:
+def _check_resources(spec: SweepSpec, address: str | None, log: Log) -> None:
     """A trial that asks for more than the cluster has would wait forever: say so now instead."""
     have = ray.cluster_resources()
     where = f"the Ray cluster at {address}" if address else "this machine"
     r = spec.resources
     if r.gpus_per_trial > have.get("GPU", 0):
+        if address:  # an autoscaling cluster may add GPU nodes once trials ask for them
+            log(f"warning: {where} has {have.get('GPU', 0):g} GPU(s) now; trials wait until an autoscaler adds them")
+            return
         raise SweepStateError(f"resources.gpus_per_trial is {r.gpus_per_trial:g} but {where} has "
                               f"{have.get('GPU', 0):g} GPU(s). Run on a GPU machine or cluster (--address), or "
                               f"--set resources.gpus_per_trial=0 to run on CPU.")
@@ -283,7 +308,7 @@ class _Collector(tune.Callback):
         self._state(trial)["attempts"] += 1
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.log(f"       t{trial.config['point']['index']:03d} lost its worker; retrying from the start")
+        self.log(f"       t{trial.config['point']['index']:03d} failed ({_error_text(trial)}); retrying from the start")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         st = self._state(trial)
@@ -303,7 +328,7 @@ class _Collector(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed += 1
-        self._finish(trial, {"status": "failed", "error": _error_text(trial)})
+        self._finish(trial, {"status": "failed", "error": _error_text(trial), "node_id": self._state(trial)["last"].get("node_id")})
 
     def _finish(self, trial, final: dict) -> None:
         st = self._state(trial)
@@ -375,7 +400,7 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: d
         "batch_size": spec.unlearn.batch_size,
         **{k: final.get(k) if ok else None for k in METRICS},
         **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes",
-                                     "device", "dtype")},
+                                     "device", "dtype", "node_id")},
         **meta,
     }
 

@@ -104,5 +104,6 @@ def test_user_mistakes_exit_2_with_a_message_not_a_traceback(tmp_path):
 
 
 def test_validate_accepts_every_shipped_spec():
-    proc = pareto("validate", *sorted(str(p) for p in (ROOT / "sweeps").glob("*.yaml")))
+    specs = sorted(str(p) for p in (ROOT / "sweeps").glob("*.yaml") if not p.name.startswith("_"))  # _: bases
+    proc = pareto("validate", *specs)
     assert proc.returncode == 0, proc.stderr

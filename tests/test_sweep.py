@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING = ["wall_s", "cpu_s", "gpu_s", "run_id", "attempts"]
+TIMING = ["wall_s", "cpu_s", "gpu_s", "run_id", "attempts", "node_id"]
 
 SMALL = """name: {name}
 unlearn: {{steps: 6, batch_size: 4}}

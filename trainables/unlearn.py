@@ -113,7 +113,29 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
 
 
 def trainable(config: dict, setup: dict) -> None:
-    """Ray Tune function trainable: `tune.with_parameters(trainable, setup=...)`."""
+    """Ray Tune function trainable: `tune.with_parameters(trainable, setup=...)`.
+
+    On a node that does not have the target (a cluster without a shared cache), it is unpacked
+    once from the archive the driver put in Ray's object store. Every report names the node."""
+    import ray
     from ray import tune
 
-    run_trial(setup, config["point"], tune.report)
+    setup = {**setup, "target_dir": local_target(setup)}
+    node = ray.get_runtime_context().get_node_id()
+    run_trial(setup, config["point"], lambda row: tune.report({**row, "node_id": node}))
+
+
+def local_target(setup: dict) -> str:
+    """The target's directory on this node: the driver's path if it is here, else an unpacked copy."""
+    from pareto.models._build import default_cache_dir
+    from pareto.results.archive import unpack_directory
+
+    path = Path(setup["target_dir"])
+    if (path / "manifest.json").is_file() or setup.get("target_archive") is None:
+        return str(path)
+    import ray
+
+    local = default_cache_dir() / path.name
+    if not (local / "manifest.json").is_file():
+        unpack_directory(ray.get(setup["target_archive"]), local)
+    return str(local)

@@ -43,7 +43,7 @@ def print_frontier(trials, planes, fmt: str, by: str | None) -> None:
 
 
 @click.command()
-@click.option("--results", "results", default=None, type=click.Path(),
+@click.option("--results", "results", default=None,
               help="A sweep's folder holding trials.parquet (default: the newest under ./results).")
 @click.option("--x", "x", default=None, help="Metric on the x axis (with --y).")
 @click.option("--y", "y", default=None, help="Metric on the y axis (with --x).")
@@ -61,10 +61,15 @@ def frontier(results: str | None, x: str | None, y: str | None, by: str | None, 
         if found is None:
             fail("no results found under ./results. Run `pareto sweep sweeps/quickstart.yaml` or pass --results DIR.")
         results = str(found)
-    if not (Path(results) / "trials.parquet").is_file():
-        fail(f"{results} holds no trials.parquet. Pass --results with a run directory that `pareto sweep` printed.")
+    from pareto.results.store import Store, StorageError
+
+    try:
+        store = Store(results)  # a local folder or a URI (s3://…, gs://…, file://…)
+        present = store.exists("trials.parquet")
+    except StorageError as exc:
+        fail(str(exc))
+    if not present:
+        fail(f"{results} holds no trials.parquet. Pass --results with the folder `pareto sweep` printed.")
     if (x is None) != (y is None):
         fail("--x and --y go together")
-    import pandas as pd
-
-    print_frontier(pd.read_parquet(Path(results) / "trials.parquet"), [(x, y)] if x else None, fmt, by)
+    print_frontier(store.read_table("trials.parquet").to_pandas(), [(x, y)] if x else None, fmt, by)

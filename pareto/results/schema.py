@@ -58,5 +58,5 @@ TRIAL_SCHEMA = pa.schema([
     ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
     ("add_bos", pa.bool_()), ("prompt_template", pa.string()),
     ("pareto_version", pa.string()), ("torch_version", pa.string()), ("transformers_version", pa.string()),
-    ("ray_version", pa.string()), ("device", pa.string()), ("dtype", pa.string()),
+    ("ray_version", pa.string()), ("device", pa.string()), ("dtype", pa.string()), ("node_id", pa.string()),
 ])
