@@ -114,6 +114,7 @@ class ResourcesSpec:
 @dataclass(frozen=True)
 class StorageSpec:
     root: str = "results"  # a local directory or a URI (s3://bucket/path, gs://…, file:///…)
+    checkpoints: str = "none"  # none | last: keep each trial's state at its latest evaluation, so a retry continues there
 
 
 @dataclass(frozen=True)
@@ -417,6 +418,8 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("eval",), "max_new_tokens, retain_items and batch_size must be ≥ 1")
     if spec.eval.every < 0:
         problems.add(("eval", "every"), f"must be ≥ 0 (0: evaluate at the end only), got {spec.eval.every}")
+    if spec.storage.checkpoints not in ("none", "last"):
+        problems.add(("storage", "checkpoints"), f"checkpoints must be none or last, got {spec.storage.checkpoints!r}")
     if spec.resources.max_failures < -1:
         problems.add(("resources", "max_failures"), "must be ≥ 0, or -1 for unlimited retries")
     if spec.resources.max_concurrent is not None and spec.resources.max_concurrent < 1:
