@@ -240,7 +240,10 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
         scheduler = ASHAScheduler(time_attr="training_iteration", metric=key, mode=mode, max_t=max(n_evals, 1),
                                   grace_period=spec.scheduler.grace_period,
                                   reduction_factor=spec.scheduler.reduction_factor)
-    ray_dir = sweep.store.local_path(f"{sweep.folder}/.ray") or (pareto_cache() / "ray" / sweep.folder)
+    # Tune's own state and checkpoints: beside the results (a URI store keeps them in the bucket, where
+    # every node of a cluster can reach them)
+    local = sweep.store.local_path(f"{sweep.folder}/.ray")
+    ray_dir = str(local.resolve()) if local else sweep.store.display(f"{sweep.folder}/.ray")
     tuner = tune.Tuner(
         trainable_fn,
         param_space=param_space or {},
@@ -248,9 +251,10 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
         # target and reseeds everything, so results do not depend on which process ran it)
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
                                     max_concurrent_trials=spec.resources.max_concurrent or 0, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(ray_dir.resolve()),
+        run_config=tune.RunConfig(name=f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir,
                                   callbacks=[collector], verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures)),
+                                  failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
     tuner.fit()
 
@@ -308,7 +312,8 @@ class _Collector(tune.Callback):
         self._state(trial)["attempts"] += 1
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.log(f"       t{trial.config['point']['index']:03d} failed ({_error_text(trial)}); retrying from the start")
+        again = "its last checkpoint" if self.spec.storage.checkpoints == "last" else "the start"
+        self.log(f"       t{trial.config['point']['index']:03d} failed ({_error_text(trial)}); retrying from {again}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         st = self._state(trial)
@@ -400,7 +405,7 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: d
         "batch_size": spec.unlearn.batch_size,
         **{k: final.get(k) if ok else None for k in METRICS},
         **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes",
-                                     "device", "dtype", "node_id")},
+                                     "device", "dtype", "node_id", "resumed_from_step")},
         **meta,
     }
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pareto import checkpoint
 from pareto.core.combiners import build_combiner
 from pareto.core.engine import Divergence, UnlearnEngine
 from pareto.core.lr import LR_RULES
@@ -35,8 +38,11 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
-    """Run one trial of a sweep. `setup`: the sweep-wide settings; `point`: this trial's grid point."""
+def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir: str | None = None) -> dict:
+    """Run one trial of a sweep. `setup`: the sweep-wide settings; `point`: this trial's grid point.
+
+    With `storage.checkpoints: last`, each evaluation's report also carries a checkpoint directory
+    (`report(row, checkpoint_dir)`); `restore_dir` continues a retried trial from one."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     unlearn, ev = setup["spec"]["unlearn"], setup["spec"]["eval"]
     seed = int(point["seed"])
@@ -87,18 +93,33 @@ def run_trial(setup: dict, point: dict, report: Callable[[dict], None]) -> dict:
         objective.prepare(model, [to_device(b, device) for b in forget.all()])  # NPO: reference log-probs, once, before unlearning
         engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"])
         final["grad_buffer_bytes"] = engine.gradient_buffer_bytes()
+        start = 0
+        if restore_dir is not None:  # a retried trial continues from its last checkpoint, exactly
+            start = checkpoint.load(restore_dir, model=model, optimizer=optimizer, engine=engine,
+                                    forget=forget, retain=retain)
+            final["steps_done"] = final["resumed_from_step"] = start
+
+        def save_state(steps_done: int) -> str | None:
+            if setup["spec"]["storage"]["checkpoints"] != "last":
+                return None
+            return str(checkpoint.save(tempfile.mkdtemp(prefix="pareto-ckpt-"), model=model, optimizer=optimizer,
+                                       engine=engine, forget=forget, retain=retain, steps_done=steps_done))
 
         # 5. The step loop: one telemetry row per step; an evaluation every `eval.every` steps.
         every, eval_every = unlearn["measure_after_every"], ev["every"]
         n_steps = total_steps(unlearn, len(forget.examples))  # `steps`, or `epochs` over the forget set
         try:
-            for step in range(n_steps):
+            for step in range(start, n_steps):
                 row = engine.step(to_device(retain.next(), device), to_device(forget.next(), device),
                                   measure_after=bool(every) and step % every == 0)
                 step_rows.append(row)
                 final["steps_done"] = step + 1
                 if eval_every and (step + 1) % eval_every == 0 and step + 1 < n_steps:
-                    report(evaluate_now(step + 1))
+                    row, saved = evaluate_now(step + 1), save_state(step + 1)
+                    if saved:
+                        report(row, saved)
+                    else:
+                        report(row)
         except Divergence as exc:
             final.update(status="diverged", diverged_step=exc.step, error=str(exc))
         final["final_lr"] = engine.lr
@@ -122,7 +143,19 @@ def trainable(config: dict, setup: dict) -> None:
 
     setup = {**setup, "target_dir": local_target(setup)}
     node = ray.get_runtime_context().get_node_id()
-    run_trial(setup, config["point"], lambda row: tune.report({**row, "node_id": node}))
+
+    def report(row: dict, checkpoint_dir: str | None = None) -> None:
+        saved = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report({**row, "node_id": node}, checkpoint=saved)  # Tune copies the checkpoint to its storage
+        if checkpoint_dir:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    restored = tune.get_checkpoint()  # set when Tune retries this trial after a failure
+    if restored is None:
+        run_trial(setup, config["point"], report)
+    else:
+        with restored.as_directory() as directory:
+            run_trial(setup, config["point"], report, restore_dir=directory)
 
 
 def local_target(setup: dict) -> str:

@@ -54,6 +54,7 @@ TRIAL_SCHEMA = pa.schema([
     ("optimizer", pa.string()), ("batch_size", pa.int64()), ("search", pa.string()),
     *[(m, pa.float64()) for m in METRICS], ("metric_settings", pa.string()),
     ("wall_s", pa.float64()), ("cpu_s", pa.float64()), ("gpu_s", pa.float64()), ("attempts", pa.int64()),
+    ("resumed_from_step", pa.int64()),  # a retried trial that continued from its checkpoint: the step it resumed at
     ("grad_buffer_bytes", pa.int64()),
     ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
     ("add_bos", pa.bool_()), ("prompt_template", pa.string()),
