@@ -2,7 +2,13 @@
 
 `prepare_target(spec)` builds or finds in the cache the target model of the spec's data and
 target sections, and, when `target.retain_model` is on, the retain-only "Retrain" model whose
-values the reference-based metrics (forget_quality, privleak) compare with.
+values the reference-based metrics compare with: TOFU's forget truth ratios (forget_quality,
+QA data with perturbed answers) and MUSE's forget-vs-holdout Min-K% AUC (privleak, data with
+privleak splits), each computed by the very function the metric uses, with the same settings.
+
+The prompt settings travel with the target: `data.template` and `data.add_bos` go into its
+config (and hash) and manifest, and every trial reads them from there. `data.context` (tokens
+per text window) is the target's `max_length`.
 """
 
 from __future__ import annotations
@@ -20,28 +26,68 @@ from pareto.spec import SweepSpec
 class Prepared:
     target_dir: Path
     manifest: dict
-    eval_splits: dict = field(default_factory=dict)  # beyond forget/retain (TOFU: real_authors, world_facts)
-    reference: dict = field(default_factory=dict)  # values of the retain-only model (forget_quality)
+    eval_splits: dict = field(default_factory=dict)  # beyond forget/retain (TOFU: real_authors, world_facts; MUSE)
+    reference: dict = field(default_factory=dict)  # values of the retain-only model (forget_quality, privleak)
+
+
+def target_config(spec: SweepSpec):
+    """The TargetConfig of a `target.source: train` spec: `target.train` with the data section's
+    prompt template, BOS choice and text window length (`data.context` → max_length)."""
+    from pareto.models.target import TargetConfig
+
+    d, train = spec.data, dict(spec.target.train)
+    for key, value in (("template", d.template), ("add_bos", d.add_bos), ("max_length", d.context)):
+        if value is None:
+            continue
+        if key in train and train[key] != value:
+            where = "data.context" if key == "max_length" else f"data.{key}"
+            raise ValueError(f"target.train.{key} ({train[key]!r}) differs from {where} ({value!r}); "
+                             f"set it once, in {where}")
+        train[key] = value
+    return TargetConfig(**train)
 
 
 def prepare_target(spec: SweepSpec, log: Callable[[str], None] = print) -> Prepared:
     """Build (or find in the cache) the target, and the retain-only reference when asked for."""
     if spec.target.source == "embedded":
+        if spec.data.template != "plain" or not spec.data.add_bos:
+            raise ValueError(f"the embedded target is trained with the plain template and BOS; data.template "
+                             f"{spec.data.template!r} / data.add_bos {spec.data.add_bos} need a target of their own: "
+                             f"use target.source: train (e.g. data.source: tofu or custom) or drop these settings")
         path = build_embedded_target(EmbeddedConfig(**spec.target.embedded), log=log)
         return Prepared(Path(path), json.loads((Path(path) / "manifest.json").read_text()))
     from pareto.data.sources import load_data
-    from pareto.models.target import TargetConfig, build_target
+    from pareto.models.target import build_target
 
     data = load_data(asdict(spec.data))
-    cfg = TargetConfig(**spec.target.train)
-    path = Path(build_target(data.forget, data.retain, cfg, data_name=data.name, log=log))
+    cfg = target_config(spec)
+    # every evaluated word in the tiny tokenizer's vocabulary (none maps to <unk>)
+    vocab_rows = [r for rows in data.eval_splits.values() for r in rows]
+    build = dict(data_name=data.name, vocab_rows=vocab_rows, log=log)
+    path = Path(build_target(data.forget, data.retain, cfg, **build))
     prepared = Prepared(path, json.loads((path / "manifest.json").read_text()), data.eval_splits)
     if spec.target.retain_model:
-        from pareto.metrics.probability import truth_ratios
-        from pareto.models.embedded import load_target
-
-        ref_path = build_target(data.forget, data.retain, replace(cfg, retain_only=True), data_name=data.name, log=log)
-        model, tokenizer, _ = load_target(ref_path)
-        prepared.reference = {"retain_model": str(ref_path), "forget_truth_ratios": truth_ratios(
-            model, tokenizer, data.forget, correct_field="paraphrased_answer").tolist()}
+        ref_path = build_target(data.forget, data.retain, replace(cfg, retain_only=True), **build)
+        prepared.reference = reference_values(ref_path, data.forget, data.eval_splits, spec.eval.batch_size)
     return prepared
+
+
+def reference_values(ref_path, forget: list[dict], eval_splits: dict, batch_size: int) -> dict:
+    """The retain-only model's values that reference-based metrics compare with: the forget truth
+    ratios (QA rows with paraphrased and perturbed answers: forget_quality) and the privleak AUC
+    (privleak splits: privleak), each by the metric's own function with the target's settings."""
+    from pareto.metrics import EvalContext
+    from pareto.metrics._base import eval_settings
+    from pareto.metrics.muse import privleak_auc
+    from pareto.metrics.tofu import split_truth_ratios
+    from pareto.models.embedded import load_target
+
+    model, tokenizer, manifest = load_target(ref_path)
+    ctx = EvalContext(model, tokenizer, {"forget": forget, **eval_splits},
+                      eval_settings(manifest, batch_size=batch_size))
+    reference: dict = {"retain_model": str(ref_path)}
+    if all("paraphrased_answer" in r and "perturbed_answer" in r for r in forget):
+        reference["forget_truth_ratios"] = split_truth_ratios(ctx, "forget").tolist()
+    if eval_splits.get("privleak_forget") and eval_splits.get("privleak_holdout"):
+        reference["privleak_auc"] = privleak_auc(ctx)[0]
+    return reference

@@ -27,8 +27,9 @@ from pareto.core.engine import Divergence, UnlearnEngine
 from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
-from pareto.data.qa import Batches, encode_qa, to_device
-from pareto.metrics import METRICS, EvalContext, EvalSettings, evaluate
+from pareto.data.encode import encode_rows
+from pareto.data.qa import Batches, to_device
+from pareto.metrics import METRICS, EvalContext, eval_settings, evaluate
 from pareto.models.embedded import load_target
 from pareto.spec import total_steps
 
@@ -53,11 +54,13 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
 
     # 2. The target model (shared, read-only, cached by content hash) and its data.
     device = unlearn["device"] if unlearn["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer, _ = load_target(setup["target_dir"])
+    model, tokenizer, manifest = load_target(setup["target_dir"])
     model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
     forget_rows = read_jsonl(Path(setup["target_dir"]) / "forget.jsonl")
     retain_rows = read_jsonl(Path(setup["target_dir"]) / "retain.jsonl")
     eval_retain = retain_rows[:: max(1, len(retain_rows) // ev["retain_items"])][: ev["retain_items"]]
+    # the prompt template, BOS and example length the target was trained with (its manifest)
+    settings = eval_settings(manifest, max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"])
 
     final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
     step_rows: list[dict] = []
@@ -65,9 +68,7 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     def evaluate_now(at_step: int) -> dict:
         """Metrics of the model as it is now, the per-item records, and the step rows since the last report."""
         splits = {"forget": forget_rows, "retain": eval_retain, **setup.get("eval_splits", {})}
-        ctx = EvalContext(model, tokenizer, splits, EvalSettings(max_new_tokens=ev["max_new_tokens"],
-                                                                 batch_size=ev["batch_size"]),
-                          reference=setup.get("reference", {}))
+        ctx = EvalContext(model, tokenizer, splits, settings, reference=setup.get("reference", {}))
         values = evaluate(ctx, ev["metrics"])
         out = {"evaluated": True, "eval_step": at_step, "step_rows": step_rows[:], "wall_s": time.perf_counter() - t0,
                **{name: v.value for name, v in values.items()},
@@ -78,8 +79,9 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         return out
 
     if not point.get("baseline"):
-        # 3. Batches: forget and retain streams, each seeded.
-        encode = lambda rows: [encode_qa(tokenizer, r["question"], r["answer"]) for r in rows]  # noqa: E731
+        # 3. Batches: forget and retain streams, each seeded (QA pairs, or the windows of texts).
+        encode = lambda rows: encode_rows(tokenizer, rows, max_length=settings.max_length or 128,  # noqa: E731
+                                          template=settings.template, add_bos=settings.add_bos)
         forget = Batches(encode(forget_rows), unlearn["batch_size"], tokenizer.pad_token_id, seed)
         retain = Batches(encode(retain_rows), unlearn["retain_batch_size"] or unlearn["batch_size"],
                          tokenizer.pad_token_id, seed + 1)

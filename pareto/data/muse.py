@@ -31,11 +31,13 @@ boundaries.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from pareto._registry import did_you_mean
 from pareto.data.custom import read_parquet_records, read_records, require_fields
+from pareto.data.qa import text_ids
 from pareto.data.tofu import hub_file, local_directory
 
 MUSE_NEWS_REPO = "muse-bench/MUSE-News"
@@ -171,7 +173,7 @@ def chunk_texts(texts: Sequence[str | dict], tokenizer, max_length: int, stride:
                          f"got {stride!r}; a larger stride would skip tokens")
 
     def ids(text: str) -> list[int]:
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return text_ids(tokenizer, text)
 
     strings = [_text_of(t) for t in texts]
     if cross_texts:
@@ -193,3 +195,49 @@ def chunk_texts(texts: Sequence[str | dict], tokenizer, max_length: int, stride:
             if start + body >= len(stream):
                 break
     return windows
+
+
+# ----------------------------------------------------------------------------------------------
+# the CPU subset: evaluation items that refer to the articles actually used
+
+#: Verbmem prompts built from an article's beginning: this many whitespace-separated words.
+VERBMEM_PROMPT_WORDS = 32
+#: ... and an article must have at least this many words after the prompt to give an item.
+VERBMEM_MIN_GT_WORDS = 32
+
+
+def verbmem_from_articles(articles: Sequence[dict], *, prompt_words: int = VERBMEM_PROMPT_WORDS,
+                          min_gt_words: int = VERBMEM_MIN_GT_WORDS,
+                          ids: Sequence[int] | None = None) -> list[dict]:
+    """MUSE-style verbmem items from `articles` (``{"text"}`` rows): prompt = the article's first
+    `prompt_words` words, gt = the rest of the article, from the next word on (the metric keeps
+    the first 128 tokens of gt, as MUSE does). MUSE's own items (verbmem/forget.json) are pieces
+    of ~600 words from anywhere in a forget text followed by its next 128 tokens; prompts that
+    long do not fit a CPU-sized model's context, and an article's beginning is where a model
+    trained on per-article windows (pareto.data.encode) saw it. Articles with fewer than
+    `prompt_words + min_gt_words` words give no item. `ids` label the items
+    (``item_id = "verbmem:article<id>"``; default: the position in `articles`)."""
+    items = []
+    for j, row in enumerate(articles):
+        words = list(re.finditer(r"\S+", row["text"]))
+        if len(words) < prompt_words + min_gt_words:
+            continue
+        text = row["text"]
+        items.append({"prompt": text[:words[prompt_words - 1].end()], "gt": text[words[prompt_words].start():],
+                      "item_id": f"verbmem:article{ids[j] if ids is not None else j}"})
+    return items
+
+
+def occurs(phrase: str, text: str) -> bool:
+    """`phrase` in `text` as whole words (case-sensitive): "16" is not found in "2016"."""
+    return re.search(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text) is not None
+
+
+def knowmem_in_articles(qa: Sequence[dict], articles: Sequence[dict], split: str) -> list[dict]:
+    """The knowmem QA items whose answer occurs (`occurs`) in one of `articles`, in their order,
+    each with ``item_id = "knowmem_<split>:<index in the full QA file>"``. This links an item to
+    the chosen articles by its answer string only: a short answer (a year, "16") can occur in an
+    article that is not about the question (see docs/muse_news.md)."""
+    texts = [a["text"] for a in articles]
+    return [{**r, "item_id": f"knowmem_{split}:{i}"} for i, r in enumerate(qa)
+            if any(occurs(r["answer"], t) for t in texts)]

@@ -18,6 +18,15 @@ IGNORE = -100
 PLAIN_TEMPLATE = "Question: {question}\nAnswer:"
 
 
+def text_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of `text`, no special tokens. A long text (an article, cut into windows later) is
+    not warned about: transformers tokenizers are asked not to (`verbose=False`)."""
+    from transformers import PreTrainedTokenizerBase
+
+    quiet = {"verbose": False} if isinstance(tokenizer, PreTrainedTokenizerBase) else {}
+    return list(tokenizer(text, add_special_tokens=False, **quiet)["input_ids"])
+
+
 def format_prompt(question: str, template: str = PLAIN_TEMPLATE) -> str:
     return template.format(question=question)
 

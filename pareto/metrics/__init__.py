@@ -12,11 +12,11 @@ from typing import Sequence
 
 from pareto.metrics import loss, muse, tofu  # noqa: F401  (registration)
 from pareto.metrics._base import (METRICS, EvalContext, EvalSettings, ItemScore, Metric, MetricValue,
-                                  register_metric)
+                                  eval_settings, register_metric)
 from pareto.metrics.generation import greedy_answers
 from pareto.metrics.rouge import rouge_l_recall
 
-__all__ = ["METRICS", "EvalContext", "EvalSettings", "ItemScore", "Metric", "MetricValue", "register_metric",
+__all__ = ["METRICS", "EvalContext", "EvalSettings", "ItemScore", "Metric", "MetricValue", "eval_settings", "register_metric",
            "evaluate", "mean_answer_ce", "greedy_answers", "rouge_l_recall"]
 
 

@@ -36,7 +36,28 @@ class EvalSettings:
     max_new_tokens: int = 32
     batch_size: int = 32
     use_stemmer: bool = True  # ROUGE: open-unlearning / TOFU on; MUSE's code off
-    add_bos: bool = True
+    add_bos: bool = True  # BOS before every prompt / text, as the target was trained
+    template: str = "plain"  # prompt template by name (pareto.data.templates), as the target was trained
+    max_length: int | None = None  # tokens per example / text window, as the target was trained (None: 128 for
+    #                                QA, as encode_qa; texts: the model's context)
+
+    @property
+    def template_format(self) -> str:
+        from pareto.data.templates import resolve_template
+
+        return resolve_template(self.template)
+
+    def recorded(self) -> dict:
+        """The prompt settings every metric that builds prompts records with its value."""
+        return {"template": self.template, "add_bos": self.add_bos}
+
+
+def eval_settings(manifest: dict, **kw) -> EvalSettings:
+    """The settings of an evaluation of the target described by `manifest`: its prompt template,
+    BOS choice and example length (a target made before they were recorded: plain, BOS, 128)."""
+    config = manifest.get("config") or {}
+    return EvalSettings(template=manifest.get("template", "plain"), add_bos=manifest.get("add_bos", True),
+                        max_length=config.get("max_length"), **kw)
 
 
 @dataclass
@@ -49,7 +70,10 @@ class EvalContext:
     _memo: dict = field(default_factory=dict, repr=False)
 
     def split(self, name: str) -> list[dict]:
-        if name not in self.data or not self.data[name]:
+        if name in self.data and not self.data[name]:
+            raise KeyError(f"the {name!r} split of this evaluation is empty: the data subset has no such items "
+                           f"(MUSE-News with few `articles` can leave knowmem splits empty: use more articles)")
+        if name not in self.data:
             raise KeyError(f"this evaluation has no {name!r} split; it has: {', '.join(sorted(self.data)) or 'none'}")
         return self.data[name]
 

@@ -41,14 +41,14 @@ from typing import Sequence
 import torch
 
 from pareto.lm import context_length
-from pareto.data.qa import PLAIN_TEMPLATE, encode_prompt, left_pad
+from pareto.data.qa import PLAIN_TEMPLATE, encode_prompt, left_pad, text_ids
 
 __all__ = ["greedy_generate", "greedy_answers", "cut_at_stop_strings", "encode_text"]
 
 
 def encode_text(tokenizer, text: str, add_bos: bool = True) -> list[int]:
     """Token ids of `text` without special tokens, BOS prepended when asked and available."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = text_ids(tokenizer, text)  # long texts are cut by callers
     if add_bos and tokenizer.bos_token_id is not None:
         ids = [tokenizer.bos_token_id] + ids
     return ids

@@ -53,7 +53,7 @@ from pareto.lm import context_length
 from pareto.metrics.generation import encode_text, greedy_generate
 
 __all__ = ["verbmem", "knowmem", "knowmem_prompt", "min_k_percent", "min_k_lowest", "token_logprobs",
-           "auc", "muse_privleak_auc",
+           "auc", "muse_privleak_auc", "privleak_auc",
            "privleak", "rouge_l", "KNOWMEM_STOP_STRINGS"]
 
 KNOWMEM_SHOT = "Question: {question}\nAnswer: {answer}\n\n"
@@ -224,6 +224,19 @@ def privleak(auc_unlearned: float, auc_retrain: float) -> float:
 from pareto.metrics._base import ItemScore, Metric, MetricValue, item_id, register_metric  # noqa: E402
 
 VERBMEM_TOKENS, KNOWMEM_TOKENS = 128, 32
+PRIVLEAK_K = 0.4
+
+
+def privleak_auc(ctx) -> tuple[float, dict[str, np.ndarray]]:
+    """MUSE's forget-vs-holdout Min-40% AUC of the context's model, and the per-text scores. The
+    privleak metric and its Retrain reference (`pareto.prepare`, on the retain-only model) both
+    call this. Texts are scored over their first `settings.max_length` tokens (the target's
+    training window; default the model's context), BOS as the target was trained."""
+    s = ctx.settings
+    scores = {split: ctx.memo(("min_k", split), lambda split=split: min_k_percent(
+        ctx.model, ctx.tokenizer, [r["text"] for r in ctx.split(f"privleak_{split}")], k=PRIVLEAK_K,
+        max_length=s.max_length, batch_size=s.batch_size, add_bos=s.add_bos)) for split in ("forget", "holdout")}
+    return muse_privleak_auc(scores["forget"], scores["holdout"]), scores
 
 
 def _knowmem(ctx, split: str) -> MetricValue:
@@ -233,7 +246,8 @@ def _knowmem(ctx, split: str) -> MetricValue:
     items = tuple(ItemScore(item_id(r, i, f"knowmem_{split}"), float(s), r["question"], g, r["answer"])
                   for i, (r, s, g) in enumerate(zip(qa, scores, gens)))
     return MetricValue(float(np.mean(scores)), items, {"rouge": "rougeL f1", "use_stemmer": False, "n_icl": len(icl),
-                                                        "max_new_tokens": KNOWMEM_TOKENS, "n_items": len(qa)})
+                                                        "max_new_tokens": KNOWMEM_TOKENS, "n_items": len(qa),
+                                                        "prompt": "MUSE few-shot", "add_bos": ctx.settings.add_bos})
 
 
 @register_metric("verbmem_f", "min", needs=("verbmem",))
@@ -245,7 +259,8 @@ class VerbmemForget(Metric):
         items = tuple(ItemScore(item_id(r, i, "verbmem"), float(s), r["prompt"], g, ref)
                       for i, (r, s, g, ref) in enumerate(zip(rows, scores, gens, refs)))
         return MetricValue(float(np.mean(scores)), items, {"rouge": "rougeL f1", "use_stemmer": False,
-                                                            "max_new_tokens": VERBMEM_TOKENS, "n_items": len(rows)})
+                                                            "max_new_tokens": VERBMEM_TOKENS, "n_items": len(rows),
+                                                            "add_bos": ctx.settings.add_bos})
 
 
 @register_metric("knowmem_f", "min", needs=("knowmem_forget", "knowmem_forget_icl"))
@@ -266,11 +281,10 @@ class PrivLeak(Metric):
 
     def compute(self, ctx):
         ref = ctx.need_reference("privleak_auc", "privleak", "Min-K% AUC")
-        scores = {s: min_k_percent(ctx.model, ctx.tokenizer, [r["text"] for r in ctx.split(f"privleak_{s}")], k=0.4,
-                                   batch_size=ctx.settings.batch_size, add_bos=ctx.settings.add_bos)
-                  for s in ("forget", "holdout")}
-        value = privleak(muse_privleak_auc(scores["forget"], scores["holdout"]), ref)
+        auc_value, scores = privleak_auc(ctx)
         items = tuple(ItemScore(item_id(r, i, f"privleak_{s}"), float(v)) for s in scores
                       for i, (r, v) in enumerate(zip(ctx.split(f"privleak_{s}"), scores[s])))
-        return MetricValue(value, items, {"membership": "Min-K%", "k": 0.4, "auc_positive": "holdout",
-                                          "auc_retrain": ref})
+        return MetricValue(privleak(auc_value, ref), items, {
+            "membership": "Min-K%", "k": PRIVLEAK_K, "auc_positive": "holdout", "auc": auc_value, "auc_retrain": ref,
+            "max_length": ctx.settings.max_length, "add_bos": ctx.settings.add_bos,
+            "n_forget": len(scores["forget"]), "n_holdout": len(scores["holdout"])})

@@ -1,6 +1,6 @@
 """Pieces shared by the target builders (pareto.models.embedded, pareto.models.target).
 
-- `build_tokenizer`: a word-level tokenizer on the words of some QA rows (the tiny models);
+- `build_tokenizer`: a word-level tokenizer on the words of some rows (the tiny models);
 - `train_on_answers`: Adam(W) on the answer-only CE (`pareto.lm.answer_ce`), a fixed number of
   epochs or until greedy next-token accuracy on the answer tokens reaches a target;
 - `answer_accuracy` / `answer_metrics`: that accuracy and the answer CE, teacher forced;
@@ -28,7 +28,9 @@ from pareto.data.qa import IGNORE, Encoded, collate, format_prompt
 from pareto.lm import answer_ce
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # ids 0..3, in this order
-TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "paraphrased_question")
+#: Fields whose words a word-level tokenizer learns: QA pairs (TOFU), texts (MUSE-News articles,
+#: privleak texts) and verbmem items (prompt, gt).
+TEXT_FIELDS = ("question", "answer", "paraphrased_answer", "paraphrased_question", "text", "prompt", "gt")
 
 Log = Callable[[str], None]
 
@@ -56,7 +58,8 @@ def _row_texts(rows: Iterable[dict]) -> Iterator[str]:
 
 def build_tokenizer(rows: Sequence[dict], extra_texts: Iterable[str] = ()):
     """Word-level `PreTrainedTokenizerFast` whose vocabulary is every word of `rows` (questions,
-    answers, paraphrases, perturbed answers), of `extra_texts` and of the QA prompt template.
+    answers, paraphrases, perturbed answers, texts, verbmem prompts and ground truths), of
+    `extra_texts` and of the plain QA prompt template.
 
     Ids: <pad>=0, <unk>=1, <s>=2, </s>=3, then the words sorted. Decoding rejoins tokens with
     single spaces and drops the space before . , ? ! and 's (the WordPiece decoder's clean-up),
