@@ -387,6 +387,7 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
             problems.add(("data", "authors"), f"authors must be ≥ 2, got {d.authors}")
         if d.path and ("/" not in d.path or d.path.startswith((".", "/"))) and not Path(d.path).is_dir():
             problems.add(("data", "path"), f"no such directory: {d.path} (give a local TOFU directory or a hub id like locuslab/TOFU)")
+    _check_data_pairs(spec, problems)
     from pareto.data.templates import TEMPLATES
 
     if d.template not in TEMPLATES:
@@ -428,6 +429,42 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("resources", "cpus_per_trial"), "must be > 0")
     if spec.resources.gpus_per_trial < 0:
         problems.add(("resources", "gpus_per_trial"), "must be ≥ 0")
+
+
+#: Metrics that read QA rows (TOFU's, or your own with the fields they name) and MUSE's text metrics.
+QA_METRICS = ("rouge_f", "utility_r", "prob_f", "prob_r", "truth_ratio_f", "truth_ratio_r", "forget_quality",
+              "model_utility")
+MUSE_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
+REFERENCE_METRICS = ("forget_quality", "privleak")  # compare with the retain-only model
+
+
+def _check_data_pairs(spec: SweepSpec, problems: _Problems) -> None:
+    """Settings that only mean something together: data source × metrics, template × target."""
+    d, t, metrics = spec.data, spec.target, spec.eval.metrics
+    if d.source == "embedded" and (d.template != "plain" or not d.add_bos):
+        problems.add(("data", "template"), "the embedded target is trained with the plain template and BOS; "
+                                           "another template or add_bos: false needs target.source: train")
+    for key in ("template", "add_bos", "max_length"):
+        if key in t.train:
+            home = "data.context" if key == "max_length" else f"data.{key}"
+            problems.add(("target", "train", key), f"set {key} once, as {home}: the data, the target and every "
+                                                   f"trial share it")
+    if d.source != "muse_news":
+        for key in ("articles", "context"):
+            if getattr(d, key) is not None:
+                problems.add(("data", key), f"data.{key} applies to data.source muse_news only")
+    wrong = MUSE_METRICS if d.source != "muse_news" else QA_METRICS
+    for i, name in enumerate(metrics):
+        if name in wrong:
+            fits = "MUSE-News text data" if d.source != "muse_news" else "question/answer data (TOFU, custom, embedded)"
+            problems.add(("eval", "metrics", i), f"{name} is for {fits}, not data.source {d.source}")
+        if name in REFERENCE_METRICS and not t.retain_model:
+            problems.add(("eval", "metrics", i), f"{name} compares with the retain-only model: set "
+                                                 f"target.retain_model: true (or drop {name})")
+    if d.source == "muse_news" and d.path and ("/" not in d.path or d.path.startswith((".", "/"))) \
+            and not Path(d.path).is_dir():
+        problems.add(("data", "path"), f"no such directory: {d.path} (give a local MUSE-News directory or a hub "
+                                       f"id like muse-bench/MUSE-News)")
 
 
 def _check_search(spec: SweepSpec, problems: _Problems, metrics) -> None:

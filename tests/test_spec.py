@@ -217,3 +217,22 @@ def test_optuna_space_is_conditional_and_indexed():
     assert [p["index"] for p in points] == list(range(7, 19))
     assert {p["combiner"]["name"] for p in points} == {"gdiff", "ngdiff"}
     assert all(1e-5 <= p["lr"] <= 1e-3 for p in points)
+
+
+def test_settings_that_only_mean_something_together():
+    text = """name: x
+data: {source: tofu, articles: 4, template: llama2-chat}
+target: {source: train, train: {template: phi}}
+eval: {metrics: [rouge_f, verbmem_f, forget_quality]}
+"""
+    with pytest.raises(SpecError) as err:
+        parse_spec(text)
+    problems = "\n".join(err.value.problems)
+    assert "data.articles applies to data.source muse_news only" in problems
+    assert "set template once, as data.template" in problems
+    assert "verbmem_f is for MUSE-News text data, not data.source tofu" in problems
+    assert "forget_quality compares with the retain-only model" in problems
+    with pytest.raises(SpecError, match="rouge_f is for question/answer data"):
+        parse_spec("name: x\ndata: {source: muse_news}\ntarget: {source: train}\neval: {metrics: [rouge_f]}\n")
+    with pytest.raises(SpecError, match="needs target.source: train"):
+        parse_spec("name: x\ndata: {template: phi}\n")
