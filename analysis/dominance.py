@@ -21,6 +21,7 @@ negated, which is exact for floats) and then works on that copy.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -163,13 +164,48 @@ def dominators(points: np.ndarray, directions: Sequence[str]) -> list[list[int]]
     return out
 
 
+def _ranks_2d(p: np.ndarray) -> np.ndarray:
+    """Front ranks of minimised [n, 2] points in O(n log n) (one sort, one binary search each).
+
+    A point's rank is the length of the longest dominance chain ending at it. Visit the points
+    sorted by (x, y); every point that can dominate the current one was visited before it, and
+    a visited point q ≠ p dominates p iff q.y ≤ p.y. ``tails[r]`` is the smallest y visited so
+    far at rank r; it is non-decreasing in r (a rank-r point has a rank-(r-1) dominator with
+    y at most its own), so the ranks blocked for p are a prefix and its rank is
+    ``bisect_right(tails, p.y)``. Copies of one point are visited together and share a rank.
+    """
+    n = p.shape[0]
+    ranks = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return ranks
+    order = np.lexsort((p[:, 1], p[:, 0]))
+    x, y = p[order, 0], p[order, 1]
+    new = np.r_[True, (x[1:] != x[:-1]) | (y[1:] != y[:-1])].tolist()
+    tails: list[float] = []
+    out = np.empty(n, dtype=np.int64)
+    r = 0
+    for i, (yi, first) in enumerate(zip(y.tolist(), new)):
+        if first:
+            r = bisect_right(tails, yi)
+            if r == len(tails):
+                tails.append(yi)
+            else:
+                tails[r] = yi
+        out[i] = r
+    ranks[order] = out
+    return ranks
+
+
 def front_ranks(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     """Non-dominated sorting: rank 0 is the front, rank r the front once ranks < r are removed.
 
     Every rank-r point (r > 0) is dominated by some rank-(r-1) point and by no point of
-    rank ≥ r. Peels one front at a time, each with the same mask as non_dominated_mask.
+    rank ≥ r. k == 2: O(n log n) (:func:`_ranks_2d`); other k: peels one front at a time,
+    each with the same mask as non_dominated_mask.
     """
     p = _as_minimised(points, directions)
+    if p.shape[1] == 2:
+        return _ranks_2d(p)
     ranks = np.full(p.shape[0], -1, dtype=np.int64)
     remaining = np.arange(p.shape[0])
     rank = 0

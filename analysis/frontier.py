@@ -285,20 +285,37 @@ def _fmt_json(df: pd.DataFrame, table: FrontierTable) -> str:
     return json.dumps(records, allow_nan=False)
 
 
+def _fmt_latex(df: pd.DataFrame, table: FrontierTable) -> str:
+    def tex(s: str) -> str:
+        s = "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in s)
+        return s.replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace("~", r"\~{}")
+
+    cols = list(df.columns)
+    spec = "".join("r" if _right_aligned(df[c]) else "l" for c in cols)
+    out = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(tex(str(c)) for c in cols) + r" \\",
+           r"\midrule"]
+    out += [" & ".join(tex(_cell(v)) for v in rec) + r" \\" for rec in df.itertuples(index=False, name=None)]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    note = _excluded_note(table)
+    return "\n".join(out + ([f"% {note}"] if note else [])) + "\n"
+
+
 FORMATS: dict[str, Callable[[pd.DataFrame, FrontierTable], str]] = {
     "table": _fmt_table,
     "csv": _fmt_csv,
     "json": _fmt_json,
     "markdown": _fmt_markdown,
+    "latex": _fmt_latex,
 }
 
 
 def format_table(
     table: FrontierTable, fmt: str = "table", columns: Sequence[str] | None = None
 ) -> str:
-    """Render ``table.rows`` as "table" (aligned text), "csv", "json" (records) or "markdown".
+    """Render ``table.rows`` as "table" (aligned text), "csv", "json" (records), "markdown" or
+    "latex" (a booktabs tabular).
 
-    "table" and "markdown" are for reading: floats to 4 significant digits and a closing line
+    "table", "markdown" and "latex" are for reading: floats to 4 significant digits and a closing line
     that counts the excluded trials by reason. "csv" and "json" keep full precision and hold
     the rows only (the excluded trials are in ``table.excluded``). ``columns`` picks and orders
     the columns (default: all).

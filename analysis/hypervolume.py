@@ -8,7 +8,7 @@ the strips each point of the front adds, O(n log n).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,3 +40,107 @@ def hypervolume_2d(points, directions: Sequence[str], reference: Sequence[float]
         next_x = p[i + 1, 0] if i + 1 < len(p) else r[0]
         area += (next_x - x) * (r[1] - best_y)
     return float(area)
+
+
+def hypervolume(points, directions: Sequence[str], reference: Sequence[float]) -> float:
+    """Exact hypervolume for 1, 2 or 3 objectives (NaN rows ignored).
+
+    3-D: sweep the third objective; between consecutive levels the covered area is the 2-D
+    hypervolume of the points at or below the level — O(n² log n), exact.
+    """
+    directions = list(directions)
+    k = len(directions)
+    pts = np.asarray(points, dtype=float).reshape(-1, k)
+    pts = pts[~np.isnan(pts).any(axis=1)]
+    if k == 2:
+        return hypervolume_2d(pts, directions, reference)
+    p = _to_min(pts, directions)
+    r = _to_min(np.asarray(reference, dtype=float).reshape(1, k), directions)[0]
+    p = p[(p < r).all(axis=1)]
+    if not len(p):
+        return 0.0
+    if k == 1:
+        return float(r[0] - p[:, 0].min())
+    if k != 3:
+        raise ValueError(f"exact hypervolume is implemented for 1-3 objectives, got {k}")
+    p = p[np.argsort(p[:, 2], kind="stable")]
+    levels = np.r_[np.unique(p[:, 2]), r[2]]
+    total = 0.0
+    for z, z_next in zip(levels[:-1], levels[1:]):
+        below = p[p[:, 2] <= z, :2]
+        total += (z_next - z) * hypervolume_2d(below, ("min", "min"), r[:2])
+    return float(total)
+
+
+def _bootstrap_mean_ci(values: np.ndarray, n_boot: int, level: float, rng: np.random.Generator
+                       ) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``values`` (resampled with replacement)."""
+    if len(values) < 2:
+        return (float(values[0]), float(values[0])) if len(values) else (np.nan, np.nan)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    means = values[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
+def nadir_point(trials, objectives: Sequence[tuple[str, str]]) -> np.ndarray:
+    """The worst finite value of each objective over the trials with status "ok"."""
+    import pandas as pd
+
+    ok = trials if "status" not in trials else trials[trials["status"] == "ok"]
+    out = []
+    for col, d in objectives:
+        v = pd.to_numeric(ok[col], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        out.append(np.nan if not len(v) else (v.max() if d == "min" else v.min()))
+    return np.asarray(out, dtype=float)
+
+
+def hypervolume_table(trials, objectives: Sequence[tuple[str, str]], reference=None,
+                      by: str = "method", seed_col: str = "seed", baseline: str = "no-unlearn",
+                      n_boot: int = 2000, level: float = 0.95, rng_seed: int = 0):
+    """Hypervolume per group (``by``) and overall ("all"), with a bootstrap CI over seeds.
+
+    trials:     one row per trial; only status "ok" rows with finite objectives count.
+    objectives: [(column, "min"|"max"), ...], 1-3 of them.
+    reference:  the point the volume is measured to. Default (None): the baseline trial's point
+                (``combiner == baseline``, the No-unlearn model), so a method's volume is what
+                it gains over not unlearning at all. Or a sequence of numbers.
+    Per group and seed s, HV_s = hypervolume of the group's trials with seed s (its lrs, c's
+    and lr rules together). ``hv`` is the mean of HV_s over seeds, ``ci_lo``/``ci_hi`` the
+    percentile bootstrap CI of that mean (seeds resampled with replacement; ``n_boot`` draws;
+    with one seed the CI is that value), ``hv_pooled`` the volume of all the group's trials
+    together. The baseline's own row is left out of the groups (it adds nothing at the
+    reference) but counts in "all".
+    """
+    import pandas as pd
+
+    cols = [c for c, _ in objectives]
+    dirs = [d for _, d in objectives]
+    ok = trials if "status" not in trials else trials[trials["status"] == "ok"]
+    vals = ok[cols].apply(pd.to_numeric, errors="coerce")
+    ok = ok[np.isfinite(vals.to_numpy(float)).all(axis=1)]
+    is_base = ok.get("combiner", pd.Series("", index=ok.index)) == baseline
+    if reference is None:
+        base = ok[is_base]
+        if base.empty:
+            raise ValueError(f"no {baseline!r} trial to take the reference point from; pass "
+                             "reference= explicitly (one value per objective)")
+        reference = base[cols].astype(float).iloc[0].to_numpy()
+    reference = np.asarray(reference, dtype=float)
+    if reference.shape != (len(cols),):
+        raise ValueError(f"reference needs {len(cols)} values, got {reference.tolist()}")
+    seeds = ok[seed_col] if seed_col in ok else pd.Series(0, index=ok.index)
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    groups = [(g, df) for g, df in ok[~is_base].groupby(by, sort=True)] if by in ok else []
+    for name, df in groups + [("all", ok)]:
+        per_seed = np.array([hypervolume(d[cols].to_numpy(float), dirs, reference)
+                             for _, d in df.groupby(seeds.loc[df.index], sort=True)])
+        lo, hi = _bootstrap_mean_ci(per_seed, n_boot, level, rng)
+        rows.append({by: name, "hv": float(per_seed.mean()) if len(per_seed) else 0.0,
+                     "ci_lo": lo, "ci_hi": hi, "n_seeds": len(per_seed), "n_trials": len(df),
+                     "hv_pooled": hypervolume(df[cols].to_numpy(float), dirs, reference)})
+    out = pd.DataFrame(rows)
+    out.attrs["reference"] = dict(zip(cols, reference.tolist()))
+    return out

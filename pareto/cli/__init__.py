@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from pareto.cli.check import check
 from pareto.cli.frontier import frontier
+from pareto.cli.report import report
 from pareto.cli.sweep import sweep
 from pareto.cli.target import target
 from pareto.cli.validate import validate
@@ -18,6 +20,8 @@ def main() -> None:
     \b
       pareto sweep sweeps/quickstart.yaml     run a sweep (local Ray), write Parquet results
       pareto frontier --results DIR           non-dominated and dominated trials
+      pareto check theorem5 --results DIR     Eq. 5 / Lemma 4 / Theorem 5 per step and method
+      pareto report --results DIR --out F     one HTML page: every figure and table
       pareto validate sweeps/*.yaml           check specs, every problem at once
       pareto target sweeps/tofu_cpu.yaml      build (or find cached) the target and Retrain models
     """
@@ -27,3 +31,5 @@ main.add_command(sweep)
 main.add_command(frontier)
 main.add_command(validate)
 main.add_command(target)
+main.add_command(check)
+main.add_command(report)

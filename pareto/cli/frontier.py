@@ -2,74 +2,169 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from pareto.cli._errors import fail
 
-
-def _latest_run(root: Path) -> Path | None:
-    runs = sorted((p for p in root.glob("**/trials.parquet") if not {"parts", ".ray"} & set(p.parts)),
-                  key=lambda p: p.stat().st_mtime)
-    return runs[-1].parent if runs else None
+DATASETS = ("tofu", "muse", "custom")
 
 
-def print_frontier(trials, planes, fmt: str, by: str | None) -> None:
-    """`trials`: the trials table of a sweep (a pandas DataFrame)."""
+def find_results(results: str | None, dataset: str | None = None) -> str:
+    """The sweep folder to read: ``results`` itself when it holds trials.parquet, else the newest
+    sweep under it (default ./results), of ``dataset`` when given. Fails with exit status 2."""
+    from analysis.results import dataset_of, find_sweeps
+
+    if results is not None and "://" in results:  # an object store: the folder itself
+        from pareto.results.store import StorageError, Store
+
+        try:
+            present = Store(results).exists("trials.parquet")
+        except StorageError as exc:
+            fail(str(exc))
+        if not present:
+            fail(f"{results} holds no trials.parquet. Pass --results with the folder `pareto sweep` printed.")
+        return results
+    root = Path(results or "results")
+    of = f" of a {dataset} sweep" if dataset else ""
+    if (root / "trials.parquet").is_file():
+        if dataset:
+            import pyarrow.parquet as pq
+
+            found = dataset_of(pq.read_table(root / "trials.parquet", columns=["spec"]).to_pandas())
+            if found != dataset:
+                fail(f"{root} is a {found or 'unknown'} sweep, not {dataset}. Drop --dataset or pass another folder.")
+        return str(root)
+    if results is None and not root.is_dir():
+        fail("no results found under ./results. Run `pareto sweep sweeps/quickstart.yaml` or pass --results DIR.")
+    sweeps = find_sweeps(root, dataset) if root.is_dir() else []
+    if not sweeps:
+        where = "./results" if results is None else str(root)
+        fail(f"{where} holds no trials.parquet{of} (nor does any folder under it). "
+             "Pass --results with the folder `pareto sweep` printed.")
+    return str(sweeps[0])
+
+
+def _planes_for(trials, dataset: str | None):
+    from analysis.results import DEFAULT_PLANES, dataset_of
+
+    return DEFAULT_PLANES.get(dataset or dataset_of(trials) or "tofu", DEFAULT_PLANES["tofu"])
+
+
+def _directions(directions: dict | None) -> dict:
+    if directions:
+        return directions
+    from pareto.results.schema import METRICS  # results without direction metadata
+
+    return dict(METRICS)
+
+
+def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | None = None,
+                   dataset: str | None = None, plot: str | None = None) -> None:
+    """`trials`: the trials table of a sweep (a pandas DataFrame); `planes`: tuples of 2 or 3
+    metric names (None: the dataset's default planes); `directions`: metric → min|max|zero
+    (None: the registry's)."""
     from analysis import format_table, frontier_table
-    from pareto.results.schema import DEFAULT_PLANES, METRICS
+    from analysis.results import ARROWS, method_names, resolve_objectives
 
+    directions = _directions(directions)
     trials = trials.copy()
-    arrows = {"min": "↓", "max": "↑", "zero": "→0"}
-    for x, y in planes or DEFAULT_PLANES:
-        objectives = []
-        for col in (x, y):
-            if col not in METRICS:
-                fail(f"no metric {col!r}. Metrics: {', '.join(METRICS)}")
-            if METRICS[col] == "zero":  # closest to zero is best: minimise |value|
-                trials[f"|{col}|"] = trials[col].abs()
-                objectives.append((f"|{col}|", "min"))
-            else:
-                objectives.append((col, METRICS[col]))
-        table = frontier_table(trials, objectives, by=by)
-        click.echo(f"== {x} {arrows[METRICS[x]]} vs {y} {arrows[METRICS[y]]}"
-                   f"{f' (fronts per {by})' if by else ''} ==")
-        cols = ["trial_id", "label", x, y, "dominated", "dominated_by"]
-        click.echo(format_table(table, fmt, columns=cols))
-        if len(table.excluded):
-            click.echo("excluded: " + "; ".join(f"{r.trial_id} ({r.reason})" for r in table.excluded.itertuples()))
-        click.echo("")
+    if "method" not in trials and "combiner" in trials:
+        trials["method"] = method_names(trials)
+    tables, blocks = [], []
+    defaults = planes is None
+    for plane in planes or _planes_for(trials, dataset):
+        plane = tuple(plane)
+        title = " vs ".join(f"{n.split(':')[0]} {ARROWS.get(n.partition(':')[2] or directions.get(n, ''), '')}".rstrip()
+                            for n in plane) + (f" (fronts per {by})" if by else "")
+        names = [n.split(":")[0] for n in plane]
+        if defaults and any(n not in trials or trials[n].isna().all() for n in names):
+            empty = [n for n in names if n not in trials or trials[n].isna().all()]
+            blocks.append((title, None, f"(no trial has a value for {', '.join(empty)}; skipped)"))
+            continue
+        try:
+            tr, objectives = resolve_objectives(trials, list(plane), directions)
+        except ValueError as exc:
+            fail(f"{exc}. Metrics: {', '.join(sorted(directions))}")
+        if by is not None and by not in tr:
+            fail(f"--by {by!r}: no such column. Try --by combiner or --by method.")
+        table = frontier_table(tr, objectives, by=by)
+        tables.append(table)
+        cols = [c for c in ("trial_id", "label") if c in table.rows] + names + ["dominated", "dominated_by", "rank"]
+        blocks.append((title, table, cols))
+    if fmt == "json":  # one document for every plane
+        docs = []
+        for title, table, cols in blocks:
+            if table is None:
+                continue
+            docs.append({"plane": title, "objectives": [list(o) for o in table.objectives], "by": by,
+                         "rows": json.loads(format_table(table, "json", columns=cols)),
+                         "excluded": table.excluded[["trial_id", "reason"]].to_dict("records")})
+        click.echo(json.dumps({"planes": docs}))
+    else:
+        for title, table, cols in blocks:
+            head = f"# {title}" if fmt == "csv" else f"== {title} =="
+            if not (fmt == "csv" and len(blocks) == 1):
+                click.echo(head)
+            if table is None:
+                click.echo(cols + "\n")
+                continue
+            click.echo(format_table(table, fmt, columns=cols))
+            if len(table.excluded) and fmt != "csv":
+                click.echo("excluded: " + "; ".join(f"{r.trial_id} ({r.reason})" for r in table.excluded.itertuples()))
+            click.echo("")
+    if plot:
+        from analysis import plots
+
+        plots.save(plots.frontier(tables, directions), plot)
+        click.echo(f"plot: {plot}", err=fmt in ("csv", "json"))
 
 
 @click.command()
 @click.option("--results", "results", default=None,
-              help="A sweep's folder holding trials.parquet (default: the newest under ./results).")
-@click.option("--x", "x", default=None, help="Metric on the x axis (with --y).")
+              help="A sweep's folder holding trials.parquet, or a folder of sweeps (default ./results): "
+                   "then the newest sweep in it (of --dataset, when given).")
+@click.option("--dataset", type=click.Choice(DATASETS), default=None,
+              help="Pick the newest sweep on this dataset (tofu includes the embedded default) and its planes.")
+@click.option("--x", "x", default=None, help="Metric on the x axis (with --y); NAME or NAME:min|max.")
 @click.option("--y", "y", default=None, help="Metric on the y axis (with --x).")
-@click.option("--by", default=None, help="Per-group fronts, e.g. --by combiner.")
-@click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "markdown"]))
-def frontier(results: str | None, x: str | None, y: str | None, by: str | None, fmt: str) -> None:
+@click.option("--objectives", default=None, help="Any number of metrics, comma-separated: a k-objective front.")
+@click.option("--by", default=None, help="Per-group fronts, e.g. --by combiner or --by method.")
+@click.option("--format", "fmt", default="table",
+              type=click.Choice(["table", "csv", "json", "markdown", "latex"]))
+@click.option("--plot", default=None, metavar="PNG", help="Also draw the fronts into this PNG file.")
+def frontier(results: str | None, dataset: str | None, x: str | None, y: str | None, objectives: str | None,
+             by: str | None, fmt: str, plot: str | None) -> None:
     """Print the non-dominated and the dominated trials with their dominators.
+
+    Default planes: TOFU — forget loss ↑ vs retain loss ↓ and rouge_f ↓ vs utility_r ↑;
+    MUSE — the loss plane and verbmem_f ↓, knowmem_f ↓, knowmem_r ↑ (a 3-objective front).
 
     \b
       pareto frontier --results results/quickstart
-      pareto frontier --x rouge_f --y utility_r --by combiner
+      pareto frontier --dataset tofu --x rouge_f --y utility_r --by combiner
+      pareto frontier --dataset muse --objectives verbmem_f,knowmem_f,knowmem_r --format latex
+      pareto frontier --results DIR --plot frontier.png
     """
-    if results is None:
-        found = _latest_run(Path("results"))
-        if found is None:
-            fail("no results found under ./results. Run `pareto sweep sweeps/quickstart.yaml` or pass --results DIR.")
-        results = str(found)
-    from pareto.results.store import Store, StorageError
-
-    try:
-        store = Store(results)  # a local folder or a URI (s3://…, gs://…, file://…)
-        present = store.exists("trials.parquet")
-    except StorageError as exc:
-        fail(str(exc))
-    if not present:
-        fail(f"{results} holds no trials.parquet. Pass --results with the folder `pareto sweep` printed.")
+    folder = find_results(results, dataset)
     if (x is None) != (y is None):
         fail("--x and --y go together")
-    print_frontier(store.read_table("trials.parquet").to_pandas(), [(x, y)] if x else None, fmt, by)
+    if objectives and x:
+        fail("give either --x/--y or --objectives, not both")
+    from analysis.results import load_results
+
+    try:
+        res = load_results(folder)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {folder}: {exc}")
+    planes = None
+    if x:
+        planes = [(x, y)]
+    elif objectives:
+        names = [n.strip() for n in objectives.split(",") if n.strip()]
+        if not names:
+            fail("--objectives needs at least one metric name")
+        planes = [tuple(names)]
+    print_frontier(res.trials, planes, fmt, by, directions=res.directions, dataset=dataset, plot=plot)

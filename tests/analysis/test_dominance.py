@@ -234,3 +234,45 @@ def test_bad_directions():
         non_dominated_mask(np.zeros((2, 2, 2)), ("min", "min"))
     with pytest.raises(ValueError, match="same length"):
         dominates([1.0, 2.0], [1.0], ("min", "min"))
+
+
+# --------------------------------------------------------------- 2-D ranks in O(n log n)
+def bf_ranks(points, directions) -> list[int]:
+    """Non-dominated sorting by repeated brute-force peeling (O(n³) at worst, no numpy)."""
+    pts = [list(map(float, p)) for p in points]
+    left, ranks, r = set(range(len(pts))), [-1] * len(pts), 0
+    while left:
+        front = [i for i in left if not any(bf_dominates(pts[j], pts[i], directions) for j in left)]
+        for i in front:
+            ranks[i] = r
+        left -= set(front)
+        r += 1
+    return ranks
+
+
+@settings(max_examples=300, deadline=None)
+@given(point_sets(k=2, max_n=40))
+def test_2d_ranks_fast_path_matches_brute_force_peeling(case):
+    pts, dirs = case
+    expected = bf_ranks(pts, dirs)
+    assert front_ranks(pts, dirs).tolist() == expected
+    assert dom._ranks_2d(to_min(pts, dirs)).tolist() == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(point_sets(max_n=20))
+def test_ranks_match_brute_force_peeling_any_k(case):
+    pts, dirs = case
+    assert front_ranks(pts, dirs).tolist() == bf_ranks(pts, dirs)
+
+
+def test_2d_ranks_on_a_large_grid_match_peeling():
+    rng = np.random.default_rng(1)
+    p = rng.integers(0, 40, size=(4000, 2)).astype(float)
+    peeled = np.full(len(p), -1)
+    rest, r = np.arange(len(p)), 0
+    while rest.size:
+        f = dom._mask_general(p[rest])
+        peeled[rest[f]] = r
+        rest, r = rest[~f], r + 1
+    np.testing.assert_array_equal(dom._ranks_2d(p), peeled)

@@ -303,3 +303,33 @@ def test_analysis_imports_neither_torch_nor_pareto_core():
             "assert not bad, bad")
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(trial_tables())
+def test_frontier_table_ranks_match_brute_force_with_nan_and_groups(case):
+    """Ranks of the placed trials = brute-force peeling within each group; NaN/inf/failed out."""
+    df, objs, by = case
+    t = frontier_table(df, objs, by=by)
+    cols = [c for c, _ in objs]
+    dirs = [d for _, d in objs]
+    rows = t.rows.to_dict("records")
+    for key in {None if by is None else r[by] for r in rows}:
+        group = [r for r in rows if by is None or r[by] == key]
+        left, r = list(range(len(group))), 0
+        while left:
+            front = [i for i in left if not any(
+                bf_dominates([group[j][c] for c in cols], [group[i][c] for c in cols], dirs) for j in left)]
+            for i in front:
+                assert group[i]["rank"] == r
+            left = [i for i in left if i not in front]
+            r += 1
+
+
+def test_latex_format():
+    df = pd.DataFrame({"trial_id": ["a_1", "b"], "status": ["ok", "failed"], "x": [1.0, 2.0], "y": [1.0, 0.5]})
+    out = format_table(frontier_table(df, [("x", "min"), ("y", "max")]), "latex")
+    lines = out.splitlines()
+    assert lines[0] == r"\begin{tabular}{llrrlrl}" and lines[-2] == r"\end{tabular}"
+    assert r"a\_1 & ok & 1 & 1 & False & 0 &  \\" in lines
+    assert lines[-1] == "% excluded 1 trial(s): status=failed (1)"

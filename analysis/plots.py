@@ -1,0 +1,234 @@
+"""Matplotlib drawings of tables computed elsewhere (analysis.figures, analysis.frontier).
+
+Nothing here computes a result: each function takes a table and returns a
+``matplotlib.figure.Figure`` (no pyplot, no global state; PNG through the Agg canvas).
+Colours follow the method, line style the lr rule (solid: AutoLR, dashed: fixed η).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+__all__ = ["fig1", "fig5", "curves", "frontier", "agreement", "save", "png_bytes"]
+
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
+_ARROWS = {"min": "↓", "max": "↑", "zero": "→0"}
+
+
+def _label(name: str, directions: dict | None) -> str:
+    arrow = _ARROWS.get((directions or {}).get(name, ""), "")
+    return f"{name} {arrow}".rstrip()
+
+
+def _colors(keys: Sequence) -> dict:
+    palette = [f"C{i}" for i in range(10)] + ["#8c564b", "#17becf", "#bcbd22", "#7f7f7f"]
+    return {k: palette[i % len(palette)] for i, k in enumerate(dict.fromkeys(keys))}
+
+
+def _style(rule) -> str:
+    return "-" if rule == "autolr" else "--"
+
+
+def _empty(ax, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
+
+
+def _auto_log(ax, xs, ys, names) -> None:
+    """Log axes for losses spanning more than 30× (after unlearning: 0.05 … 13); scores in [0, 1]
+    stay linear."""
+    for values, set_scale, name in ((xs, ax.set_xscale, names[0]), (ys, ax.set_yscale, names[1])):
+        if "loss" not in str(name):
+            continue
+        v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
+        v = v[np.isfinite(v)]
+        if len(v) and (v > 0).all() and v.max() / v.min() > 30:
+            set_scale("log")
+
+
+def save(fig: Figure, path) -> None:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------- Fig. 1
+def fig1(data: pd.DataFrame, directions: dict | None = None) -> Figure:
+    """One panel per plane; static-c GDiff joined by dashed lines in c order, others markers."""
+    planes = list(dict.fromkeys(data["plane"])) or ["(no plane has data)"]
+    fig = Figure(figsize=(5.2 * len(planes), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(planes), squeeze=False)[0]
+    others = data[data["line"].isna()]
+    markers = {m: _MARKERS[i % len(_MARKERS)] for i, m in enumerate(dict.fromkeys(others["display"]))}
+    colors = _colors(others["display"])
+    line_colors = {k: c for k, c in zip(dict.fromkeys(data["line"].dropna()), ["C0", "C9", "C4", "C6"] * 4)}
+    for ax, plane in zip(axes, planes):
+        part = data[data["plane"] == plane]
+        if part.empty:
+            _empty(ax)
+            continue
+        for line, pts in part[part["line"].notna()].groupby("line", sort=False):
+            pts = pts.sort_values("c")
+            hollow = (pts["lr_rule"] != "autolr").all()
+            ax.plot(pts["x"], pts["y"], ls="--", marker="o", color=line_colors[line], label=line, zorder=2,
+                    markerfacecolor="white" if hollow else line_colors[line])
+            for _, p in pts.iterrows():
+                ax.annotate(f"c={p['c']:g}", (p["x"], p["y"]), fontsize=7, xytext=(4, 3),
+                            textcoords="offset points", color=line_colors[line])
+        for (disp, rule), pts in part[part["line"].isna()].groupby(["display", "lr_rule"], sort=False, dropna=False):
+            base = disp == "No-unlearn"
+            auto = rule == "autolr"
+            ax.scatter(pts["x"], pts["y"], s=120 if base else 60, zorder=3,
+                       marker="*" if base else markers[disp],
+                       facecolors=("black" if base else colors[disp]) if (auto or base) else "none",
+                       edgecolors="black" if base else colors[disp], linewidths=1.5,
+                       label=disp + ("" if base else (" (AutoLR)" if auto else " (fixed η)")))
+        _auto_log(ax, part["x"], part["y"], (part["x_name"].iloc[0], part["y_name"].iloc[0]))
+        ax.set_xlabel(_label(part["x_name"].iloc[0], directions))
+        ax.set_ylabel(_label(part["y_name"].iloc[0], directions))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
+    fig.suptitle("Fig. 1 — every trial on the paper's planes (filled: AutoLR, hollow: fixed η)")
+    return fig
+
+
+# ------------------------------------------------------------------------------------- Fig. 5
+def fig5(data: pd.DataFrame) -> Figure:
+    """‖g_R‖, ‖g_F‖, c_t and η over steps, one line per trial."""
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    panels = [("norm_r", "‖g_R‖"), ("norm_f", "‖g_F‖"), ("c_t", "c_t = w_R/(w_R+w_F)"), ("lr", "learning rate η")]
+    colors = _colors(data["setting"])
+    for ax, (col, title) in zip(axes, panels):
+        if data.empty:
+            _empty(ax)
+        for (setting, tid), part in data.groupby(["setting", "trial_id"], sort=False):
+            ax.plot(part["step"], part[col], ls=_style(part["lr_rule"].iloc[0]), color=colors[setting],
+                    label=setting, drawstyle="steps-post" if col == "lr" else "default")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if col in ("norm_r", "norm_f", "lr") and (data[col] > 0).any():
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    _legend(fig, axes)
+    fig.suptitle("Fig. 5 — gradient norms, c_t and learning rate over steps")
+    return fig
+
+
+def _legend(fig: Figure, axes) -> None:
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncols=min(4, len(seen)), fontsize=8)
+
+
+# ---------------------------------------------------------------------------------- Figs. 6–7
+_TITLES = {"loss_r": "retain loss L_R (training batches)", "loss_f": "forget loss L_F (training batches)"}
+
+
+def curves(data: pd.DataFrame, title: str, directions: dict | None = None, color_by: str = "method") -> Figure:
+    """One panel per quantity (eval metrics first, then the step losses), one line per trial."""
+    quantities = list(dict.fromkeys(data["quantity"])) or ["(nothing to draw)"]
+    ncols = min(3, len(quantities))
+    nrows = int(np.ceil(len(quantities) / ncols))
+    fig = Figure(figsize=(4.6 * ncols, 3.4 * nrows + 0.9), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colors = _colors(data[color_by]) if len(data) else {}
+    for ax, q in zip(axes, quantities):
+        part = data[data["quantity"] == q]
+        if part.empty:
+            _empty(ax)
+        for tid, tr in part.groupby("trial_id", sort=False):
+            first = tr.iloc[0]
+            ax.plot(tr["step"], tr["value"], ls=_style(first["lr_rule"]), color=colors[first[color_by]],
+                    marker="o" if first["source"] == "eval" else None, ms=3, label=first["setting"])
+        src = part["source"].iloc[0] if len(part) else "eval"
+        ax.set_title(_TITLES.get(q, _label(q, directions) + (" (evaluation)" if src == "eval" else "")))
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(quantities):]:
+        ax.set_visible(False)
+    _legend(fig, axes)
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------- frontiers
+def frontier(tables, directions: dict | None = None) -> Figure:
+    """One panel per FrontierTable: front (labelled, joined for 2-D), dominated in grey.
+
+    A third objective is shown as the points' colour.
+    """
+    tables = list(tables)
+    fig = Figure(figsize=(5.4 * max(1, len(tables)), 4.6), layout="constrained")
+    axes = fig.subplots(1, max(1, len(tables)), squeeze=False)[0]
+    for ax, t in zip(axes, tables):
+        cols = [c for c, _ in t.objectives]
+        rows = t.rows
+        if rows.empty or len(cols) < 2:
+            _empty(ax, "no trial to place" if rows.empty else "one objective")
+            continue
+        x, y = cols[0], cols[1]
+        front = rows[~rows["dominated"]]
+        dom = rows[rows["dominated"]]
+        if len(cols) >= 3:
+            sc = ax.scatter(rows[x], rows[y], c=rows[cols[2]], cmap="viridis", s=40,
+                            edgecolors=np.where(rows["dominated"], "none", "black"))
+            fig.colorbar(sc, ax=ax, label=_label(cols[2].strip("|"), directions))
+        else:
+            ax.scatter(dom[x], dom[y], color="lightgrey", edgecolors="grey", s=35, label="dominated")
+            ax.scatter(front[x], front[y], color="C3", s=45, zorder=3, label="non-dominated")
+            f = front.sort_values(x)
+            # the edge of the dominated region: level with the front point nearer the better x
+            ax.plot(f[x], f[y], color="C3", lw=1, alpha=0.6,
+                    drawstyle="steps-post" if t.objectives[0][1] == "min" else "steps-pre")
+            ax.legend(fontsize=8)
+        for _, r in front.iterrows():
+            ax.annotate(str(r[t.id_col]), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        _auto_log(ax, rows[x], rows[y], (x, y))
+        ax.set_xlabel(_label(x.strip("|"), directions))
+        ax.set_ylabel(_label(y.strip("|"), directions))
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{len(front)} non-dominated, {len(dom)} dominated"
+                     + (f", {len(t.excluded)} excluded" if len(t.excluded) else "")
+                     + ("\n(non-dominated: outlined and labelled; colour: 3rd objective)" if len(cols) >= 3 else ""),
+                     fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------- direction agreement
+def agreement(data: pd.DataFrame) -> Figure:
+    """cos(d, NGDiff direction) over steps, one line per trial."""
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    colors = _colors(data["method"]) if len(data) else {}
+    if data.empty:
+        _empty(ax)
+    for tid, tr in data.groupby("trial_id", sort=False):
+        ax.plot(tr["step"], tr["cos"], ls=_style(tr["lr_rule"].iloc[0]), color=colors[tr["method"].iloc[0]],
+                label=tr["setting"].iloc[0])
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cos(d, d_NGDiff)")
+    ax.grid(alpha=0.3)
+    _legend(fig, [ax])
+    fig.suptitle("cos between each step's update d and NGDiff's g_R/‖g_R‖ − g_F/‖g_F‖", fontsize=11)
+    return fig

@@ -1,0 +1,311 @@
+"""One self-contained HTML page for a sweep: every figure (PNG, base64-embedded) and table.
+
+``build_report(results)`` returns the page as a string; ``write_report(folder, out)`` loads a
+sweep folder and writes it. Everything shown is computed by the other analysis modules; this
+file only lays it out. The page needs no network and no files beside it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures as F
+from analysis import plots as P
+from analysis.agreement import agreement_table
+from analysis.frontier import frontier_table
+from analysis.hypervolume import hypervolume_table, nadir_point
+from analysis.results import DEFAULT_PLANES, Results, display_names, load_results, resolve_objectives, setting_names
+from analysis.tables import TABLE_METRICS, autolr_table, paper_table, render
+from analysis.theorem5 import RTOL, failures, lemma4_violations, step_checks, summarize
+
+__all__ = ["build_report", "write_report"]
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:24px auto;
+padding:0 16px;color:#222}
+h1{font-size:24px;margin-bottom:4px}h2{font-size:19px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:15px;margin-top:20px}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:12.5px;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
+th.t,td.t,tbody th{text-align:left}thead th{background:#f4f4f4}
+tbody tr:nth-child(even){background:#fafafa}
+.wrap{overflow-x:auto}.note{color:#555;font-size:13px}.bad{color:#b00020;font-weight:600}.good{color:#1b7f3b;font-weight:600}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}
+nav a{margin-right:12px}code{background:#f4f4f4;padding:0 3px}
+"""
+
+
+def _esc(s: object) -> str:
+    return html.escape(str(s))
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    return str(v)
+
+
+def _table(df: pd.DataFrame, pct: tuple[str, ...] = (), right: tuple[str, ...] = ()) -> str:
+    """A DataFrame as an HTML table; ``pct`` columns as percentages; numbers (and ``right``)
+    right-aligned, text left-aligned, header with its column."""
+    if df.empty:
+        return '<p class="note">(none)</p>'
+    num = {c: c in pct or c in right or (pd.api.types.is_numeric_dtype(df[c])
+                                         and not pd.api.types.is_bool_dtype(df[c])) for c in df.columns}
+    cls = {c: "" if num[c] else ' class="t"' for c in df.columns}
+    head = "".join(f"<th{cls[c]}>{_esc(c)}</th>" for c in df.columns)
+    body = []
+    for rec in df.itertuples(index=False, name=None):
+        cells = []
+        for c, v in zip(df.columns, rec):
+            text = (f"{100 * v:.1f} %" if isinstance(v, (float, np.floating)) and np.isfinite(v) else "–") \
+                if c in pct else _fmt(v)
+            cells.append(f"<td{cls[c]}>{_esc(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _img(fig, alt: str) -> str:
+    data = base64.b64encode(P.png_bytes(fig)).decode()
+    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _planes(results: Results) -> list[tuple[str, ...]]:
+    planes = DEFAULT_PLANES.get(results.dataset or "tofu", DEFAULT_PLANES["tofu"])
+    t = results.trials
+    return [p for p in planes if all(m in t and pd.to_numeric(t[m], errors="coerce").notna().any() for m in p)]
+
+
+def _arrowed(names, directions) -> str:
+    arrows = {"min": "↓", "max": "↑", "zero": "→0"}
+    return " vs ".join(f"{n} {arrows.get(directions.get(n, ''), '')}".rstrip() for n in names)
+
+
+# ------------------------------------------------------------------------------------ sections
+def _summary(r: Results) -> str:
+    t = r.trials
+    counts = t["status"].value_counts().to_dict() if "status" in t else {}
+    status = ", ".join(f"{v} {k}" for k, v in counts.items())
+    ver = t["pareto_version"].dropna().iloc[0] if "pareto_version" in t and t["pareto_version"].notna().any() else "?"
+    opt = ", ".join(sorted(t["optimizer"].dropna().unique())) if "optimizer" in t else "?"
+    n_steps = sorted(int(s) for s in t["steps"].dropna().unique() if s > 0) if "steps" in t else []
+    steps = ", ".join(map(str, n_steps)) or "?"
+    return (f"<p>Sweep <b>{_esc(r.name)}</b> · dataset <b>{_esc(r.dataset or 'unknown')}</b> · "
+            f"{len(t)} trials ({_esc(status)}) · optimizer {_esc(opt)} · {_esc(steps)} unlearning steps · "
+            f"pareto {_esc(ver)}<br><span class='note'>results: <code>{_esc(r.folder)}</code> · "
+            f"generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</span></p>")
+
+
+def _frontier_section(r: Results, planes) -> str:
+    out = ['<h2 id="frontier">Frontier (Definition 1)</h2>',
+           '<p class="note">A trial is dominated when another is at least as good on every objective and '
+           'strictly better on one; equal points do not dominate each other. Rank 0 = non-dominated; '
+           'rank r = non-dominated once ranks &lt; r are removed. Trials that failed, diverged, were '
+           'stopped or have a missing/NaN value are left out and listed.</p>']
+    tables = []
+    trials = r.trials.assign(setting=setting_names(r.trials))
+    for plane in planes:
+        tr, objs = resolve_objectives(trials, list(plane), r.directions)
+        t = frontier_table(tr, objs)
+        tables.append(t)
+        cols = ["trial_id", "setting", *[c for c, _ in objs], "rank", "dominated_by"]
+        out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3>")
+        out.append(_table(t.rows[cols]))
+        if len(t.excluded):
+            ex = t.excluded[["trial_id", "reason"]]
+            out.append("<p class='note'>Excluded:</p>" + _table(ex))
+    if tables:
+        out.append(_img(P.frontier(tables, r.directions), "frontier plots"))
+    return "\n".join(out)
+
+
+def _hv_section(r: Results, planes) -> str:
+    out = ['<h2 id="hv">Hypervolume</h2>']
+    base = r.trials[(r.trials.get("combiner") == "no-unlearn") & (r.trials.get("status") == "ok")] \
+        if "combiner" in r.trials else pd.DataFrame()
+    if base.empty:
+        return out[0] + "<p class='note'>No No-unlearn trial in this sweep: no default reference point.</p>"
+    out.append("<p class='note'>Area (volume for 3 objectives) that a method's trials dominate up to a "
+               "reference point. <b>vs No-unlearn</b> (the default): measured to the No-unlearn model's "
+               "point, so it counts only trials better than not unlearning on every objective at once — "
+               "a trial that unlearns but loses some retain utility adds nothing. <b>vs nadir</b>: "
+               "measured to the worst value of each objective over the sweep's trials, so every "
+               "non-dominated trial adds something. Per seed, then the mean over seeds with a 95 % "
+               "percentile bootstrap CI over seeds (one seed: a zero-width interval).</p>")
+    for plane in planes:
+        tr, objs = resolve_objectives(r.trials, list(plane), r.directions)
+        hv = hypervolume_table(tr, objs)
+        nadir = hypervolume_table(tr, objs, reference=nadir_point(tr, objs))
+        tab = pd.DataFrame({
+            "method": display_names(hv["method"].where(hv["method"] != "all", "all")),
+            "vs No-unlearn": hv["hv"], "CI (No-unlearn)": _ci(hv),
+            "vs nadir": nadir["hv"], "CI (nadir)": _ci(nadir),
+            "seeds": hv["n_seeds"], "trials": hv["n_trials"]})
+        refs = "; ".join(f"{name}: " + ", ".join(f"{k} = {v:.4g}" for k, v in t.attrs["reference"].items())
+                         for name, t in (("No-unlearn", hv), ("nadir", nadir)))
+        out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3><p class='note'>reference {_esc(refs)}</p>")
+        out.append(_table(tab, right=("CI (No-unlearn)", "CI (nadir)")))
+    return "\n".join(out)
+
+
+def _ci(t: pd.DataFrame) -> list[str]:
+    return [f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(t["ci_lo"], t["ci_hi"])]
+
+
+def _paper_tables(r: Results) -> str:
+    metrics = TABLE_METRICS.get(r.dataset or "tofu", TABLE_METRICS["tofu"])
+    t1 = paper_table(r.trials, metrics, r.directions)
+    t3 = autolr_table(r.trials, metrics, r.directions)
+    n = {"tofu": "Table 1", "muse": "Table 2"}.get(r.dataset or "", "Table 1")
+    return "\n".join([
+        '<h2 id="tables">Tables like the paper\'s</h2>',
+        f"<h3>{n} — methods as columns (seed means)</h3>", f'<div class="wrap">{render(t1, "html")}</div>',
+        "<h3>Table 3 — fixed η → AutoLR</h3>", f'<div class="wrap">{render(t3, "html")}</div>',
+    ])
+
+
+def _theorem5_section(r: Results, rtol: float) -> str:
+    out = ['<h2 id="theorem5">Theorem 5, step by step</h2>']
+    if r.steps.empty:
+        return out[0] + "<p class='note'>No steps.parquet: nothing to check.</p>"
+    checks = step_checks(r.steps, rtol=rtol)
+    summ = summarize(checks, r.trials)
+    summ.insert(0, "method name", display_names(summ["method"]))
+    viol = lemma4_violations(checks, r.trials)
+    ng = checks[checks["trial_id"].isin(r.trials.loc[r.trials["combiner"] == "ngdiff", "trial_id"])]
+    if len(ng):
+        verdict = (f"<p class='good'>Lemma 4 holds on {len(ng) - len(viol)}/{len(ng)} NGDiff steps.</p>"
+                   if viol.empty else
+                   f"<p class='bad'>Lemma 4 is violated on {len(viol)} of {len(ng)} NGDiff steps — a bug.</p>")
+    else:
+        verdict = "<p class='note'>No NGDiff trial: Lemma 4 not checked.</p>"
+    out += [verdict, f"""<p class='note'>Each cell: steps passing / steps where the check could be measured.</p>
+<ul class='note'>
+<li><b>eq5</b> — paper Eq. 5, g_R·d ≥ 0 ≥ g_F·d, for the direction d = w_R·g_R − w_F·g_F handed to the
+optimizer (relative tolerance {rtol:g} of the two terms each dot product is the difference of, for float
+rounding). Lemma 4: always true for NGDiff.</li>
+<li><b>lr_bound</b> — Theorem 5 (2): 0 &lt; η &lt; 2·g_Rᵀu / uᵀH_R u, on the steps where AutoLR measured
+g_Rᵀu and uᵀH_R u along the optimizer's real step u and uᵀH_R u &gt; 0 (u = d for SGD; Adam's
+preconditioned d for Adam). Fixed-η trials are never probed: “–”.</li>
+<li><b>descent_r</b> — g_Rᵀu &gt; 0 on probed steps: the real step descends on L_R.</li>
+<li><b>improved</b> — L_R fell and L_F rose on the step's own batches, both re-measured after the update;
+<b>improved_r</b> / <b>improved_f</b> each alone.</li>
+<li>With Adam, Eq. 5 is a statement about d, while θ moves along u ≠ d: Lemma 4 does not guarantee
+descent_r or improved there.</li></ul>""",
+            _table(_compact(summ), right=_SHOWN_CHECKS)]
+    cols = {"eq5": ["dot_r_upd", "dot_f_upd", "w_r", "w_f", "gram_rr", "gram_rf", "gram_ff"],
+            "lr_bound": ["lr", "autolr_gd", "autolr_dhd", "bound_eta", "autolr_accepted"],
+            "improved": ["lr", "loss_r", "loss_r_after", "loss_f", "loss_f_after"]}
+    lab = r.trials.assign(setting=setting_names(r.trials))[["trial_id", "setting"]]
+    for check, title in (("eq5", "Steps where Eq. 5 fails"),
+                         ("lr_bound", "Steps where η breaks the bound (bound_eta = 2·g_Rᵀu/uᵀH_R u)"),
+                         ("improved", "Steps without simultaneous improvement")):
+        f = failures(checks, check)
+        if f.empty:
+            out.append(f"<h3>{title}</h3><p class='note'>none</p>")
+            continue
+        f = f.merge(lab, on="trial_id", how="left")
+        shown = f[["setting", "trial_id", "step", *[c for c in cols[check] if c in f]]].head(25)
+        more = f"<p class='note'>… {len(f) - 25} more</p>" if len(f) > 25 else ""
+        out.append(f"<h3>{title} ({len(f)})</h3>" + _table(shown) + more)
+    return "\n".join(out)
+
+
+_SHOWN_CHECKS = ("eq5", "lr_bound", "descent_r", "improved", "improved_r", "improved_f")
+
+
+def _compact(summ: pd.DataFrame) -> pd.DataFrame:
+    """One cell per check: "passed/measured (percent)"; "–" where never measured."""
+    out = summ[["method name", "lr_rule", "trials", "steps"]].copy()
+    for check in _SHOWN_CHECKS:
+        n = summ[f"{check}_n"].astype(int)
+        frac = summ[check]
+        out[check] = [f"{round(f * k)}/{k} ({100 * f:.0f} %)" if k else "–" for f, k in zip(frac, n)]
+    return out
+
+
+def _agreement_section(r: Results) -> str:
+    if r.steps.empty:
+        return ""
+    tab = agreement_table(r.steps, r.trials)
+    tab.insert(0, "method name", display_names(tab["method"]))
+    return "\n".join([
+        '<h2 id="agreement">Direction agreement with NGDiff</h2>',
+        "<p class='note'>cos between each step's update d = w_R·g_R − w_F·g_F and NGDiff's "
+        "g_R/‖g_R‖ − g_F/‖g_F‖, from the Gram matrix. IMTL-G, MGDA-l2 and Nash-MTL give the same "
+        "direction (cos = 1); <code>at_1</code> = fraction of steps with cos ≥ 0.999.</p>",
+        _table(tab.drop(columns=["method"]), pct=("at_1",)),
+        _img(P.agreement(F.agreement_data(r.steps, r.trials)), "direction agreement"),
+    ])
+
+
+def _fig1_section(r: Results, planes) -> str:
+    return "\n".join([
+        '<h2 id="fig1">Fig. 1 — the trade-off</h2>',
+        "<p class='note'>Static-c GDiff joined by a dashed line in c order (one line per lr setting); "
+        "every other method a marker, filled for AutoLR and hollow for a fixed η; ★ No-unlearn.</p>",
+        _img(P.fig1(F.fig1_data(r.trials, planes), r.directions), "Fig. 1")])
+
+
+def _curves_section(r: Results, planes) -> str:
+    metrics = [m for p in planes[1:] for m in p] or ["rouge_f", "utility_r"]
+    metrics = list(dict.fromkeys([*metrics, "loss_f_eval", "loss_r_eval"]))
+    out = []
+    if not r.steps.empty:
+        out += ['<h2 id="fig5">Fig. 5 — gradient norms, c_t and η</h2>',
+                "<p class='note'>NGDiff trials (all trials when the sweep has none); solid: AutoLR, dashed: fixed η.</p>",
+                _img(P.fig5(F.fig5_data(r.steps, r.trials)), "Fig. 5")]
+    every = "evaluations at the steps in evals.parquet"
+    out += ['<h2 id="fig6">Fig. 6 — metrics and losses over steps, per method</h2>',
+            f"<p class='note'>Top: {every}, each curve starting at the No-unlearn model (step 0). "
+            "Bottom: L_F and L_R on each step's training batches (steps.parquet). Solid: AutoLR, dashed: fixed η.</p>",
+            _img(P.curves(F.curves_data(r.evals, r.steps, r.trials, metrics),
+                          "Fig. 6 — every method", r.directions), "Fig. 6")]
+    ng = r.trials["combiner"].eq("ngdiff").any() if "combiner" in r.trials else False
+    which = ["ngdiff"] if ng else None
+    out += ['<h2 id="fig7">Fig. 7 — per learning rate</h2>',
+            f"<p class='note'>{'NGDiff' if ng else 'Every method'} at each learning-rate setting.</p>",
+            _img(P.curves(F.curves_data(r.evals, r.steps, r.trials, metrics, combiners=which),
+                          f"Fig. 7 — {'NGDiff' if ng else 'all methods'} per learning rate", r.directions,
+                          color_by="setting"), "Fig. 7"),
+            '<h2 id="fig4">Fig. 4 — not drawn</h2>',
+            "<p class='note'>The loss landscape along the update at one step needs the model itself "
+            "(forward passes at several step sizes); the results files do not hold it, so this report "
+            "skips it.</p>"]
+    return "\n".join(out)
+
+
+def build_report(results: Results, rtol: float = RTOL) -> str:
+    """The whole page as one HTML string."""
+    planes = _planes(results)
+    nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in [
+        ("frontier", "Frontier"), ("hv", "Hypervolume"), ("fig1", "Fig. 1"), ("tables", "Tables"),
+        ("theorem5", "Theorem 5"), ("agreement", "Agreement"), ("fig5", "Fig. 5"), ("fig6", "Fig. 6"),
+        ("fig7", "Fig. 7")])
+    parts = [f"<h1>pareto report — {_esc(results.name)}</h1>", _summary(results), f"<nav>{nav}</nav>",
+             _frontier_section(results, planes), _hv_section(results, planes), _fig1_section(results, planes),
+             _paper_tables(results), _theorem5_section(results, rtol), _agreement_section(results),
+             _curves_section(results, planes)]
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>pareto report — {_esc(results.name)}</title><style>{_CSS}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def write_report(folder, out, rtol: float = RTOL) -> Path:
+    """Load the sweep in ``folder`` and write its report to ``out``."""
+    page = build_report(load_results(folder), rtol=rtol)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
