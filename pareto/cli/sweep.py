@@ -7,7 +7,6 @@ import sys
 import click
 
 from pareto.cli._errors import fail
-from pareto.spec import SpecError, load_spec
 
 
 @click.command()
@@ -25,6 +24,8 @@ def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, stora
       pareto sweep sweeps/gdiff_c.yaml --address auto --storage s3://bucket/pareto
       pareto sweep sweeps/gdiff_c.yaml --resume        # after an interruption
     """
+    from pareto.spec import SpecError, load_spec  # lazily: it imports torch
+
     try:
         spec, points = load_spec(spec_path, overrides)
     except SpecError as exc:

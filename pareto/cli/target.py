@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from pareto.cli._errors import fail
-from pareto.spec import SpecError, load_spec
 
 
 @click.command()
@@ -24,6 +23,8 @@ def target(spec_path: str, overrides: tuple[str, ...]) -> None:
       pareto target sweeps/quickstart.yaml
       pareto target sweeps/tofu_cpu.yaml
     """
+    from pareto.spec import SpecError, load_spec  # lazily: it imports torch
+
     try:
         spec, _ = load_spec(spec_path, overrides)
     except SpecError as exc:

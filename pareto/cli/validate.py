@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from pareto.spec import SpecError, load_spec
 
 
 @click.command()
@@ -19,6 +18,8 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...]) -> None:
       pareto validate sweeps/quickstart.yaml
       pareto validate sweeps/*.yaml
     """
+    from pareto.spec import SpecError, load_spec  # lazily: it imports torch
+
     bad = 0
     for path in specs:
         try:
