@@ -449,10 +449,8 @@ def _check_data_pairs(spec: SweepSpec, problems: _Problems) -> None:
             home = "data.context" if key == "max_length" else f"data.{key}"
             problems.add(("target", "train", key), f"set {key} once, as {home}: the data, the target and every "
                                                    f"trial share it")
-    if d.source != "muse_news":
-        for key in ("articles", "context"):
-            if getattr(d, key) is not None:
-                problems.add(("data", key), f"data.{key} applies to data.source muse_news only")
+    if d.source != "muse_news" and d.articles is not None:
+        problems.add(("data", "articles"), "data.articles applies to data.source muse_news only")
     wrong = MUSE_METRICS if d.source != "muse_news" else QA_METRICS
     for i, name in enumerate(metrics):
         if name in wrong:

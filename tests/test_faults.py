@@ -24,7 +24,7 @@ storage: {checkpoints: last}
 
 
 def _workers_tagged(tag: str) -> list[int]:
-    """Ray worker processes started by the driver that carries `tag` in its environment."""
+    """The trial actors (Tune's function trainables) of the Ray started by the driver that carries `tag`."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -34,7 +34,7 @@ def _workers_tagged(tag: str) -> list[int]:
             env = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if cmd.startswith(b"ray::") and f"PARETO_FAULT_TAG={tag}".encode() in env:
+        if cmd.startswith(b"ray::ImplicitFunc") and f"PARETO_FAULT_TAG={tag}".encode() in env:  # the trial's actor
             pids.append(int(entry.name))
     return pids
 

@@ -1,8 +1,10 @@
 """The prompt template and BOS travel end to end: target config → training → manifest → trial → metrics."""
 
+import dataclasses
 import json
 
 import numpy as np
+
 import pytest
 
 from pareto.data.encode import encode_rows
@@ -14,7 +16,7 @@ from pareto.metrics.loss import answer_losses
 from pareto.models._build import answer_metrics
 from pareto.models.target import TargetConfig, build_target, load_target
 from pareto.prepare import prepare_target, target_config
-from pareto.spec import parse_spec
+from pareto.spec import SpecError, parse_spec
 from trainables.unlearn import read_jsonl, run_trial
 
 SMALL = dict(n_layer=1, n_embd=32, n_head=2, n_positions=64, max_epochs=3)
@@ -89,16 +91,17 @@ def test_trial_reads_the_template_from_the_manifest(llama):
 
 
 def test_prepare_passes_the_data_section_and_refuses_what_cannot_work():
-    spec, _ = parse_spec(SPEC + "data: {source: embedded, template: llama2-chat}\n")
-    with pytest.raises(ValueError, match="embedded target is trained with the plain template and BOS"):
-        prepare_target(spec, **QUIET)
-    spec, _ = parse_spec(SPEC + "data: {source: embedded, add_bos: false}\n")
-    with pytest.raises(ValueError, match="embedded target"):
-        prepare_target(spec, **QUIET)
+    # refused when the spec is read, before any work (pareto.spec), and by prepare_target itself
+    with pytest.raises(SpecError, match="embedded target is trained with the plain template and BOS"):
+        parse_spec(SPEC + "data: {source: embedded, template: llama2-chat}\n")
+    spec, _ = parse_spec(SPEC + "data: {source: embedded}\n")
+    for bad in ({"template": "llama2-chat"}, {"add_bos": False}):
+        with pytest.raises(ValueError, match="embedded target is trained with the plain template and BOS"):
+            prepare_target(dataclasses.replace(spec, data=dataclasses.replace(spec.data, **bad)), **QUIET)
     custom = ("data: {source: tofu, template: llama2-chat, add_bos: false, context: 48}\n"
               "target: {source: train, train: {base: tiny, n_positions: 64}}\n")
     cfg = target_config(parse_spec(SPEC + custom)[0])
     assert (cfg.template, cfg.add_bos, cfg.max_length) == ("llama2-chat", False, 48)
     clash = custom.replace("n_positions: 64", "n_positions: 64, template: phi")
-    with pytest.raises(ValueError, match="target.train.template .'phi'. differs from data.template"):
-        target_config(parse_spec(SPEC + clash)[0])
+    with pytest.raises(SpecError, match="set template once, as data.template"):
+        parse_spec(SPEC + clash)
