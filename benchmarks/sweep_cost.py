@@ -7,7 +7,9 @@ On the embedded default, all in one run (this machine is noisy: the ratios are w
    (Ray actor start-up, the target's load into a fresh process, Tune's bookkeeping, the
    callback, the per-trial Parquet parts and the final tables). Target ≤ 2 s.
 2. Concurrency: the same N trials with max_concurrent 1 and 2 (cpus_per_trial 1, one torch
-   thread each); throughput ratio. Target ≥ 1.7× on 2 cores.
+   thread each); throughput ratio, for the 30-step trials and for trials 8× longer (a second
+   worker's start-up — importing torch — is paid once per sweep, not per trial). Target ≥ 1.7×
+   on 2 cores.
 3. Search: a grid over GDiff c ∈ {0, 0.1, …, 1}, NGDiff, LossNorm × lr ∈ {1e-5, 1e-4, 1e-3} ×
    {fixed, AutoLR} (78 trials), against Optuna's multi-objective TPE with a third as many trials
    over the continuous version of the same space (c ∈ [0, 1], lr log-uniform on [1e-5, 1e-3]);
@@ -104,6 +106,14 @@ def main() -> None:
         parallel = run("parallel", FIXED, tmp, steps=steps, concurrent=2)
         out["parallel"] = {"trials": n, "seconds": parallel["seconds"]}
         out["concurrency_speedup"] = serial["seconds"] / parallel["seconds"]
+        # the same with trials long enough that a worker's start-up (importing torch) is amortised
+        long_steps = steps * 8
+        serial_long = run("serial_long", FIXED, tmp, steps=long_steps, concurrent=1)
+        parallel_long = run("parallel_long", FIXED, tmp, steps=long_steps, concurrent=2)
+        out["long"] = {"steps_per_trial": long_steps, "serial_seconds": serial_long["seconds"],
+                       "parallel_seconds": parallel_long["seconds"],
+                       "trial_wall_s_mean": float(serial_long["trials"].wall_s.mean()),
+                       "concurrency_speedup": serial_long["seconds"] / parallel_long["seconds"]}
         print(json.dumps({k: v for k, v in out.items()}, indent=1), flush=True)
 
         grid_search = GRID if not args.quick else GRID.replace("lr: [1.0e-5, 1.0e-4, 1.0e-3]", "lr: [1.0e-4]")
