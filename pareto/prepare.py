@@ -83,6 +83,10 @@ def reference_values(ref_path, forget: list[dict], eval_splits: dict, batch_size
     from pareto.models.embedded import load_target
 
     model, tokenizer, manifest = load_target(ref_path)
+    import torch
+
+    if torch.cuda.is_available():  # a real-size Retrain model is evaluated where it is fast
+        model.to("cuda")
     ctx = EvalContext(model, tokenizer, {"forget": forget, **eval_splits},
                       eval_settings(manifest, batch_size=batch_size))
     reference: dict = {"retain_model": str(ref_path)}

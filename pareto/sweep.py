@@ -156,7 +156,8 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     log(f"running {total} trial(s) on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs, "
         f"{ray.cluster_resources().get('GPU', 0):g} GPUs, {len(ray.nodes())} node(s))")
     if todo:
-        _fit(spec, trainable_fn, {"point": tune.grid_search(todo)}, None, 1, collector, sweep, "fixed", manifest.get("n_forget_examples", manifest.get("n_forget")))
+        _fit(spec, trainable_fn, {"point": tune.grid_search(todo)}, None, 1, collector, sweep, "fixed",
+             manifest.get("n_forget_examples", manifest.get("n_forget")))
     if n_optuna > 0:
         start = max([len(points) - 1] + [int(t[1:]) for t in finished] + list(collector.indices)) + 1
         _fit(spec, trainable_fn, None, _optuna(spec, sweep, start), n_optuna, collector, sweep, "optuna",
