@@ -155,13 +155,12 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
                                        {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
     log(f"running {total} trial(s) on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs, "
         f"{ray.cluster_resources().get('GPU', 0):g} GPUs, {len(ray.nodes())} node(s))")
+    n_forget = manifest.get("n_forget_examples", manifest.get("n_forget"))  # text data: windows, not articles
     if todo:
-        _fit(spec, trainable_fn, {"point": tune.grid_search(todo)}, None, 1, collector, sweep, "fixed",
-             manifest.get("n_forget_examples", manifest.get("n_forget")))
+        _fit(spec, trainable_fn, {"point": tune.grid_search(todo)}, None, 1, collector, sweep, "fixed", n_forget)
     if n_optuna > 0:
         start = max([len(points) - 1] + [int(t[1:]) for t in finished] + list(collector.indices)) + 1
-        _fit(spec, trainable_fn, None, _optuna(spec, sweep, start), n_optuna, collector, sweep, "optuna",
-             manifest.get("n_forget_examples", manifest.get("n_forget")))
+        _fit(spec, trainable_fn, None, _optuna(spec, sweep, start), n_optuna, collector, sweep, "optuna", n_forget)
 
     finished = sweep.finished_parts()
     failed = sorted(t for t, st in finished.items() if st == "failed")
@@ -260,12 +259,6 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
     tuner.fit()
 
 
-def pareto_cache():
-    from pareto.models._build import default_cache_dir
-
-    return default_cache_dir()
-
-
 def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
     """OptunaSearch over the spec's space, its study kept in a journal beside the results (resumable)."""
     import optuna
@@ -275,7 +268,10 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     keys = [metric_key(m) for m in spec.search.objectives]
-    journal = sweep.store.local_path(f"{sweep.folder}/optuna.journal") or (pareto_cache() / "optuna" / f"{sweep.folder}.journal")
+    from pareto.models._build import default_cache_dir
+
+    journal = (sweep.store.local_path(f"{sweep.folder}/optuna.journal")
+               or default_cache_dir() / "optuna" / f"{sweep.folder}.journal")
     journal.parent.mkdir(parents=True, exist_ok=True)
     sampler = (optuna.samplers.NSGAIISampler(seed=spec.search.seed) if spec.search.sampler == "nsga2"
                else optuna.samplers.TPESampler(seed=spec.search.seed))
