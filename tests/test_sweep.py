@@ -52,18 +52,21 @@ RANDOM = """  algorithm: random
 @pytest.mark.slow
 def test_random_search_resume_equals_an_uninterrupted_run_and_a_finished_sweep_does_nothing(tmp_path, embedded_target):
     spec = write_spec(tmp_path, "rnd", RANDOM)
+    # trials long enough, one at a time, that the interruption below lands while some are still to run
+    spec.write_text(spec.read_text().replace("steps: 6", "steps: 60")
+                    .replace("resources: {cpus_per_trial: 1}", "resources: {cpus_per_trial: 1, max_concurrent: 1}"))
     ok(pareto("sweep", str(spec), "--storage", str(tmp_path / "a")))
     full = pd.read_parquet(tmp_path / "a" / "rnd" / "trials.parquet")
     assert len(full) == 5 and (full.status == "ok").all()
     assert full.label.nunique() == 5  # four distinct draws besides the baseline
 
-    # interrupt a second copy with SIGINT once two trials are written, then resume it
+    # interrupt a second copy with SIGINT once a trial is written, then resume it
     proc = subprocess.Popen([sys.executable, "-m", "pareto", "sweep", str(spec), "--storage", str(tmp_path / "b")],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     parts = tmp_path / "b" / "rnd" / "parts"
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(parts.glob("*/trials.parquet"))) < 2:
+    while time.time() < deadline and len(list(parts.glob("*/trials.parquet"))) < 1:
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=120)[0]
