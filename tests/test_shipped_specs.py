@@ -46,7 +46,8 @@ def test_frontier_search(tmp_path, embedded_target):
 
 
 @pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 13),
-                                             ("phi15_tofu", 31), ("llama2_7b_tofu", 7)])
+                                             ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
+                                             ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18)])
 def test_full_spaces_expand_as_documented(name, n_points):
     from pareto.spec import load_spec
 
@@ -59,12 +60,17 @@ def test_full_spaces_expand_as_documented(name, n_points):
     ("mto", "search.space.combiner=[pcgrad, mgda]", 3),
     ("autolr", "search.space.lr=[1.0e-4]", 3),  # ngdiff (below) × fixed/autolr, and the baseline
     ("npo", "search.space.combiner=[famo]", 5),  # famo × npo/simnpo × fixed/autolr, and the baseline
+    ("repro_fixed", "search.space.combiner=[ngdiff, {gdiff: {c: [0.0]}}]", 3),  # and the baseline
+    ("repro_autolr", "search.space.combiner=[ngdiff]", 1),
+    ("repro_npo", "search.space.lr=[1.0e-4]", 2),  # npo × fixed/autolr
 ])
 def test_tofu_specs(name, space, n_trials, tmp_path, shared_data):
     """Each spec's data, target, evaluation and search settings, on a few of its methods."""
     sets = [f"data.path={shared_data / 'tofu'}", *TINY_TOFU, *SMALL_RUN, space]
     if name == "autolr":
         sets.append("search.space.combiner=[ngdiff]")
+    if name.startswith("repro_"):  # one rate, one seed
+        sets += ["search.space.seed=[0]"] + (["search.space.lr=[1.0e-4]"] if name == "repro_fixed" else [])
     trials = run_spec(name, tmp_path, sets)
     assert len(trials) == n_trials
     assert trials.forget_quality.between(0, 1).all() and trials.model_utility.notna().all()
