@@ -1,0 +1,132 @@
+"""Micro-batch accumulation, bf16 autocast and wider gradient buffers in the engine."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from pareto.core.combiners import build_combiner
+from pareto.core.engine import UnlearnEngine, split_batch
+from pareto.core.lr import LR_RULES
+from pareto.core.objectives import OBJECTIVES
+from pareto.core.optim import build_optimizer
+from pareto.data.qa import IGNORE
+from pareto.lm import token_nll
+
+
+def ragged_batch(seed, b=6, t=14, vocab=97):
+    """Answers of different lengths, so a token mean differs from a mean of micro-batch means."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (b, t), generator=g)
+    labels = ids.clone()
+    for i in range(b):
+        labels[i, : 2 + 2 * i] = IGNORE
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+
+def token_mean(model, batch):
+    nll, mask = token_nll(model, batch)
+    return nll.sum() / mask.sum()
+
+
+def scored_tokens(batch):
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def exact_token_mean(model, batch):
+    return token_mean(model, batch)
+
+
+exact_token_mean.normaliser = scored_tokens
+
+
+def llama(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
+    return LlamaForCausalLM(cfg).to(dtype)
+
+
+def engine(model, retain_loss, *, combiner="ngdiff", lr_rule="fixed", **kw):
+    params = list(model.parameters())
+    return UnlearnEngine(model, build_combiner(combiner), OBJECTIVES.build("ga"), LR_RULES.build(lr_rule),
+                         build_optimizer("sgd", params, lr=1e-2), lr=1e-2, retain_loss=retain_loss, **kw)
+
+
+KEYS = ("loss_r", "loss_f", "gram_rr", "gram_rf", "gram_ff", "w_r", "w_f", "dot_r_upd", "dot_f_upd",
+        "loss_r_after", "loss_f_after")
+
+
+@pytest.mark.parametrize("micro", [2, 3, 6])
+def test_accumulated_micro_batches_equal_the_full_batch(micro):
+    rb, fb = ragged_batch(0), ragged_batch(1)
+    full, acc = llama(), llama()
+    e_full, e_acc = engine(full, exact_token_mean), engine(acc, exact_token_mean)
+    for e in (e_full, e_acc):  # GA on the same token mean, with the same normaliser
+        e.objective = _TokenGA()
+    a = e_full.step(rb, fb)
+    b = e_acc.step(split_batch(rb, micro), split_batch(fb, micro))
+    for k in KEYS:
+        assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-7), k
+    for p, q in zip(full.parameters(), acc.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
+
+
+class _TokenGA(OBJECTIVES.get("ga")):
+    normaliser = staticmethod(scored_tokens)
+
+    def value(self, model, batch):
+        return token_mean(model, batch)
+
+
+def test_weighting_by_examples_would_be_wrong_for_a_token_mean():
+    """The normaliser matters: weighting micro-batches equally gives a different gradient."""
+    rb, fb = ragged_batch(0), ragged_batch(1)
+    a = engine(llama(), token_mean).step(rb, fb)
+    e = engine(llama(), token_mean)
+    e.objective = _TokenGA()
+    b = e.step(split_batch(rb, 3), split_batch(fb, 3))  # token_mean has no normaliser: examples
+    assert b["loss_r"] != pytest.approx(a["loss_r"], rel=1e-3)
+    assert b["gram_rr"] != pytest.approx(a["gram_rr"], rel=1e-3)
+
+
+def test_split_batch_covers_every_example_once():
+    b = ragged_batch(0, b=7)
+    parts = split_batch(b, 3)
+    assert [p["input_ids"].shape[0] for p in parts] == [2, 3, 2]
+    torch.testing.assert_close(torch.cat([p["input_ids"] for p in parts]), b["input_ids"])
+    assert len(split_batch(b, 20)) == 7
+
+
+def test_fp32_gradient_buffers_with_bf16_parameters():
+    model = llama(torch.bfloat16)
+    n = sum(p.numel() for p in model.parameters())
+    e = engine(model, exact_token_mean, grad_dtype=torch.float32)
+    e.objective = _TokenGA()
+    assert e._flat_r.dtype == e._flat_g.dtype == torch.float32
+    assert e.gradient_buffer_bytes() == 4 * n + 2 * n + 2 * n  # g_R in fp32, g_F widened, the bf16 scratch
+    ref = engine(llama(torch.bfloat16), token_mean)
+    ref.objective = _TokenGA()
+    rb, fb = ragged_batch(0), ragged_batch(1)
+    a, b = ref.step(rb, fb), e.step(rb, fb)
+    # one batch: the same bf16 gradients, summed in fp32 either way
+    for k in ("gram_rr", "gram_rf", "gram_ff"):
+        assert b[k] == pytest.approx(a[k], rel=1e-6), k
+    for _ in range(3):
+        row = e.step(split_batch(ragged_batch(2), 3), split_batch(ragged_batch(3), 3))
+        assert row["dot_r_upd"] >= 0 >= row["dot_f_upd"]  # Lemma 4
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+
+
+@pytest.mark.parametrize("lr_rule", ["fixed", "autolr"])
+def test_bf16_autocast_keeps_fp32_master_weights(lr_rule):
+    rb, fb = ragged_batch(0), ragged_batch(1)
+    amp = engine(llama(), token_mean, lr_rule=lr_rule, autocast=torch.bfloat16)
+    fp32 = engine(llama(), token_mean, lr_rule=lr_rule)
+    for e in (amp, fp32):
+        e.objective = _TokenGA()
+    a, b = fp32.step(rb, fb), amp.step(rb, fb)
+    assert all(p.dtype == torch.float32 for p in amp.model.parameters())
+    assert b["loss_r"] != a["loss_r"]  # the forward really ran in bf16
+    for k in ("loss_r", "loss_f", "gram_rr", "gram_ff"):
+        assert b[k] == pytest.approx(a[k], rel=5e-2), k
+    assert b["dot_r_upd"] >= 0 >= b["dot_f_upd"]
