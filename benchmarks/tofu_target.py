@@ -1,6 +1,7 @@
 """The No-unlearn and Retrain models of sweeps/tofu_cpu.yaml on real TOFU: build time and metrics.
 
     python benchmarks/tofu_target.py --set data.path=../shared/data/tofu
+    python benchmarks/tofu_target.py --spec sweeps/repro_fixed.yaml --set … --json out.json
 
 Builds (or finds in the cache) the target and the retain-only reference exactly as
 `pareto target sweeps/tofu_cpu.yaml` does, then evaluates both with every TOFU metric.
@@ -23,9 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--spec", type=Path, default=ROOT / "sweeps/tofu_cpu.yaml",
+                        help="any spec with a trained target and retain_model: true")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--json", type=Path, help="also write both models' metrics and manifests here")
     args = parser.parse_args()
-    spec, _ = load_spec(ROOT / "sweeps/tofu_cpu.yaml", args.overrides)
+    spec, _ = load_spec(args.spec, args.overrides)
     prepared = prepare_target(spec, log=print)
     from pareto.data.sources import load_data
     from dataclasses import asdict
@@ -45,6 +49,11 @@ def main() -> None:
     for label, m, v, t in rows:
         print(f"| {label} | {m['wall_seconds']:.0f} | {m['epochs']} | " + " | ".join(f"{v[n]:.3g}" for n in names) + f" | {t:.0f} |")
     print(json.dumps({label: v for label, _, v, _ in rows}, indent=1))
+    if args.json:
+        keep = ("hash", "n_params", "epochs", "answer_accuracy", "rouge_l", "train_seconds", "wall_seconds", "device")
+        args.json.write_text(json.dumps({label: {"metrics": v, "eval_seconds": t,
+                                                 "manifest": {k: m.get(k) for k in keep}}
+                                         for label, m, v, t in rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
