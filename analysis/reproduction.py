@@ -1,0 +1,380 @@
+"""The paper's claims tested on a user's own sweeps: tables, seed intervals and a verdict each.
+
+    python -m analysis.reproduction --results docs/results --out docs/reproduction.md
+
+reads the sweeps under ``--results`` (``repro_fixed``, ``repro_autolr``, ``repro_npo`` by
+default: sweeps/repro_*.yaml), pools their trials (the No-unlearn baseline comes from
+repro_fixed) and writes one Markdown page with its figures beside it. Everything on the page is
+computed here from the Parquet files; nothing is typed in by hand except the prose that frames it.
+
+The claims and how each is decided (seed intervals: the mean over seeds ± t₀.₉₇₅,ₙ₋₁·sd/√n, and
+for a difference between two settings the same interval over the per-seed paired differences —
+seeds pair across settings because a seed fixes the batch order):
+
+1. **Trade-off (Fig. 1).** Along the static-c curve (c = 0 … 1), Verbmem (rouge_f ↓) and Utility
+   (utility_r ↑) both rise with c (Spearman ρ over every trial, p < 0.05), and no c is good on
+   both sides: none reaches Verbmem ≤ Retrain's + 0.1 and Utility ≥ Retrain's − 0.1 (the
+   retain-only model is what exact unlearning gives). Holds at an lr setting when both are
+   true; the verdict counts the settings.
+2. **NGDiff (Table 1).** NGDiff's seed-mean point is non-dominated among every setting's
+   seed-mean point on (Verbmem ↓, Utility ↑), and its Utility exceeds the static-c curve's
+   Utility interpolated at NGDiff's Verbmem (the curve through the seed means, in Verbmem
+   order), per seed, with the interval above 0. Per lr setting.
+3. **AutoLR (Table 3).** For each method, AutoLR against the same method at the fixed rate AutoLR
+   starts from: TruthRatio (truth_ratio_r ↑) higher and Verbmem lower, per-seed paired.
+   Holds if both move the paper's way, significantly, for most methods (≥ ¾); does not hold if
+   for most comparisons at least one moves the other way significantly.
+4. **Fragile fixed rates (Figs. 2, 7).** Per method, the swing of the seed means over the three
+   fixed rates (max − min of Verbmem and of Utility) against the seed spread at one rate: a
+   swing ≥ 0.2 and ≥ 3 × the largest seed sd is "fragile". Holds if most methods are fragile;
+   AutoLR's own swing over its three starting rates (repro_npo) is shown beside it.
+5. **Lemma 4 and Theorem 5.** Eq. 5 (g_R·d ≥ 0 ≥ g_F·d) on every NGDiff step (Lemma 4: must be
+   100 %; anything less is a bug), and the fraction of steps with realised simultaneous
+   improvement (L_R down and L_F up on the step's batches) per method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.results import display_names, load_results, method_names
+from analysis.tables import metric_label, render
+from analysis.theorem5 import lemma4_violations, step_checks, summarize
+
+__all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff", "claim_autolr",
+           "claim_fragile", "claim_theorem5", "mean_ci", "main"]
+
+SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
+VERBMEM, UTILITY, TRUTH = "rouge_f", "utility_r", "truth_ratio_r"
+GOOD_MARGIN = 0.1       # claim 1: "good" = within 0.1 of the Retrain model on that side
+SWING, SWING_SD = 0.2, 3.0  # claim 4: a swing this large, and this many seed sds
+
+
+@dataclass
+class Verdict:
+    claim: str
+    verdict: str         # "holds" | "does not hold" | "inconclusive"
+    evidence: str
+    table: pd.DataFrame
+
+
+# ------------------------------------------------------------------------------------ loading
+def load(root: Path, names=SWEEPS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The pooled trials and steps of the reproduction sweeps, and their metric directions."""
+    trials, steps, directions = [], [], {}
+    for name in names:
+        res = load_results(Path(root) / name)
+        t = res.trials.copy()
+        t["sweep"] = name
+        trials.append(t)
+        steps.append(res.steps)
+        directions.update(res.directions)
+    return annotate(pd.concat(trials, ignore_index=True)), pd.concat(steps, ignore_index=True), directions
+
+
+def annotate(trials: pd.DataFrame) -> pd.DataFrame:
+    """Adds method, display (the paper's spelling) and rate ("η=1e-04", "AutoLR", "—")."""
+    t = trials.copy()
+    t["method"] = method_names(t)
+    t["display"] = display_names(t["method"])
+    t["rate"] = [("AutoLR" if r == "autolr" else (f"η={float(lr):.0e}" if r == "fixed" else "—"))
+                 for r, lr in zip(t["lr_rule"], t["lr"])]
+    return t
+
+
+def ok_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["status"] == "ok"]
+
+
+def mean_ci(values) -> tuple[float, float, int]:
+    """Mean and the half-width of its 95 % t interval over seeds (NaN half-width for n < 2)."""
+    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce").dropna(), dtype=float)
+    if len(v) == 0:
+        return np.nan, np.nan, 0
+    if len(v) < 2:
+        return float(v.mean()), np.nan, len(v)
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))), len(v)
+
+
+def fmt_ci(mean: float, half: float, digits: int = 3) -> str:
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if not np.isfinite(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def seed_means(trials: pd.DataFrame, metrics) -> pd.DataFrame:
+    """One row per (method, lr rule, lr): seed means, seed sds and the seed count."""
+    ok = ok_trials(trials)
+    keys = ["sweep", "method", "display", "combiner", "combiner_params", "objective", "lr_rule", "lr", "rate"]
+    g = ok.groupby(keys, dropna=False, sort=False)
+    out = g[list(metrics)].mean(numeric_only=True)
+    sd = g[list(metrics)].std(ddof=1, numeric_only=True).add_suffix("_sd")
+    out = out.join(sd)
+    out["n"] = g.size()
+    return out.reset_index()
+
+
+def static_c(method: str) -> float:
+    if method.startswith("gdiff(c=") and method.endswith(")") and "/" not in method:
+        return float(method[len("gdiff(c="):-1])
+    return np.nan
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float, int]:
+    """Mean and CI of a − b over the seeds both have."""
+    m = a[["seed", metric]].merge(b[["seed", metric]], on="seed", suffixes=("_a", "_b"))
+    return mean_ci(m[f"{metric}_a"] - m[f"{metric}_b"])
+
+
+def _sign(mean: float, half: float) -> int:
+    """+1 / −1 when the interval excludes 0, else 0."""
+    if not np.isfinite(mean) or not np.isfinite(half):
+        return 0
+    return 1 if mean - half > 0 else (-1 if mean + half < 0 else 0)
+
+
+def _rate_order(rates) -> list[str]:
+    return sorted(set(rates), key=lambda r: (r == "AutoLR", float(r[2:]) if r.startswith("η=") else 0.0))
+
+
+# ------------------------------------------------------------------------------------ claim 1
+def claim_tradeoff(trials: pd.DataFrame, reference: dict) -> Verdict:
+    ok = ok_trials(trials)
+    ok = ok[ok["objective"].fillna("ga").eq("ga")]
+    ok = ok.assign(c=[static_c(m) for m in ok["method"]]).dropna(subset=["c"])
+    good_f = reference[VERBMEM] + GOOD_MARGIN
+    good_r = reference[UTILITY] - GOOD_MARGIN
+    rows, holds = [], 0
+    for rate in _rate_order(ok["rate"]):
+        part = ok[ok["rate"] == rate]
+        rho_f, p_f = stats.spearmanr(part["c"], part[VERBMEM])
+        rho_r, p_r = stats.spearmanr(part["c"], part[UTILITY])
+        means = part.groupby("c")[[VERBMEM, UTILITY]].mean()
+        both = means[(means[VERBMEM] <= good_f) & (means[UTILITY] >= good_r)].index.tolist()
+        trade = rho_f > 0 and p_f < 0.05 and rho_r > 0 and p_r < 0.05
+        ok_here = trade and not both
+        holds += ok_here
+        rows.append({"rate": rate, "trials": len(part),
+                     "ρ(c, Verbmem)": f"{rho_f:+.2f} (p={p_f:.1g})", "ρ(c, Utility)": f"{rho_r:+.2f} (p={p_r:.1g})",
+                     "Verbmem range": f"{means[VERBMEM].min():.3f} – {means[VERBMEM].max():.3f}",
+                     "Utility range": f"{means[UTILITY].min():.3f} – {means[UTILITY].max():.3f}",
+                     "c good on both sides": ", ".join(f"{c:g}" for c in both) or "none",
+                     "holds": "yes" if ok_here else "no"})
+    n = len(rows)
+    verdict = "holds" if n and holds == n else ("does not hold" if holds == 0 else "inconclusive")
+    evidence = (f"holds at {holds} of {n} learning-rate settings; 'good' = Verbmem ≤ {good_f:.3f} "
+                f"(Retrain {reference[VERBMEM]:.3f} + {GOOD_MARGIN}) and Utility ≥ {good_r:.3f} "
+                f"(Retrain {reference[UTILITY]:.3f} − {GOOD_MARGIN})")
+    return Verdict("1. The static-c sweep traces a trade-off; no single c is good on both sides (Fig. 1)",
+                   verdict, evidence, pd.DataFrame(rows))
+
+
+# ------------------------------------------------------------------------------------ claim 2
+def _curve_utility_at(curve: pd.DataFrame, verbmem: float) -> float:
+    """Utility of the static-c curve (seed means, in Verbmem order) interpolated at `verbmem`;
+    NaN outside the curve's Verbmem range (no comparable GDiff point)."""
+    c = curve.sort_values(VERBMEM)
+    x, y = c[VERBMEM].to_numpy(float), c[UTILITY].to_numpy(float)
+    if len(x) == 0 or verbmem < x.min() or verbmem > x.max():
+        return np.nan
+    # several c can share a Verbmem (e.g. all at 0): the curve takes the best Utility there
+    ux = np.unique(x)
+    uy = np.array([y[x == v].max() for v in ux])
+    return float(np.interp(verbmem, ux, uy))
+
+
+def claim_ngdiff(trials: pd.DataFrame) -> Verdict:
+    from analysis.dominance import non_dominated_mask
+
+    ok = ok_trials(trials)
+    ok = ok[ok["objective"].fillna("ga").eq("ga")]
+    rows, holds, lost = [], 0, 0
+    for rate in _rate_order(ok.loc[ok["combiner"] == "ngdiff", "rate"]):
+        part = ok[(ok["rate"] == rate) | (ok["combiner"] == "no-unlearn")]
+        means = part.groupby("method")[[VERBMEM, UTILITY]].mean()
+        front = non_dominated_mask(means.to_numpy(float), ["min", "max"])
+        on_front = bool(front[list(means.index).index("ngdiff")])
+        ng = part[part["combiner"] == "ngdiff"]
+        gd = part.assign(c=[static_c(m) for m in part["method"]]).dropna(subset=["c"])
+        diffs = []
+        for seed, s in ng.groupby("seed"):
+            curve = gd[gd["seed"] == seed].groupby("c")[[VERBMEM, UTILITY]].mean()
+            at = _curve_utility_at(curve, float(s[VERBMEM].mean()))
+            diffs.append(float(s[UTILITY].mean()) - at)
+        m, h, n = mean_ci([d for d in diffs if np.isfinite(d)])
+        sign = _sign(m, h)
+        holds += on_front and sign > 0
+        lost += (not on_front) or sign < 0
+        rows.append({"rate": rate, "NGDiff Verbmem": fmt_ci(*mean_ci(ng[VERBMEM])[:2]),
+                     "NGDiff Utility": fmt_ci(*mean_ci(ng[UTILITY])[:2]),
+                     "on the front of seed means": "yes" if on_front else "no",
+                     "Utility − GDiff curve at same Verbmem": fmt_ci(m, h) + (f" (n={n})" if n < len(diffs) else ""),
+                     "holds": "yes" if on_front and sign > 0 else ("no" if (not on_front) or sign < 0 else "unclear")})
+    n = len(rows)
+    verdict = "holds" if n and holds == n else ("does not hold" if lost == n else "inconclusive")
+    evidence = (f"holds at {holds} of {n} learning-rate settings, fails at {lost}; the interval is over seeds "
+                "(per seed: NGDiff's Utility minus the static-c curve's, interpolated at NGDiff's Verbmem; "
+                "'–' where NGDiff's Verbmem lies outside the curve's range)")
+    return Verdict("2. NGDiff lies on the frontier and keeps more utility than GDiff at comparable Verbmem (Table 1)",
+                   verdict, evidence, pd.DataFrame(rows))
+
+
+# ------------------------------------------------------------------------------------ claim 3
+def claim_autolr(trials: pd.DataFrame) -> Verdict:
+    """Each method's AutoLR trials against its fixed-rate trials at AutoLR's starting rate."""
+    ok = ok_trials(trials)
+    rows, good, bad = [], 0, 0
+    for method, part in ok[ok["combiner"] != "no-unlearn"].groupby("method", sort=False):
+        auto_all = part[part["lr_rule"] == "autolr"]
+        for start in sorted(set(auto_all["lr"].astype(float))):
+            fixed = part[(part["lr_rule"] == "fixed") & np.isclose(part["lr"].astype(float), start)]
+            auto = auto_all[np.isclose(auto_all["lr"].astype(float), start)]
+            if fixed.empty:
+                continue
+            dt = _paired(auto, fixed, TRUTH)
+            dv = _paired(auto, fixed, VERBMEM)
+            st, sv = _sign(dt[0], dt[1]), _sign(dv[0], dv[1])
+            good += st > 0 and sv < 0
+            bad += st < 0 or sv > 0
+            rows.append({"method": display_names([method]).iloc[0], "η (fixed = AutoLR's start)": f"{start:.0e}",
+                         "TruthRatio fixed → AutoLR": f"{fixed[TRUTH].mean():.3f} → {auto[TRUTH].mean():.3f}",
+                         "Δ TruthRatio": fmt_ci(*dt[:2]),
+                         "Verbmem fixed → AutoLR": f"{fixed[VERBMEM].mean():.3f} → {auto[VERBMEM].mean():.3f}",
+                         "Δ Verbmem": fmt_ci(*dv[:2]),
+                         "paper's way": "both" if st > 0 and sv < 0 else
+                                        ("against" if st < 0 or sv > 0 else "not significant")})
+    n = len(rows)
+    verdict = ("holds" if n and good >= 0.75 * n else
+               "does not hold" if n and bad > n / 2 else "inconclusive")
+    evidence = (f"AutoLR against the fixed rate it starts from: both move the paper's way significantly in "
+                f"{good} of {n} comparisons; at least one moves against it significantly in {bad}")
+    return Verdict("3. AutoLR raises TruthRatio and lowers Verbmem across methods (Table 3)",
+                   verdict, evidence, pd.DataFrame(rows))
+
+
+# ------------------------------------------------------------------------------------ claim 4
+def claim_fragile(trials: pd.DataFrame) -> Verdict:
+    ok = ok_trials(trials)
+    rows, fragile = [], 0
+    for (method, rule), part in ok[ok["lr_rule"].isin(["fixed", "autolr"])].groupby(["method", "lr_rule"], sort=False):
+        per_rate = part.groupby("lr")[[VERBMEM, UTILITY]]
+        if per_rate.ngroups < 3:
+            continue
+        means, sds = per_rate.mean(), per_rate.std(ddof=1)
+        swing = (means.max() - means.min())
+        sd = float(np.nanmax(sds.to_numpy())) if np.isfinite(sds.to_numpy()).any() else np.nan
+        is_fragile = bool(((swing >= SWING) & (swing >= SWING_SD * sd)).any())
+        if rule == "fixed":
+            fragile += is_fragile
+        rows.append({"method": display_names([method]).iloc[0], "rule": "AutoLR (start varied)" if rule == "autolr" else "fixed",
+                     **{f"Verbmem at {lr:.0e}": f"{v:.3f}" for lr, v in means[VERBMEM].items()},
+                     **{f"Utility at {lr:.0e}": f"{v:.3f}" for lr, v in means[UTILITY].items()},
+                     "swing Verbmem / Utility": f"{swing[VERBMEM]:.3f} / {swing[UTILITY]:.3f}",
+                     "largest seed sd": f"{sd:.3f}", "fragile": "yes" if is_fragile else "no"})
+    n = sum(r["rule"] == "fixed" for r in rows)
+    verdict = "holds" if n and fragile > n / 2 else ("does not hold" if n and fragile <= n / 4 else "inconclusive")
+    evidence = (f"{fragile} of {n} methods swing by ≥ {SWING} (and ≥ {SWING_SD:g} seed sds) in Verbmem or Utility "
+                "across the three fixed rates")
+    return Verdict("4. Fixed learning rates are fragile: results swing across the three rates (Figs. 2, 7)",
+                   verdict, evidence, pd.DataFrame(rows))
+
+
+# ------------------------------------------------------------------------------------ claim 5
+def claim_theorem5(trials: pd.DataFrame, steps: pd.DataFrame) -> Verdict:
+    checks = step_checks(steps)
+    t = trials.assign(method=display_names(trials["method"]))
+    table = summarize(checks, t, by=("method", "lr_rule"))
+    ng = table[table["method"] == "NGDiff"]
+    bad = lemma4_violations(checks, trials)
+    n_ng = int(ng["eq5_n"].sum())
+    verdict = "holds" if n_ng and bad.empty else ("does not hold" if len(bad) else "inconclusive")
+    evidence = (f"Eq. 5 on {n_ng - len(bad)} of {n_ng} NGDiff steps ({len(bad)} violations); realised "
+                f"simultaneous improvement on {ng['improved'].mul(ng['improved_n']).sum() / max(ng['improved_n'].sum(), 1):.0%} "
+                "of NGDiff's measured steps")
+    cols = ["method", "lr_rule", "trials", "steps", "eq5", "improved", "improved_r", "improved_f", "lr_bound"]
+    table = table[[c for c in cols if c in table]]
+    return Verdict("5. Lemma 4 holds at every step; how often Theorem 5's simultaneous improvement is realised",
+                   verdict, evidence, table)
+
+
+# ------------------------------------------------------------------------------------ tables
+def table1(trials: pd.DataFrame, directions: dict, rate: str, metrics) -> pd.DataFrame:
+    """Table 1's shape at one lr setting: metrics as rows, methods as columns, mean ± CI."""
+    ok = ok_trials(trials)
+    ok = ok[(ok["rate"] == rate) | (ok["combiner"] == "no-unlearn")]
+    cols = {}
+    for disp, part in ok.groupby("display", sort=False):
+        cols[disp] = [fmt_ci(*mean_ci(part[m])[:2]) for m in metrics]
+    order = sorted(cols, key=lambda d: (d != "No-unlearn", d.startswith("GDiff") is False, d))
+    return pd.DataFrame({d: cols[d] for d in order}, index=[metric_label(m, directions) for m in metrics])
+
+
+def cost_table(trials: pd.DataFrame, targets: list[dict], sweep_walls: dict) -> pd.DataFrame:
+    rows = [{"part": f"target build: {t['what']}", "wall (s)": f"{t['wall_seconds']:.0f}", "CPU (s)": "–",
+             "count": f"{t.get('epochs', '–')} epochs"} for t in targets]
+    for name, part in trials.groupby("sweep", sort=False):
+        rows.append({"part": f"sweep {name}", "wall (s)": f"{sweep_walls.get(name, float('nan')):.0f}",
+                     "CPU (s)": f"{part['cpu_s'].sum():.0f}",
+                     "count": f"{len(part)} trials, mean {part['wall_s'].mean():.1f} s wall each"})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------ page
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=Path, default=Path("docs/results"))
+    ap.add_argument("--out", type=Path, default=Path("docs/reproduction.md"))
+    args = ap.parse_args(argv)
+    from analysis import plots
+    from analysis.figures import fig1_data, fig5_data
+
+    trials, steps, directions = load(args.results)
+    meta = json.loads((args.results / "meta.json").read_text())
+    reference = meta["retrain"]
+    metrics = [VERBMEM, UTILITY, TRUTH, "forget_quality", "model_utility", "loss_f_eval", "loss_r_eval"]
+    verdicts = [claim_tradeoff(trials, reference), claim_ngdiff(trials), claim_autolr(trials),
+                claim_fragile(trials), claim_theorem5(trials, steps)]
+
+    fig_dir = args.out.parent / "reproduction"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    means = seed_means(trials[trials["sweep"] != "repro_npo"], [VERBMEM, UTILITY, "loss_f_eval", "loss_r_eval"])
+    means = means.assign(trial_id=[f"{m}|{r}" for m, r in zip(means["method"], means["rate"])], status="ok", seed=0)
+    plots.save(plots.fig1(fig1_data(means, [("loss_f_eval", "loss_r_eval"), (VERBMEM, UTILITY)]), directions),
+               fig_dir / "fig1.png")
+    auto = trials[(trials["lr_rule"] == "autolr") & (trials["combiner"] == "ngdiff") & (trials["seed"] == 0)]
+    plots.save(plots.fig5(fig5_data(steps, pd.concat([auto, trials[(trials["combiner"] == "ngdiff")
+                                                                   & (trials["seed"] == 0)]]).drop_duplicates("trial_id"))),
+               fig_dir / "fig5.png")
+
+    lines = [f"<!-- generated by `python -m analysis.reproduction --results {args.results} --out {args.out}`; "
+             "do not edit by hand -->", "", meta["intro"].strip(), "", "## Verdicts", "",
+             "| claim | verdict | evidence |", "|---|---|---|"]
+    lines += [f"| {v.claim} | **{v.verdict}** | {v.evidence} |" for v in verdicts]
+    for v in verdicts:
+        lines += ["", f"## {v.claim}", "", f"**{v.verdict}** — {v.evidence}.", "", render(v.table.set_index(v.table.columns[0]), "markdown")]
+        if v.claim.startswith("1."):
+            lines += ["", "![Fig. 1 analogue](reproduction/fig1.png)", "",
+                      "Seed means; dashed: the static-c curve at each lr setting; filled markers AutoLR, hollow fixed η."]
+        if v.claim.startswith("4."):
+            lines += ["", "![Fig. 5 analogue](reproduction/fig5.png)", "",
+                      "NGDiff, seed 0: gradient norms, c_t and the learning rate over steps (AutoLR and the fixed rates)."]
+    lines += ["", "## Table 1 analogue (AutoLR, as the paper runs NGDiff), mean ± 95 % seed interval", "",
+              render(table1(trials, directions, "AutoLR", metrics), "markdown")]
+    for rate in ("η=1e-05", "η=5e-05", "η=1e-04"):
+        lines += ["", f"## Table 1 analogue at the fixed {rate}", "", render(table1(trials, directions, rate, metrics), "markdown")]
+    lines += ["", "## What it cost", "", render(cost_table(trials, meta["targets"], meta["sweep_wall_s"]).set_index("part"), "markdown"),
+              "", meta.get("outro", "").strip(), ""]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out} and {fig_dir}/ ({time.strftime('%Y-%m-%d %H:%M')})")
+
+
+if __name__ == "__main__":
+    main()

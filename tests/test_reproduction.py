@@ -1,0 +1,92 @@
+"""The claim checks of analysis/reproduction.py on tables whose answer is known by construction,
+and the seed interval against scipy's t interval."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.reproduction import (annotate, claim_autolr, claim_fragile, claim_ngdiff, claim_tradeoff,
+                                   claim_theorem5, mean_ci)
+
+RETRAIN = {"rouge_f": 0.15, "utility_r": 0.95}
+
+
+def trial(tid, combiner, params="{}", rule="fixed", lr=1e-4, seed=0, objective="ga", **metrics):
+    return {"trial_id": tid, "status": "ok", "combiner": combiner, "combiner_params": params,
+            "objective": objective, "lr_rule": rule, "lr": lr, "seed": seed, **metrics}
+
+
+def curve(rule="fixed", lr=1e-4, seeds=(0, 1, 2), good_c=None, noise=0.01, offset=0):
+    """Static c: Verbmem and Utility both rise with c (a trade-off), plus an optional c good on both."""
+    rows, rng = [], np.random.default_rng(offset)
+    for seed in seeds:
+        for c in np.round(np.linspace(0, 1, 11), 1):
+            v, u = 0.1 + 0.8 * c, 0.2 + 0.7 * c
+            if good_c is not None and np.isclose(c, good_c):
+                v, u = 0.1, 0.95
+            rows.append(trial(f"g{rule}{lr}{seed}{c}", "gdiff", json.dumps({"c": float(c)}), rule, lr, seed,
+                              rouge_f=v + noise * rng.standard_normal(), utility_r=u + noise * rng.standard_normal(),
+                              truth_ratio_r=0.5))
+    return rows
+
+
+def test_tradeoff_holds_on_a_monotone_curve_and_fails_when_one_c_is_good_on_both_sides():
+    assert claim_tradeoff(annotate(pd.DataFrame(curve())), RETRAIN).verdict == "holds"
+    v = claim_tradeoff(annotate(pd.DataFrame(curve(good_c=0.5))), RETRAIN)
+    assert v.verdict == "does not hold" and v.table["c good on both sides"].iloc[0] == "0.5"
+
+
+def test_ngdiff_above_the_curve_holds_below_it_does_not():
+    base = curve()
+    above = [trial(f"n{s}", "ngdiff", seed=s, rouge_f=0.5 + 0.01 * s, utility_r=0.9, truth_ratio_r=0.5) for s in range(3)]
+    below = [trial(f"n{s}", "ngdiff", seed=s, rouge_f=0.5 + 0.01 * s, utility_r=0.3, truth_ratio_r=0.5) for s in range(3)]
+    assert claim_ngdiff(annotate(pd.DataFrame(base + above))).verdict == "holds"
+    v = claim_ngdiff(annotate(pd.DataFrame(base + below)))
+    assert v.verdict == "does not hold" and v.table["on the front of seed means"].iloc[0] == "no"
+
+
+def test_autolr_verdict_follows_the_paired_seed_differences():
+    rows = []
+    for s in range(3):
+        for m in ("ngdiff", "lossnorm", "rlw", "pcgrad"):
+            rows.append(trial(f"f{m}{s}", m, seed=s, rouge_f=0.6, utility_r=0.8, truth_ratio_r=0.50 + 0.001 * s))
+            rows.append(trial(f"a{m}{s}", m, rule="autolr", seed=s, rouge_f=0.4 - 0.002 * s, utility_r=0.8,
+                              truth_ratio_r=0.60 + 0.002 * s))
+    t = annotate(pd.DataFrame(rows))
+    assert claim_autolr(t).verdict == "holds"
+    flipped = t.assign(truth_ratio_r=np.where(t["lr_rule"] == "autolr", 0.4, 0.5) + 0.001 * t["seed"])
+    assert claim_autolr(flipped).verdict == "does not hold"
+
+
+def test_fragile_counts_swings_larger_than_the_seed_spread():
+    rows = []
+    for m, swing in (("ngdiff", 0.5), ("lossnorm", 0.5), ("rlw", 0.01)):
+        for i, lr in enumerate((1e-5, 5e-5, 1e-4)):
+            for s in range(3):
+                rows.append(trial(f"{m}{lr}{s}", m, lr=lr, seed=s, rouge_f=0.9 - swing * i / 2 + 0.005 * s,
+                                  utility_r=0.9, truth_ratio_r=0.5))
+    v = claim_fragile(annotate(pd.DataFrame(rows)))
+    assert v.verdict == "holds" and list(v.table["fragile"]) == ["yes", "yes", "no"]
+
+
+def test_theorem5_flags_a_lemma4_violation():
+    t = annotate(pd.DataFrame([trial("a", "ngdiff", rouge_f=0.5, utility_r=0.5, truth_ratio_r=0.5)]))
+    steps = pd.DataFrame({"trial_id": ["a", "a"], "step": [0, 1], "gram_rr": [1.0, 1.0], "gram_rf": [0.5, 0.5],
+                          "gram_ff": [1.0, 1.0], "w_r": [1.0, 1.0], "w_f": [1.0, 1.0], "dot_r_upd": [0.5, 0.5],
+                          "dot_f_upd": [-0.5, -0.5], "lr": [0.1, 0.1], "autolr_gd": np.nan, "autolr_dhd": np.nan,
+                          "loss_r": [1.0, 1.0], "loss_f": [1.0, 1.0], "loss_r_after": [0.9, 1.1],
+                          "loss_f_after": [1.1, 1.1]})
+    ok = claim_theorem5(t, steps)
+    assert ok.verdict == "holds" and "50%" in ok.evidence  # one of two steps improved both
+    bad = claim_theorem5(t, steps.assign(dot_r_upd=[0.5, -0.5]))
+    assert bad.verdict == "does not hold"
+
+
+@pytest.mark.parametrize("values", [[0.1, 0.3, 0.2], [1.0, 2.0, 4.0, 8.0]])
+def test_mean_ci_is_the_t_interval(values):
+    m, h, n = mean_ci(values)
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert n == len(values) and m == pytest.approx(np.mean(values)) and h == pytest.approx((hi - lo) / 2)
