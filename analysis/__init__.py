@@ -4,7 +4,7 @@ Theorem-5 checks, direction agreement, the paper's tables, figures and an HTML r
 This package reads results (Parquet -> pandas) and computes tables; plotting (``analysis.plots``,
 matplotlib, imported only when used) only draws them. It never imports torch or the ``pareto``
 core. One module per concern: results, dominance, frontier, hypervolume, theorem5, agreement,
-tables, figures, plots, report (see docs/analysis.md).
+tables, figures, plots, interactive (plotly, optional), report (see docs/analysis.md).
 """
 
 from analysis.dominance import DIRECTIONS, dominates, dominators, front_ranks, non_dominated_mask

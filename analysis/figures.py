@@ -7,6 +7,10 @@ curves_data   Figs. 6–7: metrics over steps from evals.parquet (each curve sta
               No-unlearn evaluation, the target before step 0) and the batch losses L_R, L_F
               over steps from steps.parquet.
 agreement_data  cos(d, NGDiff direction) per step (analysis.agreement).
+fig4_data     Fig. 4: L_R and L_F along one step's update, from a probe table (`pareto probe`,
+              pareto/probe.py): the measured points and the quadratic models through them.
+fig4_summary  one row per probe: η used, the parabola's η*, and the checks of the rebuilt step
+              against what the trial recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pandas as pd
 from analysis.agreement import ngdiff_cosine
 from analysis.results import display_names, method_names, setting_names
 
-__all__ = ["fig1_data", "fig5_data", "curves_data", "agreement_data", "BASELINE"]
+__all__ = ["fig1_data", "fig5_data", "curves_data", "agreement_data", "fig4_data", "fig4_summary", "BASELINE"]
 
 BASELINE = "no-unlearn"
 _INFO = ["trial_id", "method", "display", "setting", "combiner", "lr_rule", "lr", "seed"]
@@ -137,3 +141,92 @@ def agreement_data(steps: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                         "cos": ngdiff_cosine(steps).to_numpy()})
     out = out.merge(t[["trial_id", "setting", "method", "display", "lr_rule"]], on="trial_id", how="left")
     return out.sort_values(["setting", "trial_id", "step"], kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------- Fig. 4
+def _probes(probe: pd.DataFrame):
+    return probe.groupby(["trial_id", "step"], sort=True)
+
+
+def _at(part: pd.DataFrame, eta: float, col: str) -> float:
+    """The measured value at η (NaN when the grid lacks it)."""
+    hit = part.loc[np.isclose(part["eta"], eta, rtol=1e-12, atol=0.0), col]
+    return float(hit.iloc[0]) if len(hit) else np.nan
+
+
+def fig4_data(probe: pd.DataFrame, n: int = 201) -> pd.DataFrame:
+    """Long table: trial_id, step, title, quantity ("loss_r" | "loss_f"), data ("batch" | "full"),
+    kind, eta, value.
+
+    kind "measured": the probe's rows. kind "recorded": what the trial's steps.parquet holds for
+    this step — loss_r, loss_f at η = 0 and loss_r_after, loss_f_after at the η it used (when
+    measured); the measured curve passes through them when the rebuild is exact. kind "parabola"
+    (batch data only): for L_R the quadratic L₀ − η·fit_gd + ½η²·fit_dhd (AutoLR's fit when it
+    probed at this step, else the same three-point formula at ±η_in); for L_F the three-point
+    quadratic through the measured L_F(θ ∓ η_in·u) and L_F(θ). ``n`` points over the measured η
+    range.
+    """
+    cols = ["trial_id", "step", "title", "quantity", "data", "kind", "eta", "value"]
+    if probe is None or probe.empty:
+        return pd.DataFrame(columns=cols)
+    frames = []
+    for (tid, step), part in _probes(probe):
+        first = part.iloc[0]
+        opt = f" ({first['optimizer']})" if isinstance(first.get("optimizer"), str) else ""
+        title = f"{tid} {first.get('label', '')}{opt}, step {int(step)}"
+        for q in ("loss_r", "loss_f"):
+            rec = [(0.0, float(first[f"rec_{q}"])), (float(first["eta_used"]), float(first[f"rec_{q}_after"]))]
+            rec = [(e, v) for e, v in rec if np.isfinite(v)]
+            frames.append(pd.DataFrame({"trial_id": tid, "step": int(step), "title": title, "quantity": q,
+                                        "data": "batch", "kind": "recorded", "eta": [e for e, _ in rec],
+                                        "value": [v for _, v in rec]}))
+        for data, d in part.groupby("data", sort=True):
+            d = d.sort_values("eta")
+            for q in ("loss_r", "loss_f"):
+                frames.append(pd.DataFrame({"trial_id": tid, "step": int(step), "title": title, "quantity": q,
+                                            "data": data, "kind": "measured", "eta": d["eta"].to_numpy(float),
+                                            "value": d[q].to_numpy(float)}))
+            if data != "batch":
+                continue
+            eta = np.linspace(d["eta"].min(), d["eta"].max(), n)
+            h = float(first["eta_in"])
+            l0 = _at(d, 0.0, "loss_r")
+            gd, dhd = float(first["fit_gd"]), float(first["fit_dhd"])
+            curves = {"loss_r": l0 - eta * gd + 0.5 * eta ** 2 * dhd}
+            f0, fm, fp = _at(d, 0.0, "loss_f"), _at(d, h, "loss_f"), _at(d, -h, "loss_f")
+            if h > 0 and np.isfinite([f0, fm, fp]).all():
+                curves["loss_f"] = f0 - eta * (fp - fm) / (2 * h) + 0.5 * eta ** 2 * (fp + fm - 2 * f0) / h ** 2
+            for q, v in curves.items():
+                if np.isfinite(v).all():
+                    frames.append(pd.DataFrame({"trial_id": tid, "step": int(step), "title": title, "quantity": q,
+                                                "data": "batch", "kind": "parabola", "eta": eta, "value": v}))
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def fig4_summary(probe: pd.DataFrame) -> pd.DataFrame:
+    """One row per probe (trial, step): η used, η* of the parabola, and the reconstruction checks:
+    the probe at η = 0 minus the recorded loss_r / loss_f, at η = η used minus the recorded
+    loss_r_after / loss_f_after (NaN where the step did not measure them), the finite-difference
+    slope dL_R/dη at 0 against −g_R·u, and the rebuilt step's largest relative difference from
+    its recorded row."""
+    rows = []
+    if probe is None or probe.empty:
+        return pd.DataFrame()
+    for (tid, step), part in _probes(probe):
+        b = part[part["data"] == "batch"].sort_values("eta")
+        first = b.iloc[0]
+        used = float(first["eta_used"])
+        pos = b.loc[b["eta"] > 0, "eta"]
+        h = float(pos.iloc[0]) if len(pos) else np.nan
+        fd = (_at(b, h, "loss_r") - _at(b, -h, "loss_r")) / (2 * h) if np.isfinite(h) else np.nan
+        rows.append({
+            "trial_id": tid, "step": int(step), "label": first.get("label"), "optimizer": first.get("optimizer"),
+            "η used": used, "η* (parabola)": float(first["fit_eta"]), "parabola": first["fit_source"],
+            "L_R(0) − rec.": _at(b, 0.0, "loss_r") - float(first["rec_loss_r"]),
+            "L_F(0) − rec.": _at(b, 0.0, "loss_f") - float(first["rec_loss_f"]),
+            "L_R(η) − rec. after": _at(b, used, "loss_r") - float(first["rec_loss_r_after"]),
+            "L_F(η) − rec. after": _at(b, used, "loss_f") - float(first["rec_loss_f_after"]),
+            "dL_R/dη (fin. diff.)": fd, "−g_R·u": -float(first["gr_u"]), "−g_F·u": -float(first["gf_u"]),
+            "rebuild rel. err.": float(first["repro_rel_err"]),
+        })
+    return pd.DataFrame(rows)

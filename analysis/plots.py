@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["fig1", "fig5", "curves", "frontier", "agreement", "save", "png_bytes"]
+__all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "agreement", "save", "png_bytes"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
 _ARROWS = {"min": "↓", "max": "↑", "zero": "→0"}
@@ -231,4 +231,69 @@ def agreement(data: pd.DataFrame) -> Figure:
     ax.grid(alpha=0.3)
     _legend(fig, [ax])
     fig.suptitle("cos between each step's update d and NGDiff's g_R/‖g_R‖ − g_F/‖g_F‖", fontsize=11)
+    return fig
+
+
+# ------------------------------------------------------------------------------------- Fig. 4
+_FIG4_TITLES = {"loss_r": "retain loss L_R(θ − η·u)  ↓", "loss_f": "forget loss L_F(θ − η·u)  ↑"}
+
+
+def fig4(data: pd.DataFrame, summary: pd.DataFrame | None = None) -> Figure:
+    """One row of two panels (L_R, L_F against η) per probed (trial, step): the measured points
+    on the step's batches (and on the full sets when probed), the parabola through them, a solid
+    line at the η the step used and a dotted one at the parabola's minimiser η*."""
+    keys = list(dict.fromkeys(zip(data["trial_id"], data["step"]))) or [("", 0)]
+    fig = Figure(figsize=(11, 3.9 * len(keys) + 0.6), layout="constrained")
+    axes = fig.subplots(len(keys), 2, squeeze=False)
+    info = summary.set_index(["trial_id", "step"]) if summary is not None and len(summary) else None
+    for row, key in zip(axes, keys):
+        part = data[(data["trial_id"] == key[0]) & (data["step"] == key[1])]
+        if part.empty:
+            for ax in row:
+                _empty(ax)
+            continue
+        meta = info.loc[key] if info is not None and key in info.index else None
+        for ax, q in zip(row, ("loss_r", "loss_f")):
+            pq = part[part["quantity"] == q]
+            meas = pq[pq["kind"] == "measured"]
+            for data_kind, color, marker in (("batch", "C0" if q == "loss_r" else "C3", "o"), ("full", "grey", "s")):
+                m = meas[meas["data"] == data_kind]
+                if len(m):
+                    what = "the step's batches" if data_kind == "batch" else "all examples"
+                    ax.plot(m["eta"], m["value"], color=color, lw=0.8, marker=marker, ms=3.5,
+                            mfc=color if data_kind == "batch" else "white", label=f"measured, {what}")
+            rec = pq[pq["kind"] == "recorded"]
+            if len(rec):
+                ax.scatter(rec["eta"], rec["value"], marker="x", s=70, color="black", zorder=4, linewidths=1.6,
+                           label="recorded by the trial (before / after its step)")
+            par = pq[pq["kind"] == "parabola"]
+            if len(par):
+                src = str(meta["parabola"]) if meta is not None else ""
+                how = "three-point fit at ±η_in"
+                if src.startswith("autolr"):
+                    how = "AutoLR's fit, rejected" if "rejected" in src else "AutoLR's fit"
+                lab = f"parabola ({how})" if q == "loss_r" else "parabola (three-point fit at ±η_in)"
+                ax.plot(par["eta"], par["value"], color="black", ls="--", lw=1, label=lab)
+            vals = meas["value"].to_numpy(float)
+            vals = vals[np.isfinite(vals)]
+            if len(vals):  # the parabola may leave the measured range: keep the measurements in view
+                lo, hi = vals.min(), vals.max()
+                pad = 0.08 * (hi - lo or abs(hi) or 1.0)
+                ax.set_ylim(lo - pad, hi + pad)
+            if meta is not None:
+                same = np.isfinite(meta["η* (parabola)"]) and np.isclose(meta["η* (parabola)"], meta["η used"])
+                ax.axvline(meta["η used"], color="C2", lw=1.4,
+                           label=f"η used{' = η* (AutoLR)' if same else ''} = {meta['η used']:.3g}")
+                if np.isfinite(meta["η* (parabola)"]) and not same:
+                    ax.axvline(meta["η* (parabola)"], color="C1", lw=1.2, ls=":",
+                               label=f"η* = argmin of the L_R parabola = {meta['η* (parabola)']:.3g}")
+            ax.axvline(0.0, color="black", lw=0.5, alpha=0.5)
+            ax.set_title(_FIG4_TITLES[q], fontsize=10)
+            ax.set_xlabel("η  (θ − η·u, u: the optimizer's step at this step)")
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7.5, loc="best")
+        title = part["title"].iloc[0]
+        row[0].annotate(title, (0, 1.13), xycoords="axes fraction", fontsize=10.5, fontweight="bold")
+    fig.suptitle("Fig. 4 — the losses along the update direction at one step", fontsize=12)
     return fig

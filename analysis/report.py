@@ -2,7 +2,9 @@
 
 ``build_report(results)`` returns the page as a string; ``write_report(folder, out)`` loads a
 sweep folder and writes it. Everything shown is computed by the other analysis modules; this
-file only lays it out. The page needs no network and no files beside it.
+file only lays it out. The page needs no network and no files beside it. With
+``interactive=True`` Figs. 1, 4, 5, 6, 7 are plotly figures (analysis.interactive) drawn from the
+same tables, with plotly.js inlined once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +81,20 @@ def _table(df: pd.DataFrame, pct: tuple[str, ...] = (), right: tuple[str, ...] =
 def _img(fig, alt: str) -> str:
     data = base64.b64encode(P.png_bytes(fig)).decode()
     return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _figure(ix, name: str, data_args: tuple, alt: str, **kw) -> str:
+    """Figure `name` drawn from the same table either way: a PNG (analysis.plots) or, with ``ix``
+    (analysis.interactive), an interactive plotly figure embedded as JSON under id ``alt``'s slug."""
+    if ix is not None:
+        return _embed(getattr(ix, name)(*data_args, **kw), alt)
+    return _img(getattr(P, name)(*data_args, **kw), alt)
+
+
+def _embed(fig, alt: str) -> str:
+    from analysis.interactive import embed
+
+    return embed(fig, "plot-" + re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-"))  # "Fig. 1" → plot-fig-1
 
 
 def _planes(results: Results) -> list[tuple[str, ...]]:
@@ -249,62 +266,88 @@ def _agreement_section(r: Results) -> str:
     ])
 
 
-def _fig1_section(r: Results, planes) -> str:
+def _fig1_section(r: Results, planes, ix=None) -> str:
     return "\n".join([
         '<h2 id="fig1">Fig. 1 — the trade-off</h2>',
         "<p class='note'>Static-c GDiff joined by a dashed line in c order (one line per lr setting); "
         "every other method a marker, filled for AutoLR and hollow for a fixed η; ★ No-unlearn.</p>",
-        _img(P.fig1(F.fig1_data(r.trials, planes), r.directions), "Fig. 1")])
+        _figure(ix, "fig1", (F.fig1_data(r.trials, planes), r.directions), "Fig. 1")])
 
 
-def _curves_section(r: Results, planes) -> str:
+def _curves_section(r: Results, planes, ix=None) -> str:
     metrics = [m for p in planes[1:] for m in p] or ["rouge_f", "utility_r"]
     metrics = list(dict.fromkeys([*metrics, "loss_f_eval", "loss_r_eval"]))
     out = []
     if not r.steps.empty:
         out += ['<h2 id="fig5">Fig. 5 — gradient norms, c_t and η</h2>',
                 "<p class='note'>NGDiff trials (all trials when the sweep has none); solid: AutoLR, dashed: fixed η.</p>",
-                _img(P.fig5(F.fig5_data(r.steps, r.trials)), "Fig. 5")]
+                _figure(ix, "fig5", (F.fig5_data(r.steps, r.trials),), "Fig. 5")]
     every = "evaluations at the steps in evals.parquet"
     out += ['<h2 id="fig6">Fig. 6 — metrics and losses over steps, per method</h2>',
             f"<p class='note'>Top: {every}, each curve starting at the No-unlearn model (step 0). "
             "Bottom: L_F and L_R on each step's training batches (steps.parquet). Solid: AutoLR, dashed: fixed η.</p>",
-            _img(P.curves(F.curves_data(r.evals, r.steps, r.trials, metrics),
-                          "Fig. 6 — every method", r.directions), "Fig. 6")]
+            _figure(ix, "curves", (F.curves_data(r.evals, r.steps, r.trials, metrics), "Fig. 6 — every method",
+                                   r.directions), "Fig. 6")]
     ng = r.trials["combiner"].eq("ngdiff").any() if "combiner" in r.trials else False
     which = ["ngdiff"] if ng else None
     out += ['<h2 id="fig7">Fig. 7 — per learning rate</h2>',
             f"<p class='note'>{'NGDiff' if ng else 'Every method'} at each learning-rate setting.</p>",
-            _img(P.curves(F.curves_data(r.evals, r.steps, r.trials, metrics, combiners=which),
-                          f"Fig. 7 — {'NGDiff' if ng else 'all methods'} per learning rate", r.directions,
-                          color_by="setting"), "Fig. 7"),
-            '<h2 id="fig4">Fig. 4 — not drawn</h2>',
-            "<p class='note'>The loss landscape along the update at one step needs the model itself "
-            "(forward passes at several step sizes); the results files do not hold it, so this report "
-            "skips it.</p>"]
+            _figure(ix, "curves", (F.curves_data(r.evals, r.steps, r.trials, metrics, combiners=which),
+                                   f"Fig. 7 — {'NGDiff' if ng else 'all methods'} per learning rate", r.directions),
+                    "Fig. 7", color_by="setting"),
+    ]
     return "\n".join(out)
 
 
-def build_report(results: Results, rtol: float = RTOL) -> str:
-    """The whole page as one HTML string."""
+def _fig4_section(r: Results, ix=None) -> str:
+    head = '<h2 id="fig4">Fig. 4 — the losses along one step\'s update</h2>'
+    if r.probe is None or r.probe.empty:
+        return head + ("<p class='note'>Not probed yet: the landscape along a step's update needs the model "
+                       "at that step, which the results do not hold. <code>pareto probe --results DIR --trial TID "
+                       "--step K</code> rebuilds it (replaying the trial from the target) and adds "
+                       "<code>probe.parquet</code> here; or <code>pareto report --probe TID:K</code>.</p>")
+    summ = F.fig4_summary(r.probe)
+    return "\n".join([
+        head,
+        "<p class='note'>L_R and L_F at θ − η·u on the step's own batches (and on every example when probed "
+        "with <code>--full</code>), u the step the optimizer took (u = d for SGD, Adam's preconditioned d for "
+        "Adam), θ the model before the step, rebuilt by replaying the trial. ✕: the values the trial recorded "
+        "before and after its step — the curve passes through them when the rebuild is exact. Dashed: the "
+        "parabola L₀ − η·g_Rᵀu + ½η²·uᵀH_R u (AutoLR's fit where it probed at that step, else the same "
+        "three-point formula at ±η_in); its minimiser η* is the step AutoLR would take here (and does at the "
+        "steps it probes). The table: the probe minus what the trial recorded (rec.) at η = 0 and at the η it "
+        "used (≈ 0: the rebuild is exact), the rebuilt step's largest relative difference from its recorded "
+        "row, and the slope of L_R at 0 against −g_R·u.</p>",
+        _table(summ.drop(columns=["label", "optimizer"])),
+        _figure(ix, "fig4", (F.fig4_data(r.probe), summ), "Fig. 4"),
+    ])
+
+
+def build_report(results: Results, rtol: float = RTOL, interactive: bool = False) -> str:
+    """The whole page as one HTML string. ``interactive``: Figs. 1, 4, 5, 6, 7 as plotly figures
+    (plotly.js inlined once; needs plotly), the other figures stay PNG."""
+    ix = None
+    if interactive:
+        from analysis import interactive as ix
     planes = _planes(results)
     nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in [
         ("frontier", "Frontier"), ("hv", "Hypervolume"), ("fig1", "Fig. 1"), ("tables", "Tables"),
         ("theorem5", "Theorem 5"), ("agreement", "Agreement"), ("fig5", "Fig. 5"), ("fig6", "Fig. 6"),
-        ("fig7", "Fig. 7")])
+        ("fig7", "Fig. 7"), ("fig4", "Fig. 4")])
     parts = [f"<h1>pareto report — {_esc(results.name)}</h1>", _summary(results), f"<nav>{nav}</nav>",
-             _frontier_section(results, planes), _hv_section(results, planes), _fig1_section(results, planes),
+             _frontier_section(results, planes), _hv_section(results, planes), _fig1_section(results, planes, ix),
              _paper_tables(results), _theorem5_section(results, rtol), _agreement_section(results),
-             _curves_section(results, planes)]
+             _curves_section(results, planes, ix), _fig4_section(results, ix)]
     body = "\n".join(parts)
+    js = f'<script type="text/javascript">{ix.plotly_js()}</script>' if ix is not None else ""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>pareto report — {_esc(results.name)}</title><style>{_CSS}</style></head>"
+            f"<title>pareto report — {_esc(results.name)}</title><style>{_CSS}</style>{js}</head>"
             f"<body>\n{body}\n</body></html>\n")
 
 
-def write_report(folder, out, rtol: float = RTOL) -> Path:
+def write_report(folder, out, rtol: float = RTOL, interactive: bool = False) -> Path:
     """Load the sweep in ``folder`` and write its report to ``out``."""
-    page = build_report(load_results(folder), rtol=rtol)
+    page = build_report(load_results(folder), rtol=rtol, interactive=interactive)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

@@ -64,6 +64,7 @@ class Results:
     evals: pd.DataFrame = field(default_factory=pd.DataFrame)
     steps: pd.DataFrame = field(default_factory=pd.DataFrame)
     directions: dict[str, str] = field(default_factory=dict)
+    probe: pd.DataFrame = field(default_factory=pd.DataFrame)  # probe.parquet (`pareto probe`): Fig. 4
 
     @property
     def dataset(self) -> str | None:
@@ -96,15 +97,16 @@ def _read(fs: pafs.FileSystem, base: str, name: str, required: bool) -> tuple[pd
 
 
 def load_results(folder: str | Path) -> Results:
-    """trials (required), evals and steps (empty when absent) of one sweep folder or URI."""
+    """trials (required), evals, steps and probe (empty when absent) of one sweep folder or URI."""
     fs, base = _fs(str(folder))
     trials, meta = _read(fs, base, "trials", required=True)
     directions = json.loads(meta.get("pareto.metric_directions", "{}"))
     evals, _ = _read(fs, base, "evals", required=False)
     steps, _ = _read(fs, base, "steps", required=False)
+    probe, _ = _read(fs, base, "probe", required=False)
     if len(trials):
         trials = trials.assign(method=method_names(trials))
-    return Results(str(folder), trials, evals, steps, directions)
+    return Results(str(folder), trials, evals, steps, directions, probe)
 
 
 def dataset_of(trials: pd.DataFrame) -> str | None:

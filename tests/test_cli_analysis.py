@@ -134,3 +134,45 @@ def test_user_mistakes(tmp_path):
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert expected in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_probe_and_report_with_fig4_on_a_real_adam_sweep(small, tmp_path):
+    """The quickstart's optimizer (Adam: u is Adam's preconditioned d): the rebuilt step still meets
+    its record at η = 0 and at the η it used; `pareto report --probe` adds Fig. 4."""
+    _, original = small
+    run = tmp_path / "quickstart"
+    shutil.copytree(original, run, ignore=shutil.ignore_patterns(".ray", "parts"))  # the module's copy stays as it is
+    trials = pd.read_parquet(run / "trials.parquet").set_index("trial_id")
+    tid = trials.index[(trials["combiner"] == "ngdiff") & (trials["lr_rule"] == "autolr")][0]
+    from click.testing import CliRunner
+
+    from pareto.cli import main
+
+    png = tmp_path / "fig4.png"  # the CLI in-process (one Python start less); a few step sizes
+    result = CliRunner().invoke(main, ["probe", "--results", str(run), "--trial", tid, "--step", "3",
+                                       "--etas=-1e-5,1e-5,1e-3", "--out", str(png)])
+    assert result.exit_code == 0, result.output
+    assert f"{tid} ngdiff/ga/autolr/lr=0.0001/seed=0 (adam), step 3: 5 step sizes" in result.output
+    assert "largest relative difference 0" in result.output and f"table:  {run}/probe.parquet" in result.output
+    probe = pd.read_parquet(run / "probe.parquet")
+    steps = pd.read_parquet(run / "steps.parquet").set_index(["trial_id", "step"])
+    rec = steps.loc[(tid, 3)]
+    b = probe[probe["data"] == "batch"].set_index("eta")
+    used = probe["eta_used"].iloc[0]
+    assert used == rec["lr"] and probe["optimizer"].iloc[0] == "adam"
+    assert b.loc[0.0, "loss_r"] == pytest.approx(rec["loss_r"], abs=1e-6)
+    assert b.loc[0.0, "loss_f"] == pytest.approx(rec["loss_f"], abs=1e-6)
+    assert b.loc[used, "loss_r"] == pytest.approx(rec["loss_r_after"], abs=1e-6)
+    assert b.loc[used, "loss_f"] == pytest.approx(rec["loss_f_after"], abs=1e-6)
+    assert probe["gr_d"].iloc[0] == pytest.approx(rec["dot_r_upd"], rel=1e-4)  # g_R·d, as recorded
+    with Image.open(png) as im:
+        assert im.format == "PNG"
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["report", "--results", str(run), "--out", str(out), "--probe", f"{tid}:0"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.count("data:image/png;base64,") == 7 and "Fig. 4 — the losses along one step" in page
+    assert sorted(set(pd.read_parquet(run / "probe.parquet")["step"])) == [0, 3]  # both probes kept
+    result = CliRunner().invoke(main, ["report", "--results", str(run), "--out", str(out), "--probe", "t0"])
+    assert result.exit_code == 2 and "give TRIAL:STEP" in result.output

@@ -6,6 +6,7 @@ import click
 
 from pareto.cli.check import check
 from pareto.cli.frontier import frontier
+from pareto.cli.probe import probe
 from pareto.cli.report import report
 from pareto.cli.sweep import sweep
 from pareto.cli.target import target
@@ -22,6 +23,7 @@ def main() -> None:
       pareto frontier --results DIR           non-dominated and dominated trials
       pareto check theorem5 --results DIR     Eq. 5 / Lemma 4 / Theorem 5 per step and method
       pareto report --results DIR --out F     one HTML page: every figure and table
+      pareto probe --trial T --step K         the losses along one step's update (Fig. 4)
       pareto validate sweeps/*.yaml           check specs, every problem at once
       pareto target sweeps/tofu_cpu.yaml      build (or find cached) the target and Retrain models
     """
@@ -33,3 +35,4 @@ main.add_command(validate)
 main.add_command(target)
 main.add_command(check)
 main.add_command(report)
+main.add_command(probe)

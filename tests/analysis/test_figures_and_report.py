@@ -103,7 +103,7 @@ def test_report_is_one_self_contained_page(sweep_dir, tmp_path):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     for section in ("Frontier (Definition 1)", "Hypervolume", "Fig. 1", "Table 1", "Table 3",
                     "Theorem 5", "Lemma 4 holds on 8/8 NGDiff steps", "Direction agreement", "Fig. 5",
-                    "Fig. 6", "Fig. 7", "Fig. 4 — not drawn"):
+                    "Fig. 6", "Fig. 7", "Fig. 4", "Not probed yet", "pareto probe --results DIR"):
         assert section in page, section
     assert "status=failed" in page and "status=diverged" in page  # left out, and listed
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', page)
@@ -129,7 +129,7 @@ def test_no_analysis_module_imports_torch_or_pareto():
     from pathlib import Path
 
     mods = ["results", "dominance", "frontier", "hypervolume", "theorem5", "agreement", "tables",
-            "figures", "plots", "report"]
+            "figures", "plots", "report", "interactive"]
     code = ("import sys; " + "; ".join(f"import analysis.{m}" for m in mods) + "; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pareto')); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], check=True)
