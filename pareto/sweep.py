@@ -17,10 +17,15 @@ A sweep interrupted in any way (Ctrl-C, a killed driver, a lost node) keeps its 
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
+import logging
 import os
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import ray
@@ -29,7 +34,7 @@ from ray import tune
 import pareto
 from pareto.prepare import prepare_target
 from pareto.results.schema import METRICS
-from pareto.results.store import Store, StorageError
+from pareto.results.store import PathEscapeError, Store, StorageError
 from pareto.results.writer import read_tables, write_tables
 from pareto.search import OptunaSpace
 from pareto.spec import SweepSpec, search_space, total_steps, trial_label
@@ -39,6 +44,163 @@ Log = Callable[[str], None]
 
 class SweepStateError(Exception):
     """The sweep's folder holds something that forbids this run (another spec, or unfinished work)."""
+
+
+class PreflightError(SweepStateError):
+    """What the spec asks for cannot run here: every problem found before any work, listed."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass
+class Preflight:
+    """What `preflight` found: `problems` (the spec or its files are wrong), `environment` (this machine
+    cannot run it: no GPU, a model it cannot load; `pareto validate` notes these, `pareto sweep` refuses),
+    `warnings` (runs, but probably not what was meant)."""
+
+    problems: list[str]
+    environment: list[str]
+    warnings: list[str]
+
+
+def _spec_lines(source: str | None) -> dict:
+    """Key path → "line N" of the spec file, for messages (none when the file cannot be read)."""
+    if not source:
+        return {}
+    try:
+        from pareto.spec import _load_with_lines
+
+        return _load_with_lines(Path(source).read_text())[1]
+    except Exception:  # noqa: BLE001 — line numbers are a courtesy
+        return {}
+
+
+#: Data a language-model target is trained on (`target.train` is a pareto.models.target.TargetConfig).
+LM_SOURCES = ("tofu", "custom", "muse_news")
+
+
+def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None = None,
+              address: str | None = None) -> Preflight:
+    """Everything that can be checked before Ray starts and the target is built: the data files
+    (fields, empty forget set, overlap), the target's settings and base model, the storage location,
+    and whether this machine has the GPUs asked for. Writes nothing, downloads nothing."""
+    from pareto.data.check import check_data, check_embedded_split
+
+    lines = _spec_lines(source)
+    out = Preflight([], [], [])
+
+    def where(path: tuple) -> str:
+        line = next((lines[path[:i]] for i in range(len(path), 0, -1) if path[:i] in lines), None)
+        return ".".join(path) + (f" ({line})" if line else "")
+
+    data_problems, data_warnings = check_data(dataclasses.asdict(spec.data))
+    out.problems += [f"{where(k)}: {m}" for k, m in data_problems]
+    out.warnings += data_warnings
+
+    t = spec.target
+    if t.source == "embedded":
+        from pareto.models.embedded import EmbeddedConfig
+
+        try:
+            cfg = EmbeddedConfig(**t.embedded)
+        except (TypeError, ValueError) as exc:
+            names = [f.name for f in dataclasses.fields(EmbeddedConfig)]
+            out.problems.append(f"{where(('target', 'embedded'))}: {exc}. Valid settings: {', '.join(names)}")
+        else:
+            why = check_embedded_split(cfg.n_authors, cfg.forget_fraction)
+            if why:
+                out.problems.append(f"{where(('target', 'embedded', 'forget_fraction'))}: {why}")
+    elif t.source == "train" and spec.data.source in LM_SOURCES:  # image targets check their own settings
+        _check_base(spec, where, out)
+
+    try:
+        store = Store(storage or spec.storage.root)
+        why = store.writable_problem(spec.name)
+    except (StorageError, ValueError) as exc:
+        why = str(exc)
+    if why:
+        out.problems.append(f"{'--storage' if storage else where(('storage', 'root'))}: {why}")
+
+    r = spec.resources
+    if not (address or os.environ.get("RAY_ADDRESS")):  # a cluster's resources are checked once connected
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if r.gpus_per_trial > gpus:
+            out.environment.append(
+                f"{where(('resources', 'gpus_per_trial'))}: resources.gpus_per_trial is {r.gpus_per_trial:g} but "
+                f"this machine has {gpus} GPU(s). Run on a GPU machine or cluster (--address), or "
+                f"--set resources.gpus_per_trial=0 to run on CPU.")
+        cpus = os.cpu_count() or 1
+        if r.cpus_per_trial > cpus:
+            out.environment.append(
+                f"{where(('resources', 'cpus_per_trial'))}: resources.cpus_per_trial is {r.cpus_per_trial:g} but "
+                f"this machine has {cpus} CPU(s). Lower it with --set resources.cpus_per_trial=1.")
+    return out
+
+
+def _check_base(spec: SweepSpec, where, out: Preflight) -> None:
+    """target.train: its settings build a TargetConfig, and its base model can be loaded from here."""
+    from pareto.models.target import TargetConfig
+
+    train = spec.target.train
+    trc = train.get("trust_remote_code", False)
+    if not isinstance(trc, bool):
+        out.problems.append(f"{where(('target', 'train', 'trust_remote_code'))}: expected true or false, got {trc!r}. "
+                            f"It lets a model repository run its own Python code: leave it out (off) unless you "
+                            f"have read that code")
+        return
+    try:
+        from pareto.prepare import target_config
+
+        cfg = target_config(spec)
+    except (TypeError, ValueError) as exc:
+        names = [f.name for f in dataclasses.fields(TargetConfig)]
+        out.problems.append(f"{where(('target', 'train'))}: {exc}. Valid settings: {', '.join(names)}")
+        return
+    if cfg.is_tiny:
+        return
+    base = cfg.base
+    path = Path(base).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            out.problems.append(f"{where(('target', 'train', 'base'))}: {base} is a folder without config.json, not "
+                                f"a model saved with save_pretrained. Point base at such a folder, a hub model "
+                                f"name (owner/name), or use base: tiny")
+        return
+    if path.is_absolute() or base.startswith((".", "~")) or base.count("/") > 1:
+        out.problems.append(f"{where(('target', 'train', 'base'))}: no such model folder: {base}. Give a folder "
+                            f"saved with save_pretrained, a hub model name (owner/name), or base: tiny")
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = isinstance(try_to_load_from_cache(base, "config.json", revision=cfg.revision), str)
+    except Exception:  # noqa: BLE001 — a malformed repo id: the hub check below names it
+        cached = False
+    if cached:
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    exists = None
+    if not offline:
+        try:
+            from huggingface_hub import repo_exists
+
+            exists = repo_exists(base)
+        except Exception:  # noqa: BLE001 — no network, a bad id: we cannot tell from here
+            exists = None
+    if exists is False:
+        out.problems.append(f"{where(('target', 'train', 'base'))}: unknown model {base!r}: the Hugging Face hub "
+                            f"has no such model. Check the name (owner/name, as on huggingface.co), give a local "
+                            f"folder saved with save_pretrained, or use base: tiny")
+    elif exists is None:
+        why = "downloads are off (HF_HUB_OFFLINE)" if offline else "the hub cannot be reached from here"
+        out.environment.append(f"{where(('target', 'train', 'base'))}: model {base!r} is not in the Hugging Face "
+                               f"cache and {why}, so it cannot be loaded: check the name, download it first "
+                               f"(huggingface-cli download {base}) or give a local folder saved with "
+                               f"save_pretrained, or use base: tiny")
 
 
 def versions() -> dict:
@@ -64,19 +226,25 @@ def metric_key(name: str) -> tuple[str, str]:
     return (f"{name}_abs", "min") if direction == "zero" else (name, direction)
 
 
+#: A trial's id, and the name of its part folder: t000, t001, …
+TRIAL_ID = re.compile(r"t[0-9]{3,}")
+
+
 @dataclass
 class Sweep:
     store: Store
     folder: str  # the sweep's folder inside the store: its name
 
     def part(self, trial_id: str) -> str:
+        if not TRIAL_ID.fullmatch(trial_id):  # ids are made here (t000, t001, …): nothing else names a folder
+            raise PathEscapeError(f"trial id {trial_id!r} is not of the form t000; it may not name a folder")
         return f"{self.folder}/parts/{trial_id}"
 
     def finished_parts(self) -> dict[str, str]:
-        """trial id → status of every trial that has a complete part."""
+        """trial id → status of every trial that has a complete part (other folders there are ignored)."""
         out = {}
         for tid in self.store.listdir(f"{self.folder}/parts"):
-            if self.store.exists(f"{self.part(tid)}/trials.parquet"):
+            if TRIAL_ID.fullmatch(tid) and self.store.exists(f"{self.part(tid)}/trials.parquet"):
                 out[tid] = self.store.read_table(f"{self.part(tid)}/trials.parquet").column("status")[0].as_py()
         return out
 
@@ -111,11 +279,19 @@ def open_sweep(spec: SweepSpec, points: list[dict], store: Store, resume: bool) 
 
 
 def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None, storage: str | None = None,
-              resume: bool = False, log: Log = print) -> Sweep:
-    """Run (or resume, or find complete) the sweep of `spec`; returns where its results are."""
+              resume: bool = False, log: Log = print, source: str | None = None) -> Sweep:
+    """Run (or resume, or find complete) the sweep of `spec`; returns where its results are.
+
+    Raises PreflightError (every problem at once) before any work when the spec's data, target,
+    storage or resources cannot work here; `source` is the spec's file, for line numbers."""
     from trainables.unlearn import trainable
 
     t0 = time.time()
+    found = preflight(spec, source=source, storage=storage, address=address)
+    for warning in found.warnings:
+        log(f"warning: {warning}")
+    if found.problems or found.environment:
+        raise PreflightError(source or spec.name, found.problems + found.environment)
     store = Store(storage or spec.storage.root)
     sweep, state, complete = open_sweep(spec, points, store, resume)
     if complete:
@@ -198,7 +374,27 @@ def _ship_target(target_dir, address: str | None, log: Log):
     return ray.put(pack_directory(target_dir))
 
 
+class _OneLine(logging.Filter):
+    """Ray Tune's own errors (e.g. it cannot save its state to a full disk) as one line, no traceback:
+    pareto says what happened and what to do once the sweep stops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} {type(exc).__name__}: {exc}", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_TUNE_LOGGERS = ("ray.tune.execution.experiment_state", "ray.tune.execution.tune_controller",
+                 "ray.train._internal.syncer", "ray.train._internal.storage")
+
+
 def _init_ray(address: str | None) -> None:
+    for name in _TUNE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OneLine) for f in logger.filters):
+            logger.addFilter(_OneLine())
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # pareto prints its own progress lines
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # rows reach the driver via _Collector
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a diverged trial's last report has no metrics
@@ -244,6 +440,7 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
     # every node of a cluster can reach them)
     local = sweep.store.local_path(f"{sweep.folder}/.ray")
     ray_dir = str(local.resolve()) if local else sweep.store.display(f"{sweep.folder}/.ray")
+    stopper = _StopOnStorageError(collector)
     tuner = tune.Tuner(
         trainable_fn,
         param_space=param_space or {},
@@ -252,11 +449,37 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
                                     max_concurrent_trials=spec.resources.max_concurrent or 0, reuse_actors=True),
         run_config=tune.RunConfig(name=f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir,
-                                  callbacks=[collector], verbose=0,
+                                  callbacks=[collector], verbose=0, stop=stopper,
                                   failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    except OSError as exc:  # Tune's own state beside the results (a full or read-only disk)
+        if exc.errno in _STORAGE_ERRNOS:
+            raise StorageError(f"cannot write {sweep.store.display(sweep.folder)}: {exc.strerror}. Free space "
+                               f"there or choose another location with --storage; every results file written so "
+                               f"far is whole.") from None
+        raise
+    if collector.storage_error is not None:  # the sweep stopped at the first trial it could not keep
+        raise collector.storage_error
+
+
+#: A storage location that is full, over quota, too large a file, read-only or not ours.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class _StopOnStorageError(tune.Stopper):
+    """Stops every trial once a finished trial could not be written: running on would only lose more."""
+
+    def __init__(self, collector) -> None:
+        self.collector = collector
+
+    def __call__(self, trial_id, result) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.collector.storage_error is not None
 
 
 def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
@@ -298,6 +521,7 @@ class _Collector(tune.Callback):
         planes += [p for p in reversed(DEFAULT_PLANES) if all(m in asked for m in p)]
         self.plane = next((p for p in planes if all(METRICS[m] in ("min", "max") for m in p)), None)
         self.points: dict[str, tuple] = {}
+        self.storage_error: StorageError | None = None
 
     def _state(self, trial) -> dict:
         point = trial.config["point"]
@@ -319,6 +543,10 @@ class _Collector(tune.Callback):
         if result.get("evaluated"):
             st["evals"][result["eval_step"]] = {k: result.get(k) for k in (*METRICS, "wall_s")}
             st["items"][result["eval_step"]] = result.get("items") or []
+            if not result.get("final"):  # an evaluation on the way (eval.every): where a long trial is
+                shown = "  ".join(f"{k} {result[k]:.3f}" for k in self.spec.eval.metrics[:4]
+                                  if isinstance(result.get(k), float))
+                self.log(f"       t{st['point']['index']:03d} at step {result['eval_step']}: {shown}")
         st["last"] = dict(result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -344,9 +572,10 @@ class _Collector(tune.Callback):
         }
         try:
             write_tables(self.sweep.store, self.sweep.part(tid), rows)
-        except StorageError as exc:
+        except StorageError as exc:  # every file is whole or absent; the sweep stops (StopOnStorageError)
             self.log(f"       could not write {tid}: {exc}")
-            raise
+            self.storage_error = self.storage_error or exc
+            return
         self.done += 1
         self._progress(tid, st["point"], final)
 
@@ -358,9 +587,9 @@ class _Collector(tune.Callback):
         eta = f"ETA {elapsed / self.done * left:.0f}s" if self.done and left else "last one"
         running = sum(1 for i, s in self.live.items() if not s.get("written")) - 1
         self.live[point["index"]]["written"] = True
+        why = f"  ({final.get('error')})" if final.get("status") in ("failed", "diverged") else ""
         self.log(f"[{self.done}/{self.total} done, {max(running, 0)} running, {self.failed} failed, {eta}] {tid} "
-                 f"{trial_label(point)}: {final.get('status')}  {metrics}"
-                 + (f"  ({final.get('error')})" if final.get("status") == "failed" else "") + self._front(tid, final))
+                 f"{trial_label(point)}: {final.get('status')}  {metrics}{why}" + self._front(tid, final))
 
     def _front(self, tid: str, final: dict) -> str:
         """The non-dominated trials so far on the progress plane (Definition 1)."""

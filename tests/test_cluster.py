@@ -2,7 +2,9 @@
 
 Checks what `pareto sweep --address` promises on a cluster: the trials are spread over the nodes
 (each node has one CPU and every trial asks for one, so two at a time can only run on both), and
-the results equal those of a local run of the same spec, timing and run-id columns aside.
+the results equal those of a local run of the same spec, timing and run-id columns aside. And when
+the worker node dies mid-trial (every process of it SIGKILLed), its trial is rescheduled on the
+head from its last checkpoint and the sweep still equals a local run.
 
 trials.parquet has no column naming the node a trial ran on (Tune's automatic `node_ip` and
 `hostname` cannot tell two nodes of one machine apart anyway), so the spread is read from Ray
@@ -119,8 +121,14 @@ def _python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def two_node_cluster(embedded_target):
+def two_node_cluster(cluster_nodes):
     """A head node and a worker node, one CPU each, told apart by a custom resource; yields the head's address."""
+    yield cluster_nodes[0]
+
+
+@pytest.fixture
+def cluster_nodes(embedded_target):
+    """The same cluster; yields (the head's address, [head node, worker node])."""
     if sys.platform != "linux":
         pytest.skip("the two-node cluster test runs on Linux")
     temp_dir = tempfile.mkdtemp(prefix="pareto-ray-", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
@@ -158,7 +166,7 @@ def two_node_cluster(embedded_target):
             print(len(alive))
         """)
         assert proc.stdout.strip().endswith("2"), proc.stdout[-2000:] + proc.stderr[-2000:]
-        yield address
+        yield address, nodes
     finally:
         for node in reversed(nodes):
             node.stop()
@@ -232,6 +240,70 @@ def test_sweep_on_a_two_node_cluster_spreads_trials_and_equals_a_local_run(tmp_p
         pd.testing.assert_frame_equal(_drop(a, varying), _drop(b, varying), obj=name)
     print(f"two-node sweep {cluster_s:.0f}s, local sweep {local_s:.0f}s; trial → node: "
           + ", ".join(f"t{int(i):03d}→{'head' if n == head[0] else 'worker'}" for i, n in sorted(ran_on.items())))
+
+
+LEAVING = """name: leaving
+unlearn: {steps: 40, batch_size: 4}
+eval: {every: 8, retain_items: 8, max_new_tokens: 6, metrics: [loss_f_eval, loss_r_eval, rouge_f, utility_r]}
+search: {baseline: false, space: {combiner: [rlw, ngdiff]}}
+resources: {cpus_per_trial: 1, max_failures: 2}
+storage: {checkpoints: last}
+"""
+
+
+def _session(sid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of every live process in session `sid` (a node's `ray start` and all it started)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) == sid:
+                out.append((int(entry.name), (entry / "cmdline").read_bytes()))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.slow
+def test_a_worker_node_leaving_mid_trial_gets_its_trial_rescheduled(tmp_path, cluster_nodes):
+    """Two trials run at once, one per node; the worker node dies (SIGKILL to every process of it)
+    while both are mid-way. Its trial is retried on the head from its last checkpoint; the sweep
+    finishes with each trial once, every step once, equal to a local run."""
+    from test_faults import Driver, assert_same_results
+
+    address, (_, worker) = cluster_nodes
+    spec = tmp_path / "leaving.yaml"
+    spec.write_text(LEAVING)
+    d = Driver(str(spec), "--address", address, "--storage", str(tmp_path / "cluster"), env=ENV)
+    on_worker: list[int] = []
+
+    def both_mid_way() -> bool:
+        if not (d.printed("t000 at step 8") and d.printed("t001 at step 8")):
+            return False
+        on_worker[:] = [pid for pid, cmd in _session(worker.proc.pid) if cmd.startswith(b"ray::ImplicitFunc")]
+        return bool(on_worker)
+
+    assert d.wait_for(both_mid_way, timeout=300), "".join(d.lines)[-3000:]
+    node_pids = _session(worker.proc.pid)
+    for pid, _ in node_pids:  # the node goes away at once: raylet, object store, its workers
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    out = d.finish(timeout=600)
+    assert d.proc.returncode == 0 and "Traceback" not in out, out[-3000:]
+    assert "retrying from its last checkpoint" in out, out[-3000:]
+
+    trials = pd.read_parquet(tmp_path / "cluster" / "leaving" / "trials.parquet")
+    moved = trials[trials.attempts == 2]
+    assert len(moved) == 1 and moved.resumed_from_step.iloc[0] > 0, trials[["trial_id", "attempts", "node_id"]]
+    assert trials.node_id.nunique() == 1  # both finished on the head: the worker node is gone
+
+    ok(pareto("sweep", str(spec), "--storage", str(tmp_path / "local"), env=ENV))
+    assert_same_results(tmp_path / "local" / "leaving", tmp_path / "cluster" / "leaving")
+    print(f"worker node ({len(node_pids)} processes) killed mid-trial; {moved.trial_id.iloc[0]} rescheduled on "
+          f"the head from step {int(moved.resumed_from_step.iloc[0])}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,15 +1,30 @@
-"""Faults on a real local Ray: a trial's worker killed mid-trial is retried from its checkpoint, and
-the results hold each trial once, every step once, equal to an uninterrupted run."""
+"""Faults on a real local Ray, injected with real signals into real processes:
+
+* a trial's worker process SIGKILLed mid-trial → retried from its last checkpoint (checkpoints: last)
+  or from the start (checkpoints: none); the results hold the trial once, every step once, equal to
+  an uninterrupted run;
+* the driver SIGKILLed mid-sweep → `pareto sweep --resume` completes it, equal to an uninterrupted
+  sweep (the SIGINT case is in test_sweep.py);
+* the storage location full (a real 1 MiB tmpfs) or refusing large files (RLIMIT_FSIZE) → a clear
+  error, exit 2, and every Parquet file there whole.
+
+Every process this file starts carries PARETO_FAULT_TAG=<uuid> in its environment, and so does
+every Ray process its drivers start; cleanup SIGKILLs exactly those, by pid.
+"""
+
+from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from test_sweep import ROOT, TIMING
@@ -22,59 +37,296 @@ resources: {cpus_per_trial: 1, max_failures: 2}
 storage: {checkpoints: last}
 """
 
+#: What differs between two runs of one experiment besides timing: the spec's storage section
+#: (checkpoints on or off is not part of the experiment) and where a retried trial resumed.
+RUN_COLUMNS = [*TIMING, "resumed_from_step", "spec", "spec_hash"]
 
-def _workers_tagged(tag: str) -> list[int]:
-    """The trial actors (Tune's function trainables) of the Ray started by the driver that carries `tag`."""
-    pids = []
+
+def tagged(tag: str) -> list[tuple[int, bytes]]:
+    """(pid, command line) of every live process carrying PARETO_FAULT_TAG=tag in its environment."""
+    found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes()
             env = (entry / "environ").read_bytes()
+            cmd = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if cmd.startswith(b"ray::ImplicitFunc") and f"PARETO_FAULT_TAG={tag}".encode() in env:  # the trial's actor
-            pids.append(int(entry.name))
-    return pids
+        if f"PARETO_FAULT_TAG={tag}".encode() in env.split(b"\0") and cmd:
+            found.append((int(entry.name), cmd))
+    return found
+
+
+def trial_workers(tag: str) -> list[int]:
+    """The trial actors (Tune's function trainables) of the Ray started by the driver that carries `tag`."""
+    return [pid for pid, cmd in tagged(tag) if cmd.startswith(b"ray::ImplicitFunc")]
+
+
+def kill_tagged(tag: str) -> int:
+    """SIGKILL every process that carries the tag (a dead driver's Ray); how many there were."""
+    pids = [pid for pid, _ in tagged(tag)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return len(pids)
+
+
+class Driver:
+    """`pareto sweep ...` in a process of its own, tagged, its output collected line by line."""
+
+    def __init__(self, *args: str, env: dict | None = None, preexec_fn=None) -> None:
+        self.tag = uuid.uuid4().hex
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "pareto", "sweep", *args], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=preexec_fn,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "PARETO_FAULT_TAG": self.tag,
+                                          **(env or {})})
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    def wait_for(self, done, timeout: float = 300) -> bool:
+        """Poll `done()` until it holds (True), the driver exits or the time is up (False)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.proc.poll() is None:
+            if done():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def printed(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def finish(self, timeout: float = 600) -> str:
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._reader.join(timeout=10)
+            kill_tagged(self.tag)
+        return "".join(self.lines)
+
+
+def sweep(*args: str) -> str:
+    d = Driver(*args)
+    out = d.finish()
+    assert d.proc.returncode == 0 and "Traceback" not in out, out[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def calm(tmp_path_factory, embedded_target) -> Path:
+    """The uninterrupted run every faulted run must equal."""
+    base = tmp_path_factory.mktemp("calm")
+    (base / "faults.yaml").write_text(SPEC)
+    sweep(str(base / "faults.yaml"), "--storage", str(base))
+    return base / "faults"
+
+
+def assert_same_results(calm: Path, hurt: Path, n_steps: int = 40) -> pd.DataFrame:
+    """Each trial once, each of its steps once, and every value equal to the uninterrupted run."""
+    calm_t, hurt_t = pd.read_parquet(calm / "trials.parquet"), pd.read_parquet(hurt / "trials.parquet")
+    assert not hurt_t.trial_id.duplicated().any() and sorted(hurt_t.trial_id) == sorted(calm_t.trial_id)
+    assert (hurt_t.status == "ok").all(), hurt_t[["trial_id", "status", "error"]]
+    pd.testing.assert_frame_equal(calm_t.drop(columns=RUN_COLUMNS), hurt_t.drop(columns=RUN_COLUMNS))
+    calm_s = pd.read_parquet(calm / "steps.parquet").drop(columns=["step_time_s"])
+    hurt_s = pd.read_parquet(hurt / "steps.parquet").drop(columns=["step_time_s"])
+    assert not hurt_s.duplicated(["trial_id", "step"]).any()
+    assert hurt_s.groupby("trial_id").step.apply(list).map(lambda s: s == list(range(n_steps))).all()
+    pd.testing.assert_frame_equal(calm_s, hurt_s)
+    for name, varying in (("evals", ["wall_s"]), ("items", [])):
+        a, b = pd.read_parquet(calm / f"{name}.parquet"), pd.read_parquet(hurt / f"{name}.parquet")
+        pd.testing.assert_frame_equal(a.drop(columns=varying), b.drop(columns=varying), obj=name)
+    return hurt_t
+
+
+def kill_worker_mid_trial(spec: Path, storage: Path, when) -> tuple[Driver, str, list[int]]:
+    d = Driver(str(spec), "--storage", str(storage))
+    killed: list[int] = []
+
+    def strike() -> bool:
+        if not when(d):
+            return False
+        for pid in trial_workers(d.tag):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        return bool(killed)
+
+    d.wait_for(strike, timeout=300)
+    out = d.finish()
+    assert killed, "the trial finished before it could be interrupted:\n" + out[-2000:]
+    assert d.proc.returncode == 0 and "Traceback" not in out, out[-3000:]
+    return d, out, killed
 
 
 @pytest.mark.slow
-def test_killed_worker_resumes_from_its_checkpoint(tmp_path, embedded_target):
+def test_killed_worker_resumes_from_its_checkpoint(tmp_path, calm):
     if not Path("/proc/self/environ").exists():
         pytest.skip("needs /proc to find the trial's worker process")
     spec = tmp_path / "faults.yaml"
     spec.write_text(SPEC)
-    cmd = [sys.executable, "-m", "pareto", "sweep", str(spec)]
-    calm = subprocess.run(cmd + ["--storage", str(tmp_path / "calm")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    assert calm.returncode == 0, calm.stderr[-3000:]
-
-    tag = uuid.uuid4().hex
-    proc = subprocess.Popen(cmd + ["--storage", str(tmp_path / "hurt")], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PARETO_FAULT_TAG": tag})
     ray_dir = tmp_path / "hurt" / "faults" / ".ray"
-    killed, deadline = [], time.time() + 300
-    while time.time() < deadline and not killed and proc.poll() is None:
-        if any(ray_dir.glob("*/*/checkpoint_*")):  # a checkpoint exists: the trial is mid-way
-            for pid in _workers_tagged(tag):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-        time.sleep(0.05)
-    out = proc.communicate(timeout=600)[0]
-    assert killed, "the trial finished before it could be interrupted"
-    assert proc.returncode == 0, out[-3000:]
+    # a checkpoint exists: the trial is mid-way
+    _, out, _ = kill_worker_mid_trial(spec, tmp_path / "hurt", lambda d: any(ray_dir.glob("*/*/checkpoint_*")))
     assert "retrying from its last checkpoint" in out
-
-    calm_t = pd.read_parquet(tmp_path / "calm" / "faults" / "trials.parquet")
-    hurt_t = pd.read_parquet(tmp_path / "hurt" / "faults" / "trials.parquet")
-    assert len(hurt_t) == 1 and hurt_t.attempts.iloc[0] == 2 and hurt_t.resumed_from_step.iloc[0] > 0
-    pd.testing.assert_frame_equal(calm_t.drop(columns=[*TIMING, "resumed_from_step"]),
-                                  hurt_t.drop(columns=[*TIMING, "resumed_from_step"]))
-    calm_s = pd.read_parquet(tmp_path / "calm" / "faults" / "steps.parquet").drop(columns=["step_time_s"])
-    hurt_s = pd.read_parquet(tmp_path / "hurt" / "faults" / "steps.parquet").drop(columns=["step_time_s"])
-    assert list(hurt_s.step) == list(range(40))  # every step exactly once
-    pd.testing.assert_frame_equal(calm_s, hurt_s)
+    hurt_t = assert_same_results(calm, tmp_path / "hurt" / "faults")
+    assert hurt_t.attempts.iloc[0] == 2 and hurt_t.resumed_from_step.iloc[0] > 0
     evals = pd.read_parquet(tmp_path / "hurt" / "faults" / "evals.parquet")
     assert list(evals.eval_step) == [8, 16, 24, 32, 40]
+
+
+@pytest.mark.slow
+def test_killed_worker_without_checkpoints_starts_the_trial_over(tmp_path, calm):
+    """checkpoints: none — the retry runs every step again; the rows of the first attempt are replaced,
+    never doubled."""
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc to find the trial's worker process")
+    spec = tmp_path / "faults.yaml"
+    spec.write_text(SPEC.replace("checkpoints: last", "checkpoints: none"))
+    # past its second evaluation: 16 steps reported to the driver, which the retry reports again
+    _, out, _ = kill_worker_mid_trial(spec, tmp_path / "hurt", lambda d: d.printed("t000 at step 16"))
+    assert "retrying from the start" in out
+    hurt_t = assert_same_results(calm, tmp_path / "hurt" / "faults")
+    assert hurt_t.attempts.iloc[0] == 2 and pd.isna(hurt_t.resumed_from_step.iloc[0])
+    assert not list((tmp_path / "hurt" / "faults" / ".ray").glob("*/*/checkpoint_*"))  # none were made
+
+
+DRIVER_SPEC = SPEC.replace("steps: 40", "steps: 16").replace(
+    "space: {combiner: [rlw], lr_rule: [autolr], lr: [1.0e-4]}", "space: {combiner: [rlw, ngdiff, lossnorm]}").replace(
+    "max_failures: 2}", "max_failures: 2, max_concurrent: 1}")
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_to_the_same_results(tmp_path, embedded_target):
+    """SIGKILL gives the driver no chance to clean up: its Ray is left behind (ended here by tag), and a
+    part may be half written. `--resume` runs exactly the trials without a complete part."""
+    spec = tmp_path / "drv.yaml"
+    spec.write_text(DRIVER_SPEC.replace("name: faults", "name: drv"))
+    sweep(str(spec), "--storage", str(tmp_path / "calm"))
+
+    d = Driver(str(spec), "--storage", str(tmp_path / "hurt"))
+    parts = tmp_path / "hurt" / "drv" / "parts"
+    assert d.wait_for(lambda: len(list(parts.glob("*/trials.parquet"))) >= 1), "".join(d.lines)[-2000:]
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(timeout=60)
+    left_behind = kill_tagged(d.tag)  # the dead driver's local Ray: raylet, GCS, workers
+    out = d.finish()
+    assert d.proc.returncode == -signal.SIGKILL, out[-2000:]
+    done_before = len(list(parts.glob("*/trials.parquet")))
+    assert 1 <= done_before < 3, f"{done_before} of 3 trials done when the driver died"
+    assert not (tmp_path / "hurt" / "drv" / "trials.parquet").exists()
+    for f in (tmp_path / "hurt").rglob("*.parquet"):  # whatever it left is whole
+        pq.read_table(f)
+
+    out = sweep(str(spec), "--storage", str(tmp_path / "hurt"), "--resume")
+    assert f"{done_before} trial(s) already done, {3 - done_before} to run" in out, out[-2000:]
+    hurt_t = assert_same_results(tmp_path / "calm" / "drv", tmp_path / "hurt" / "drv", n_steps=16)
+    assert len(hurt_t) == 3 and (hurt_t.attempts == 1).all()
+    print(f"driver SIGKILLed with {done_before} of 3 trials written; {left_behind} Ray processes left behind")
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage that fills up or refuses large files
+
+
+def all_parquet_whole(root: Path) -> int:
+    """Every .parquet under root opens and reads; no temporary files are left. How many there are."""
+    files = list(root.rglob("*.parquet"))
+    for f in files:
+        pq.read_table(f)
+    assert not [p for p in root.rglob("*.tmp")], list(root.rglob("*.tmp"))
+    return len(files)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A real 1 MiB file system (tmpfs) to fill; needs the right to mount (root in a container)."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_full_disk_stops_the_sweep_with_a_clear_error_and_no_partial_parquet(tmp_path, tiny_tmpfs, embedded_target):
+    spec = tmp_path / "full.yaml"
+    spec.write_text(DRIVER_SPEC.replace("name: faults", "name: full").replace("checkpoints: last", "checkpoints: none"))
+    (tiny_tmpfs / "ballast").write_bytes(b"\0" * (1024 * 1024 - 256 * 1024))  # 256 KiB left: a part or two
+    d = Driver(str(spec), "--storage", str(tiny_tmpfs))
+    out = d.finish()
+    assert d.proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out
+    assert "No space left on device" in out and "--storage" in out and "--resume" in out, out[-3000:]
+    n = all_parquet_whole(tiny_tmpfs)
+    assert not (tiny_tmpfs / "full" / "trials.parquet").exists() or n  # never a torn final table
+    # space freed → the same command with --resume finishes it
+    (tiny_tmpfs / "ballast").unlink()
+    sweep(str(spec), "--storage", str(tiny_tmpfs), "--resume")
+    trials = pd.read_parquet(tiny_tmpfs / "full" / "trials.parquet")
+    assert len(trials) == 3 and not trials.trial_id.duplicated().any() and (trials.status == "ok").all()
+    all_parquet_whole(tiny_tmpfs)
+
+
+def test_a_write_refused_midway_leaves_no_partial_file(tmp_path):
+    """RLIMIT_FSIZE (any Linux, no privileges): the kernel refuses the write past the limit (EFBIG);
+    the store says so and the file is absent, not torn; the file before it is whole."""
+    code = f"""
+import resource, pyarrow as pa
+from pareto.results.store import Store, StorageError
+store = Store({str(tmp_path)!r})
+store.write_table("small.parquet", pa.table({{"x": list(range(10))}}))
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+try:
+    store.write_table("big.parquet", pa.table({{"x": [float(i) for i in range(200_000)]}}))
+except StorageError as exc:
+    print("REFUSED", exc)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "REFUSED cannot write" in proc.stdout and "File too large" in proc.stdout, proc.stdout + proc.stderr
+    assert "--storage" in proc.stdout
+    assert not (tmp_path / "big.parquet").exists()
+    assert all_parquet_whole(tmp_path) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Divergence: a trial whose loss or gradient stops being finite
+
+
+DIVERGING = """name: div
+unlearn: {steps: 12, batch_size: 4, optimizer: sgd}
+eval: {retain_items: 8, max_new_tokens: 6, metrics: [loss_f_eval, loss_r_eval, rouge_f, utility_r]}
+search: {baseline: false, space: {combiner: [ngdiff], lr: [1.0e-3, 1.0e+6]}}
+resources: {cpus_per_trial: 1}
+"""
+
+
+@pytest.mark.slow
+def test_a_diverged_trial_stops_at_its_step_the_sweep_goes_on_and_analysis_excludes_it(tmp_path, embedded_target):
+    """SGD at lr 1e6 sends the weights to infinity after one step: the next step's gradient Gram matrix
+    is not finite, so that trial stops there as `diverged`; the other trial runs all its steps."""
+    spec = tmp_path / "div.yaml"
+    spec.write_text(DIVERGING)
+    out = sweep(str(spec), "--storage", str(tmp_path))
+    assert "t001 ngdiff/ga/fixed/lr=1e+06/seed=0: diverged" in out and "is not finite" in out, out[-2000:]
+    trials = pd.read_parquet(tmp_path / "div" / "trials.parquet").set_index("trial_id")
+    assert list(trials.status) == ["ok", "diverged"]
+    bad = trials.loc["t001"]
+    assert bad.diverged_step == 1 and bad.steps == 1 and "step 1: gradient Gram matrix is not finite" in bad.error
+    assert pd.isna(bad.rouge_f) and pd.isna(bad.loss_r_eval)  # no metrics from a diverged model
+    steps = pd.read_parquet(tmp_path / "div" / "steps.parquet")
+    assert list(steps[steps.trial_id == "t001"].step) == [0]  # every finite step before it, recorded
+    assert list(steps[steps.trial_id == "t000"].step) == list(range(12))
+    state = (tmp_path / "div" / "sweep.json").read_text()
+    assert '"complete": true' in state  # diverging is a result, not a failure to retry
+    proc = subprocess.run([sys.executable, "-m", "pareto", "frontier", "--results", str(tmp_path / "div")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "excluded: t001 (status=diverged" in proc.stdout, proc.stdout + proc.stderr

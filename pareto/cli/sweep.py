@@ -35,9 +35,14 @@ def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, stora
     from pareto.sweep import SweepStateError, run_sweep
 
     try:
-        result = run_sweep(spec, points, address=address, storage=storage, resume=resume, log=click.echo)
-    except (SweepStateError, StorageError) as exc:
+        result = run_sweep(spec, points, address=address, storage=storage, resume=resume, log=click.echo,
+                           source=spec_path)
+    except SweepStateError as exc:
         fail(str(exc))
+    except StorageError as exc:
+        again = (f"pareto sweep {spec_path} --resume" + "".join(f" --set {o}" for o in overrides)
+                 + (f" --storage {storage}" if storage else ""))
+        fail(f"{exc}\nFinished trials are kept; once there is room, continue with: {again}")
     except KeyboardInterrupt as exc:
         click.echo(f"interrupted{f' ({exc})' if str(exc) else ''}. Finished trials are kept; continue with: "
                    f"pareto sweep {spec_path} --resume" + "".join(f" --set {o}" for o in overrides)

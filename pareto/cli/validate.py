@@ -7,25 +7,40 @@ import sys
 import click
 
 
-
 @click.command()
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. --set unlearn.steps=50.")
-def validate(specs: tuple[str, ...], overrides: tuple[str, ...]) -> None:
-    """Check sweep specs without running them.
+@click.option("--storage", default=None, help="Check this storage location instead of the spec's storage.root.")
+def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | None) -> None:
+    """Check sweep specs without running them: the spec itself, then its data files, target model,
+    storage location and resources (what this machine lacks is a note, not an error: the spec may
+    be meant for a GPU cluster).
 
     \b
       pareto validate sweeps/quickstart.yaml
       pareto validate sweeps/*.yaml
     """
     from pareto.spec import SpecError, load_spec  # lazily: it imports torch
+    from pareto.sweep import preflight
 
     bad = 0
     for path in specs:
         try:
-            _, points = load_spec(path, overrides)
-            click.echo(f"{path}: ok ({len(points)} trials)")
+            spec, points = load_spec(path, overrides)
         except SpecError as exc:
             bad += 1
             click.echo(str(exc), err=True)
+            continue
+        found = preflight(spec, source=path, storage=storage)
+        for warning in found.warnings:
+            click.echo(f"{path}: warning: {warning}", err=True)
+        for note in found.environment:
+            click.echo(f"{path}: note: not runnable on this machine as it is: {note}", err=True)
+        if found.problems:
+            bad += 1
+            click.echo(f"{path}: {len(found.problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in found.problems),
+                       err=True)
+        else:
+            notes = f"; {len(found.environment)} note(s) above" if found.environment else ""
+            click.echo(f"{path}: ok ({len(points)} trials{notes})")
     sys.exit(2 if bad else 0)

@@ -8,6 +8,7 @@ whole). Paths inside a store are relative, "/"-separated, and may not climb out 
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import posixpath
@@ -21,6 +22,10 @@ import pyarrow.parquet as pq
 
 class StorageError(Exception):
     """The storage location cannot be used (unwritable, unknown scheme, missing credentials)."""
+
+
+class PathEscapeError(StorageError, ValueError):
+    """A relative path inside a store that would climb out of its root (../, an absolute path)."""
 
 
 class Store:
@@ -44,8 +49,9 @@ class Store:
     # ------------------------------------------------------------------ paths
     def path(self, rel: str) -> str:
         norm = posixpath.normpath(rel) if rel else ""
-        if norm.startswith("..") or posixpath.isabs(norm):
-            raise ValueError(f"{rel!r} escapes the storage root")
+        if norm == ".." or norm.startswith("../") or posixpath.isabs(norm) or "\\" in rel or "\0" in rel:
+            raise PathEscapeError(f"{rel!r} escapes the storage root {self.root_text!r}: names inside it are "
+                                  f"relative and may not climb out (no '..', no leading '/')")
         return f"{self.base}/{norm}" if norm and norm != "." else self.base
 
     def display(self, rel: str = "") -> str:
@@ -91,8 +97,11 @@ class Store:
                 with self.fs.open_output_stream(target) as f:  # one PUT: the object appears whole
                     f.write(data)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.display(rel)}: {exc.strerror or exc}. Choose a writable "
-                               f"location with --storage (or storage.root in the spec); nothing partial was left.") from None
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+            fix = ("Free space there or choose another location with --storage" if full else
+                   "Choose a writable location with --storage (or storage.root in the spec)")
+            raise StorageError(f"cannot write {self.display(rel)}: {exc.strerror or exc}. {fix}; nothing partial "
+                               f"was left.") from None
 
     def write_text(self, rel: str, text: str) -> None:
         self.write_bytes(rel, text.encode())
@@ -101,6 +110,26 @@ class Store:
         buf = io.BytesIO()
         pq.write_table(table, buf)
         self.write_bytes(rel, buf.getvalue())
+
+    def writable_problem(self, rel: str = "") -> str | None:
+        """Why a file could not be written under `rel`, found without writing anything; None when
+        nothing is known to stand in the way (an object store is only found out by writing)."""
+        if not self.local:
+            return None
+        target = Path(self.path(rel))
+        probe = target
+        while not probe.exists():  # the nearest folder that exists: the one a write would create under
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        where = self.display(rel)
+        if not probe.is_dir():
+            return (f"cannot write {where}: {probe} is a file, not a folder. Choose a writable location with "
+                    f"--storage (or storage.root in the spec)")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return (f"cannot write {where}: {probe} is not writable (permission denied or a read-only file "
+                    f"system). Choose a writable location with --storage (or storage.root in the spec)")
+        return None
 
     def check_writable(self, rel: str) -> None:
         """Fail early, before any work, when the location cannot take a file."""
