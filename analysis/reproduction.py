@@ -74,8 +74,10 @@ def load(root: Path, names=SWEEPS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         res = load_results(Path(root) / name)
         t = res.trials.copy()
         t["sweep"] = name
+        # trial ids (t000, …) are per sweep: prefix them so the pooled tables join correctly
+        t["trial_id"] = name + "/" + t["trial_id"].astype(str)
         trials.append(t)
-        steps.append(res.steps)
+        steps.append(res.steps.assign(trial_id=name + "/" + res.steps["trial_id"].astype(str)))
         directions.update(res.directions)
     return annotate(pd.concat(trials, ignore_index=True)), pd.concat(steps, ignore_index=True), directions
 
@@ -368,7 +370,7 @@ def main(argv=None) -> None:
                       "NGDiff, seed 0: gradient norms, c_t and the learning rate over steps (AutoLR and the fixed rates)."]
     lines += ["", "## Table 1 analogue (AutoLR, as the paper runs NGDiff), mean ± 95 % seed interval", "",
               render(table1(trials, directions, "AutoLR", metrics), "markdown")]
-    for rate in ("η=1e-05", "η=5e-05", "η=1e-04"):
+    for rate in [r for r in _rate_order(trials["rate"]) if r.startswith("η=")]:
         lines += ["", f"## Table 1 analogue at the fixed {rate}", "", render(table1(trials, directions, rate, metrics), "markdown")]
     lines += ["", "## What it cost", "", render(cost_table(trials, meta["targets"], meta["sweep_wall_s"]).set_index("part"), "markdown"),
               "", meta.get("outro", "").strip(), ""]
