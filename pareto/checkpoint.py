@@ -90,10 +90,17 @@ def save(directory: str | Path, *, model, optimizer, engine, forget, retain, ste
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(d / "model.safetensors"))  # handles tied weights (GPT-2's lm_head = wte)
+    trained_only = any(not p.requires_grad for p in model.parameters())
+    if trained_only:  # LoRA: the frozen target is shared and unchanged; keep the adapters only
+        from safetensors.torch import save_file
+
+        save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                  str(d / "model.safetensors"))
+    else:
+        save_model(model, str(d / "model.safetensors"))  # handles tied weights (GPT-2's lm_head = wte)
     torch.save(optimizer.state_dict(), d / "optimizer.pt")
     state = {
-        "format": FORMAT, "steps_done": steps_done, "engine": {"step_index": engine.step_index, "lr": engine.lr},
+        "format": FORMAT, "steps_done": steps_done, "trained_only": trained_only, "engine": {"step_index": engine.step_index, "lr": engine.lr},
         "combiner": component_state(engine.combiner), "lr_rule": component_state(engine.lr_rule),
         "objective": component_state(engine.objective),
         "forget": batches_state(forget), "retain": batches_state(retain),
@@ -110,7 +117,21 @@ def load(directory: str | Path, *, model, optimizer, engine, forget, retain) -> 
     state = json.loads((d / "state.json").read_text())
     if state.get("format") != FORMAT:
         raise ValueError(f"{d}: checkpoint format {state.get('format')} is not {FORMAT}; start the trial over")
-    load_model(model, str(d / "model.safetensors"), device=str(next(model.parameters()).device))
+    device = str(next(model.parameters()).device)
+    if state.get("trained_only"):
+        from safetensors.torch import load_file
+
+        saved = load_file(str(d / "model.safetensors"), device=device)
+        params = dict(model.named_parameters())
+        missing = [n for n, p in params.items() if p.requires_grad and n not in saved]
+        if missing or any(n not in params for n in saved):
+            raise ValueError(f"{d}: the checkpoint's trained parameters do not match the model's "
+                             f"(missing {missing[:3]}); start the trial over")
+        with torch.no_grad():
+            for n, t in saved.items():
+                params[n].copy_(t)
+    else:
+        load_model(model, str(d / "model.safetensors"), device=device)
     optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
     engine.step_index, engine.lr = state["engine"]["step_index"], state["engine"]["lr"]
     for group in optimizer.param_groups:
