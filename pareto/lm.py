@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -45,3 +47,25 @@ def context_length(model) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+@dataclass(frozen=True)
+class LMTask:
+    """The causal-LM task (`pareto.core.objectives._base.Task`): the functions above, unchanged.
+
+    loss = answer_ce (L_R, GA's L_F), logprob = sequence_logprob (NPO), nll_mean =
+    sequence_nll_mean (SimNPO). `pareto.vision.task.ClassifierTask` is the image classifier's."""
+
+    name: str = "lm"
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        return answer_ce(model, batch)
+
+    def logprob(self, model, batch: dict) -> torch.Tensor:
+        return sequence_logprob(model, batch)
+
+    def nll_mean(self, model, batch: dict) -> torch.Tensor:
+        return sequence_nll_mean(model, batch)
+
+
+LM_TASK = LMTask()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from pareto.models.embedded import EmbeddedConfig, build_embedded_target
-from pareto.spec import SweepSpec
+from pareto.spec import VISION_SOURCES, SweepSpec
 
 
 @dataclass
@@ -48,7 +48,18 @@ def target_config(spec: SweepSpec):
 
 
 def prepare_target(spec: SweepSpec, log: Callable[[str], None] = print) -> Prepared:
-    """Build (or find in the cache) the target, and the retain-only reference when asked for."""
+    """Build (or find in the cache) the target, and the retain-only reference when asked for.
+
+    Image data (data.source cifar10 / cifar100 / image_folder, paper App. C) gets a classifier
+    trained until it fits (pareto.vision.train) with a trial's CPU share of threads (unlearn.threads, else
+    resources.cpus_per_trial); its images travel inside the target directory."""
+    if spec.data.source in VISION_SOURCES:
+        from pareto.vision.train import VisionTargetConfig, build_vision_target
+
+        threads = spec.unlearn.threads or max(1, int(spec.resources.cpus_per_trial))
+        path = Path(build_vision_target(asdict(spec.data), VisionTargetConfig(**spec.target.train), log=log,
+                                        num_threads=threads))
+        return Prepared(path, json.loads((path / "manifest.json").read_text()))
     if spec.target.source == "embedded":
         if spec.data.template != "plain" or not spec.data.add_bos:
             raise ValueError(f"the embedded target is trained with the plain template and BOS; data.template "

@@ -32,13 +32,17 @@ class SpecError(Exception):
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-DATA_SOURCES = ("embedded", "tofu", "custom", "muse_news")
+DATA_SOURCES = ("embedded", "tofu", "custom", "muse_news", "cifar10", "cifar100", "image_folder")
+#: Image-classification sources (pareto.vision, paper App. C): the classifier task, not the LM one.
+VISION_SOURCES = ("cifar10", "cifar100", "image_folder")
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    source: str = "embedded"  # embedded | tofu | custom | muse_news (see pareto.data.sources)
-    path: str | None = None  # tofu / muse_news: a local directory in the official layout, or a hub id
+    source: str = "embedded"  # embedded | tofu | custom | muse_news (pareto.data.sources) | cifar10 | cifar100 |
+    #                           image_folder (pareto.vision.data)
+    path: str | None = None  # tofu / muse_news: a local directory in the official layout, or a hub id; images:
+    #                          an ImageFolder directory (train/<class>/*.jpg, test/<class>/*.jpg) or a .tar of one
     forget: str = "forget10"  # tofu: forget01 | forget05 | forget10
     authors: int | None = None  # tofu: only the last N authors of `full` (CPU-sized runs)
     forget_fraction: float = 0.1  # tofu with `authors`: the last 10 % of them are forgotten
@@ -48,6 +52,9 @@ class DataSpec:
     context: int | None = None  # muse_news: tokens per training chunk (default: the target's max_length)
     template: str = "plain"  # prompt template by name: plain | phi | llama2-chat (pareto.data.templates)
     add_bos: bool = True  # prepend the tokenizer's BOS to every prompt / chunk (recorded with the results)
+    forget_class: str | None = None  # images: the class forgotten (default dog for cifar10, bed for cifar100)
+    forget_images: int = 500  # images: how many train images of forget_class form the forget set (paper: 500)
+    per_class: int | None = None  # images: only the first N train (and test) images of each class (CPU-sized runs)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class UnlearnSpec:
     threads: int | None = None  # torch threads per trial (default: the trial's CPU share, resources.cpus_per_trial)
     device: str = "auto"  # auto (cuda when the trial has a GPU, else cpu) | cpu | cuda
     dtype: str = "float32"  # float32 | bfloat16 (parameters, gradients and both buffers)
+    batchnorm: str = "batch"  # image classifiers: batch (train-mode statistics) | frozen (the target's running ones)
 
 
 DEFAULT_METRICS = ("loss_f_eval", "loss_r_eval", "rouge_f", "utility_r")
@@ -362,6 +370,11 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("unlearn", "optimizer"), f"unknown optimizer {u.optimizer!r}.{did_you_mean(u.optimizer, OPTIMIZERS.names())} Available: {', '.join(OPTIMIZERS.names())}")
     if u.device not in ("auto", "cpu", "cuda"):
         problems.add(("unlearn", "device"), f"device must be auto, cpu or cuda, got {u.device!r}")
+    if u.batchnorm not in ("batch", "frozen"):
+        problems.add(("unlearn", "batchnorm"), f"batchnorm must be batch or frozen, got {u.batchnorm!r}")
+    elif u.batchnorm != "batch" and spec.data.source not in VISION_SOURCES:
+        problems.add(("unlearn", "batchnorm"), "unlearn.batchnorm applies to image classifiers only (data.source "
+                                               "cifar10, cifar100, image_folder)")
     if u.dtype not in ("float32", "bfloat16"):
         problems.add(("unlearn", "dtype"), f"dtype must be float32 or bfloat16, got {u.dtype!r}")
     d, t = spec.data, spec.target
@@ -388,6 +401,7 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         if d.path and ("/" not in d.path or d.path.startswith((".", "/"))) and not Path(d.path).is_dir():
             problems.add(("data", "path"), f"no such directory: {d.path} (give a local TOFU directory or a hub id like locuslab/TOFU)")
     _check_data_pairs(spec, problems)
+    _check_vision_data(spec, problems)
     from pareto.data.templates import TEMPLATES
 
     if d.template not in TEMPLATES:
@@ -399,7 +413,9 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
             problems.add(("data", key), f"{key} must be ≥ 1, got {v}")
     if not 0 < d.forget_fraction < 1:
         problems.add(("data", "forget_fraction"), f"must be in (0, 1), got {d.forget_fraction}")
-    if t.source == "train":
+    if t.source == "train" and d.source in VISION_SOURCES:
+        _check_vision_target(t.train, problems)
+    elif t.source == "train":
         from pareto.models.target import TargetConfig
 
         names = [f.name for f in dataclasses.fields(TargetConfig)]
@@ -435,6 +451,8 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
 QA_METRICS = ("rouge_f", "utility_r", "prob_f", "prob_r", "truth_ratio_f", "truth_ratio_r", "forget_quality",
               "model_utility")
 MUSE_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
+VISION_METRICS = ("forget_acc", "retain_acc", "test_forget_acc", "test_retain_acc")  # image classifiers
+GENERIC_METRICS = ("loss_f_eval", "loss_r_eval")  # every task
 REFERENCE_METRICS = ("forget_quality", "privleak")  # compare with the retain-only model
 
 
@@ -451,11 +469,18 @@ def _check_data_pairs(spec: SweepSpec, problems: _Problems) -> None:
                                                    f"trial share it")
     if d.source != "muse_news" and d.articles is not None:
         problems.add(("data", "articles"), "data.articles applies to data.source muse_news only")
-    wrong = MUSE_METRICS if d.source != "muse_news" else QA_METRICS
+    fits_of = {**{m: "question/answer data (TOFU, custom, embedded)" for m in QA_METRICS},
+               **{m: "MUSE-News text data" for m in MUSE_METRICS},
+               **{m: "image data (cifar10, cifar100, image_folder)" for m in VISION_METRICS}}
+    if d.source in VISION_SOURCES:
+        wrong = QA_METRICS + MUSE_METRICS
+    else:
+        wrong = VISION_METRICS + (MUSE_METRICS if d.source != "muse_news" else QA_METRICS)
     for i, name in enumerate(metrics):
         if name in wrong:
-            fits = "MUSE-News text data" if d.source != "muse_news" else "question/answer data (TOFU, custom, embedded)"
-            problems.add(("eval", "metrics", i), f"{name} is for {fits}, not data.source {d.source}")
+            hint = (f"; image data's metrics: {', '.join(VISION_METRICS + GENERIC_METRICS)}"
+                    if d.source in VISION_SOURCES else "")
+            problems.add(("eval", "metrics", i), f"{name} is for {fits_of[name]}, not data.source {d.source}{hint}")
         if name in REFERENCE_METRICS and not t.retain_model:
             problems.add(("eval", "metrics", i), f"{name} compares with the retain-only model: set "
                                                  f"target.retain_model: true (or drop {name})")
@@ -463,6 +488,71 @@ def _check_data_pairs(spec: SweepSpec, problems: _Problems) -> None:
             and not Path(d.path).is_dir():
         problems.add(("data", "path"), f"no such directory: {d.path} (give a local MUSE-News directory or a hub "
                                        f"id like muse-bench/MUSE-News)")
+
+
+def _check_vision_target(train: dict, problems: _Problems) -> None:
+    """target.train of an image source: VisionTargetConfig's fields, values checked by building it."""
+    from pareto.vision.train import VisionTargetConfig
+
+    names = [f.name for f in dataclasses.fields(VisionTargetConfig)]
+    bad = [key for key in train if key not in names]
+    for key in bad:
+        problems.add(("target", "train", key), f"unknown classifier setting {key!r}.{did_you_mean(key, names)} "
+                                               f"Valid for image data: {', '.join(names)}")
+    if not bad:
+        try:
+            VisionTargetConfig(**train)
+        except (TypeError, ValueError) as exc:
+            problems.add(("target", "train"), str(exc))
+
+
+def _check_vision_data(spec: SweepSpec, problems: _Problems) -> None:
+    """Image sources: the folder (exists, ImageFolder layout), the forget class (a class of the data)
+    and the forget count (no more than the class has); image-only keys on other sources."""
+    d, defaults = spec.data, DataSpec()
+    if d.source not in VISION_SOURCES:
+        for key in ("forget_class", "forget_images", "per_class"):
+            if getattr(d, key) != getattr(defaults, key):
+                problems.add(("data", key), f"data.{key} applies to image data only (data.source cifar10, cifar100, "
+                                            f"image_folder), not {d.source}")
+        return
+    from pareto.vision.data import DEFAULT_FORGET_CLASS, DataLayoutError, class_counts
+
+    for key in ("template", "add_bos"):
+        if getattr(d, key) != getattr(defaults, key):
+            problems.add(("data", key), f"data.{key} is a prompt setting; image data has no prompts. Drop it")
+    if d.forget != defaults.forget or d.authors is not None:
+        problems.add(("data",), "data.forget / data.authors are TOFU settings; image data forgets "
+                                "data.forget_images images of data.forget_class")
+    if spec.target.retain_model:
+        problems.add(("target", "retain_model"), "the retain-only reference serves forget_quality and privleak (TOFU, "
+                                                 "MUSE); image data has no such metric. Drop target.retain_model")
+    if d.forget_images < 1:
+        problems.add(("data", "forget_images"), f"forget_images must be ≥ 1, got {d.forget_images}")
+    if d.per_class is not None and d.per_class < 1:
+        problems.add(("data", "per_class"), f"per_class must be ≥ 1, got {d.per_class}")
+    if d.source == "image_folder" and not d.path:
+        problems.add(("data", "path"), "data.source image_folder needs data.path: a directory with train/<class>/*.jpg "
+                                       "and test/<class>/*.jpg (or a .tar of one)")
+        return
+    forget_class = d.forget_class or DEFAULT_FORGET_CLASS.get(d.source)
+    if forget_class is None:
+        problems.add(("data", "forget_class"), "image_folder data needs data.forget_class: the class folder to forget")
+        return
+    try:
+        classes, counts = class_counts(d.source, d.path)
+    except (DataLayoutError, OSError) as exc:
+        problems.add(("data", "path"), str(exc))
+        return
+    if forget_class not in classes:
+        problems.add(("data", "forget_class"), f"unknown class {forget_class!r}.{did_you_mean(forget_class, list(classes))} "
+                                               f"The data's classes: {', '.join(classes)}")
+        return
+    have = min(counts[forget_class], d.per_class or counts[forget_class])
+    if d.forget_images > have:
+        problems.add(("data", "forget_images"), f"forget_images is {d.forget_images} but class {forget_class!r} has "
+                                                f"{have} train images{' (per_class)' if d.per_class else ''}; set "
+                                                f"data.forget_images to at most {have}")
 
 
 def _check_search(spec: SweepSpec, problems: _Problems, metrics) -> None:

@@ -1,5 +1,11 @@
 """The unlearning trial, top to bottom: model → data → components → step loop → evaluation.
 
+The target's manifest says which task it is: a causal LM on question/answer pairs or texts
+(TOFU-shaped, MUSE-News; `pareto.lm.LM_TASK`) or an image classifier (paper App. C;
+`pareto.vision.task.CLASSIFIER_TASK`). `open_target` gives the trial the same few things either
+way — the model, the task whose losses the engine and the forget objective differentiate, the
+forget/retain batch streams and the evaluation splits — and everything after it is shared.
+
 `run_trial` is a plain function that calls `report(row)` at every evaluation (every
 `eval.every` steps, and at the end): each report carries the step telemetry since the last one
 (`step_rows`), the metrics and per-item records of the evaluation, and `final: True` on the
@@ -14,9 +20,9 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -29,7 +35,8 @@ from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.data.encode import encode_rows
 from pareto.data.qa import Batches, to_device
-from pareto.metrics import METRICS, EvalContext, eval_settings, evaluate
+from pareto.lm import LM_TASK
+from pareto.metrics import METRICS, EvalContext, EvalSettings, eval_settings, evaluate
 from pareto.models.embedded import load_target
 from pareto.spec import total_steps
 
@@ -52,23 +59,19 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     torch.set_num_threads(int(unlearn["threads"] or max(1, int(setup["spec"]["resources"]["cpus_per_trial"]))))
     torch.manual_seed(seed), random.seed(seed), np.random.seed(seed)
 
-    # 2. The target model (shared, read-only, cached by content hash) and its data.
+    # 2. The target model (shared, read-only, cached by content hash), its task and its data.
     device = unlearn["device"] if unlearn["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer, manifest = load_target(setup["target_dir"])
+    target = open_target(setup)
+    model = target.model
     model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
-    forget_rows = read_jsonl(Path(setup["target_dir"]) / "forget.jsonl")
-    retain_rows = read_jsonl(Path(setup["target_dir"]) / "retain.jsonl")
-    eval_retain = retain_rows[:: max(1, len(retain_rows) // ev["retain_items"])][: ev["retain_items"]]
-    # the prompt template, BOS and example length the target was trained with (its manifest)
-    settings = eval_settings(manifest, max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"])
 
     final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
     step_rows: list[dict] = []
 
     def evaluate_now(at_step: int) -> dict:
         """Metrics of the model as it is now, the per-item records, and the step rows since the last report."""
-        splits = {"forget": forget_rows, "retain": eval_retain, **setup.get("eval_splits", {})}
-        ctx = EvalContext(model, tokenizer, splits, settings, reference=setup.get("reference", {}))
+        ctx = EvalContext(model, target.tokenizer, target.eval_splits, target.settings,
+                          reference=setup.get("reference", {}))
         values = evaluate(ctx, ev["metrics"])
         out = {"evaluated": True, "eval_step": at_step, "step_rows": step_rows[:], "wall_s": time.perf_counter() - t0,
                **{name: v.value for name, v in values.items()},
@@ -79,21 +82,19 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         return out
 
     if not point.get("baseline"):
-        # 3. Batches: forget and retain streams, each seeded (QA pairs, or the windows of texts).
-        encode = lambda rows: encode_rows(tokenizer, rows, max_length=settings.max_length or 128,  # noqa: E731
-                                          template=settings.template, add_bos=settings.add_bos)
-        forget = Batches(encode(forget_rows), unlearn["batch_size"], tokenizer.pad_token_id, seed)
-        retain = Batches(encode(retain_rows), unlearn["retain_batch_size"] or unlearn["batch_size"],
-                         tokenizer.pad_token_id, seed + 1)
+        # 3. Batches: forget and retain streams, each seeded (QA pairs, the windows of texts, or images).
+        forget, retain = target.streams(unlearn["batch_size"], unlearn["retain_batch_size"] or unlearn["batch_size"],
+                                        seed)
 
         # 4. The components, by registered name.
         combiner = build_combiner(point["combiner"]["name"], seed=seed, **point["combiner"]["params"])
         objective = OBJECTIVES.build(point["objective"]["name"], **point["objective"]["params"])
+        objective.task = target.task  # L_F through the task's losses (answer tokens, or image labels)
         lr_rule = LR_RULES.build(point["lr_rule"]["name"], **point["lr_rule"]["params"])
         optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
                                     lr=point["lr"], **unlearn["optimizer_args"])
         objective.prepare(model, [to_device(b, device) for b in forget.all()])  # NPO: reference log-probs, once, before unlearning
-        engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"])
+        engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"], retain_loss=target.task.loss)
         final["grad_buffer_bytes"] = engine.gradient_buffer_bytes()
         start = 0
         if restore_dir is not None:  # a retried trial continues from its last checkpoint, exactly
@@ -133,6 +134,63 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0
     report(last)
     return last
+
+
+@dataclass
+class Target:
+    """What a trial needs of its target, whatever the task."""
+
+    model: Any
+    task: Any  # loss / logprob / nll_mean of a batch (pareto.core.objectives._base.Task)
+    tokenizer: Any  # None for an image classifier
+    eval_splits: dict  # split name → rows (QA pairs, texts) or an ImageSet
+    settings: EvalSettings
+    streams: Callable[[int, int, int], tuple]  # (forget batch, retain batch, seed) → (forget, retain) streams
+
+
+def open_target(setup: dict) -> Target:
+    """The target of `setup["target_dir"]`, by its manifest's kind (vision, or a language model)."""
+    kind = json.loads((Path(setup["target_dir"]) / "manifest.json").read_text()).get("kind")
+    return (vision_target if kind == "vision" else lm_target)(setup)
+
+
+def lm_target(setup: dict) -> Target:
+    """A causal LM: QA pairs or texts from forget.jsonl / retain.jsonl, scored on answer tokens."""
+    ev = setup["spec"]["eval"]
+    model, tokenizer, manifest = load_target(setup["target_dir"])
+    forget_rows = read_jsonl(Path(setup["target_dir"]) / "forget.jsonl")
+    retain_rows = read_jsonl(Path(setup["target_dir"]) / "retain.jsonl")
+    eval_retain = retain_rows[:: max(1, len(retain_rows) // ev["retain_items"])][: ev["retain_items"]]
+    # the prompt template, BOS and example length the target was trained with (its manifest)
+    settings = eval_settings(manifest, max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"])
+
+    def streams(batch_size: int, retain_batch_size: int, seed: int):
+        encode = lambda rows: encode_rows(tokenizer, rows, max_length=settings.max_length or 128,  # noqa: E731
+                                          template=settings.template, add_bos=settings.add_bos)
+        return (Batches(encode(forget_rows), batch_size, tokenizer.pad_token_id, seed),
+                Batches(encode(retain_rows), retain_batch_size, tokenizer.pad_token_id, seed + 1))
+
+    splits = {"forget": forget_rows, "retain": eval_retain, **setup.get("eval_splits", {})}
+    return Target(model, LM_TASK, tokenizer, splits, settings, streams)
+
+
+def vision_target(setup: dict) -> Target:
+    """An image classifier (paper App. C): forget = N images of one class, retain = the other classes'
+    train images (`eval.retain_items` of them evenly spread are scored), and both test subsets."""
+    from pareto.vision.data import ImageBatches
+    from pareto.vision.task import ClassifierTask
+    from pareto.vision.train import load_vision_target, spread
+
+    ev = setup["spec"]["eval"]
+    model, splits, _ = load_vision_target(setup["target_dir"])
+
+    def streams(batch_size: int, retain_batch_size: int, seed: int):
+        return ImageBatches(splits["forget"], batch_size, seed), ImageBatches(splits["retain"], retain_batch_size, seed + 1)
+
+    retain = splits["retain"]
+    eval_splits = {**splits, "retain": retain.subset(spread(len(retain), ev["retain_items"]))}
+    task = ClassifierTask(batchnorm=setup["spec"]["unlearn"].get("batchnorm", "batch"))  # BatchNorm while unlearning
+    return Target(model, task, None, eval_splits, EvalSettings(batch_size=ev["batch_size"]), streams)
 
 
 def trainable(config: dict, setup: dict) -> None:

@@ -22,6 +22,7 @@ def target(spec_path: str, overrides: tuple[str, ...]) -> None:
     \b
       pareto target sweeps/quickstart.yaml
       pareto target sweeps/tofu_cpu.yaml
+      pareto target sweeps/cifar10_cpu.yaml --set data.path=../shared/data/cifar10_subset.tar
     """
     from pareto.spec import SpecError, load_spec  # lazily: it imports torch
 
@@ -40,7 +41,13 @@ def target(spec_path: str, overrides: tuple[str, ...]) -> None:
         manifest = json.loads((Path(path) / "manifest.json").read_text())
         keys = ("kind", "base", "data_name", "retain_only", "n_params", "epochs", "final_train_loss",
                 "answer_accuracy", "rouge", "wall_seconds")
-        click.echo(f"{path}")
+        if manifest.get("kind") == "vision":  # a classifier (pareto.vision.train): its fit and accuracies
+            keys = ("kind", "data_name", "forget_class", "n_forget", "n_retain", "n_params", "epochs",
+                    "final_train_loss", "train_accuracy", "forget_accuracy", "retain_accuracy", "test_forget_accuracy",
+                    "test_retain_accuracy", "wall_seconds")
+            click.echo(f"{path}\n  arch: {manifest['config']['arch']}")
+        else:
+            click.echo(f"{path}")
         for key in keys:
             if key in manifest:
                 click.echo(f"  {key}: {manifest[key]}")

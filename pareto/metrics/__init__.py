@@ -2,7 +2,7 @@
 
     values = evaluate(EvalContext(model, tokenizer, data), ["rouge_f", "utility_r"])
 
-Each metric lives in a short module (loss, tofu, muse) and reads the splits it needs from the
+Each metric lives in a short module (loss, tofu, muse, vision) and reads the splits it needs from the
 context; `evaluate` runs the requested ones and returns their values with per-item records.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from pareto.metrics import loss, muse, tofu  # noqa: F401  (registration)
+from pareto.metrics import loss, muse, tofu, vision  # noqa: F401  (registration)
 from pareto.metrics._base import (METRICS, EvalContext, EvalSettings, ItemScore, Metric, MetricValue,
                                   eval_settings, register_metric)
 from pareto.metrics.generation import greedy_answers

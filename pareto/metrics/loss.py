@@ -2,7 +2,8 @@
 
 The training loss's tokens exactly (`pareto.data.encode.encode_rows`, with the target's template,
 BOS choice and example length): the answer tokens and EOS of each QA pair, or every token but
-BOS of each text's windows (MUSE-News articles; an item is an article, all its windows).
+BOS of each text's windows (MUSE-News articles; an item is an article, all its windows). For an
+image classifier (pareto.metrics.vision) the mean cross-entropy of the images' labels.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def answer_losses(model, tokenizer, rows, batch_size: int = 32, add_bos: bool = 
 
 def _loss(ctx: EvalContext, split: str) -> MetricValue:
     rows, s = ctx.split(split), ctx.settings
+    from pareto.metrics import vision
+
+    if vision.is_images(rows):  # an image classifier: mean cross-entropy of the labels
+        return vision.loss_value(ctx, split)
     sums, counts = ctx.memo(("answer_losses", split), lambda: answer_losses(
         ctx.model, ctx.tokenizer, rows, s.batch_size, s.add_bos, template=s.template, max_length=s.max_length))
     qa = row_kind(rows) == "qa"

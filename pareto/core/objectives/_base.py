@@ -4,20 +4,46 @@
 to get g_F = ∇L_F, and every combiner steps along d = w_R·g_R − w_F·g_F. Objectives that the
 literature phrases as a loss to minimise (NPO, SimNPO) return L_F = −loss, so `-L_F > 0` and
 `positive_loss` is True (what loss-weighting combiners such as famo need).
+
+Objectives are model-agnostic: they reach the model only through their `task` (a `Task`), which
+says what a batch's loss, per-example log-likelihood and per-example mean NLL are — answer tokens
+of a causal LM (`pareto.lm.LM_TASK`, the default) or the label of an image classifier
+(`pareto.vision.task.CLASSIFIER_TASK`). The trial sets it (`objective.task = task`); it is not a
+spec parameter and not checkpointed state.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
 
 import torch
 
 from pareto._registry import Registry
+from pareto.lm import LM_TASK
 
 
+class Task(Protocol):
+    """What the core needs of a task (model kind + data kind), for one batch."""
+
+    name: str
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        """The mean loss of the batch, a scalar (L_R; GA's L_F)."""
+
+    def logprob(self, model, batch: dict) -> torch.Tensor:
+        """log π(y|x) per example, [B] (LM: summed over answer tokens; classifier: −CE)."""
+
+    def nll_mean(self, model, batch: dict) -> torch.Tensor:
+        """Length-normalised NLL per example, [B] (classifier: CE of the label)."""
+
+
+@dataclass
 class ForgetObjective:
     #: −L_F is a positive loss to minimise (npo, simnpo); False for ga (L_F = CE > 0).
-    positive_loss: bool = False
+    positive_loss = False
+    #: the task whose losses the objective uses (set by the trial; LM by default)
+    task: Task = field(default=LM_TASK, init=False, repr=False, compare=False)
 
     def prepare(self, model, forget_batches: Iterable[dict]) -> None:
         """Called once before unlearning with every forget batch (each carries `index`)."""

@@ -3,9 +3,10 @@
     L_NPO = −(2/β)·E_F log σ(−β·(log π_θ(y|x) − log π_ref(y|x)))
 
 with log-probabilities summed over answer tokens (open-unlearning's convention, not
-length-normalised) and π_ref = the model before unlearning. The reference log-probabilities
-are computed once per forget example in `prepare` and cached by example index, so no second
-model is ever held in memory. pareto maximises L_F = −L_NPO.
+length-normalised; for a classifier log π(y|x) = −CE of the label: the task's `logprob`) and
+π_ref = the model before unlearning. The reference log-probabilities are computed once per
+forget example in `prepare` and cached by example index, so no second model is ever held in
+memory. pareto maximises L_F = −L_NPO.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from pareto.core.objectives._base import ForgetObjective, register_objective
-from pareto.lm import sequence_logprob
 
 
 @register_objective("npo")
@@ -35,7 +35,7 @@ class NPO(ForgetObjective):
         was_training = model.training
         model.eval()
         for batch in forget_batches:
-            for i, lp in zip(batch["index"].tolist(), sequence_logprob(model, batch).tolist()):
+            for i, lp in zip(batch["index"].tolist(), self.task.logprob(model, batch).tolist()):
                 self._ref[i] = lp
         model.train(was_training)
 
@@ -45,6 +45,7 @@ class NPO(ForgetObjective):
         except KeyError as exc:
             raise RuntimeError(f"npo: no reference log-probability for forget example {exc}; "
                                "prepare() must see every forget example") from None
-        log_ratio = sequence_logprob(model, batch) - ref.to(batch["input_ids"].device)
+        logprob = self.task.logprob(model, batch)
+        log_ratio = logprob - ref.to(logprob.device)
         loss = -(2.0 / self.beta) * F.logsigmoid(-self.beta * log_ratio).mean()
         return -loss

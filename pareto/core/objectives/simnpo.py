@@ -2,7 +2,8 @@
 
     L_SimNPO = −(2/β)·E_F log σ(β·(NLL(y|x)/|y| − δ))
 
-with the NLL summed over answer tokens and divided by the answer length. open-unlearning's
+with the NLL summed over answer tokens and divided by the answer length (a classifier: the label's CE, the task's
+`nll_mean`). open-unlearning's
 defaults β = 4.5, δ = 0 (its forget-term weight 0.125 is the combiner's business here).
 pareto maximises L_F = −L_SimNPO.
 """
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 
 from pareto.core.objectives._base import ForgetObjective, register_objective
-from pareto.lm import sequence_nll_mean
 
 
 @register_objective("simnpo")
@@ -27,5 +27,5 @@ class SimNPO(ForgetObjective):
             raise ValueError(f"beta must be > 0, got {self.beta}")
 
     def value(self, model, batch):
-        loss = -(2.0 / self.beta) * F.logsigmoid(self.beta * (sequence_nll_mean(model, batch) - self.delta)).mean()
+        loss = -(2.0 / self.beta) * F.logsigmoid(self.beta * (self.task.nll_mean(model, batch) - self.delta)).mean()
         return -loss
