@@ -36,6 +36,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
     "tofu": ("tofu", "embedded"),
     "muse": ("muse_news",),
     "custom": ("custom",),
+    "vision": ("cifar10", "cifar100", "image_folder"),  # image classifiers (docs/vision.md)
 }
 
 #: The paper's planes per dataset family (each a tuple of metric names: 2 or 3 objectives).
@@ -45,6 +46,7 @@ DEFAULT_PLANES: dict[str, tuple[tuple[str, ...], ...]] = {
     "tofu": (LOSS_PLANE, ("rouge_f", "utility_r")),
     "muse": (LOSS_PLANE, ("verbmem_f", "knowmem_f", "knowmem_r")),
     "custom": (LOSS_PLANE, ("rouge_f", "utility_r")),
+    "vision": (LOSS_PLANE, ("forget_acc", "retain_acc"), ("test_forget_acc", "test_retain_acc")),
 }
 
 _PRETTY = {

@@ -161,7 +161,13 @@ def _load_with_lines(text: str, where: str = "line") -> tuple[Any, dict[tuple, s
             return
         lines[path] = f"{where} {n.start_mark.line + 1}"
         if isinstance(n, yaml.MappingNode):
+            first: dict = {}
             for k, v in n.value:
+                if k.value in first:  # PyYAML keeps the last silently; a spec must not lose a section that way
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {k.value!r} is given twice (first at {where} {first[k.value]}): the second "
+                        f"would silently replace the first. Keep one, or merge the two", k.start_mark)
+                first[k.value] = k.start_mark.line + 1
                 lines[path + (k.value,)] = f"{where} {k.start_mark.line + 1}"
                 walk(v, path + (k.value,))
         elif isinstance(n, yaml.SequenceNode):
@@ -175,7 +181,13 @@ def _load_with_lines(text: str, where: str = "line") -> tuple[Any, dict[tuple, s
 def _yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
     mark = getattr(exc, "problem_mark", None)
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-    return SpecError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}. Fix the syntax there."])
+    problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, yaml.constructor.ConstructorError) and "for the tag" in problem:
+        return SpecError(source, [f"YAML tag not allowed{where}: {problem}. A spec is plain data (mappings, lists, "
+                                  f"strings, numbers): remove the tag"])
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return SpecError(source, [f"not valid YAML{where}: {problem}."])
+    return SpecError(source, [f"not valid YAML{where}: {problem}. Fix the syntax there."])
 
 
 def _merge(base: dict, over: dict) -> dict:

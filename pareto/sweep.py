@@ -98,6 +98,12 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
     data_problems, data_warnings = check_data(dataclasses.asdict(spec.data))
     out.problems += [f"{where(k)}: {m}" for k, m in data_problems]
     out.warnings += data_warnings
+    if spec.data.source in ("cifar10", "cifar100") and not spec.data.path:  # torchvision's downloader
+        from pareto.vision.data import torchvision_problem
+
+        why = torchvision_problem(spec.data.source)
+        if why:
+            out.problems.append(f"{where(('data', 'path'))}: {why}")
 
     t = spec.target
     if t.source == "embedded":
@@ -580,7 +586,8 @@ class _Collector(tune.Callback):
         self._progress(tid, st["point"], final)
 
     def _progress(self, tid: str, point: dict, final: dict) -> None:
-        metrics = "  ".join(f"{k} {final[k]:.3f}" for k in ("rouge_f", "utility_r", "verbmem_f", "knowmem_r")
+        metrics = "  ".join(f"{k} {final[k]:.3f}" for k in ("rouge_f", "utility_r", "verbmem_f", "knowmem_r",
+                                                               "forget_acc", "retain_acc")
                             if isinstance(final.get(k), float))
         elapsed = time.time() - self.t0
         left = max(self.total - self.done, 0)

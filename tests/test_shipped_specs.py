@@ -47,7 +47,8 @@ def test_frontier_search(tmp_path, embedded_target):
 
 @pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 13),
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
-                                             ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18)])
+                                             ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
+                                             ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
 def test_full_spaces_expand_as_documented(name, n_points):
     from pareto.spec import load_spec
 
@@ -76,7 +77,7 @@ def test_tofu_specs(name, space, n_trials, tmp_path, shared_data):
     assert trials.forget_quality.between(0, 1).all() and trials.model_utility.notna().all()
 
 
-@pytest.mark.parametrize("name", ["phi15_tofu", "llama2_7b_tofu"])
+@pytest.mark.parametrize("name", ["phi15_tofu", "llama2_7b_tofu", "cifar10", "cifar100"])
 def test_gpu_specs_say_they_need_a_gpu(name, tmp_path):
     import torch
 
@@ -85,3 +86,12 @@ def test_gpu_specs_say_they_need_a_gpu(name, tmp_path):
     proc = pareto("sweep", f"sweeps/{name}.yaml", "--storage", str(tmp_path))
     assert proc.returncode == 2 and "gpus_per_trial is 1" in proc.stderr and "GPU(s)" in proc.stderr, proc.stderr
     assert not (tmp_path / name).exists()
+
+
+@pytest.mark.slow
+def test_cifar10_cpu_spec(tmp_path, shared_data):
+    """The CPU vision spec on the subset tar, shrunk: every method, a tiny ResNet, 2 steps."""
+    sets = [f"data.path={shared_data / 'cifar10_subset.tar'}", "data.per_class=30", "data.forget_images=20",
+            "target.train={arch: resnet_small, width: 8, max_epochs: 2, augment: false}", *SMALL_RUN]
+    trials = run_spec("cifar10_cpu", tmp_path, sets)
+    assert len(trials) == 11 and trials.forget_acc.between(0, 1).all() and trials.rouge_f.isna().all()

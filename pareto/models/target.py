@@ -182,6 +182,8 @@ class TargetConfig:
             p.append(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
             p.append(f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
+        if not isinstance(self.trust_remote_code, bool):  # a string such as "no" would be truthy
+            p.append(f"trust_remote_code must be true or false, got {self.trust_remote_code!r}")
         if self.is_tiny:
             p += [f"{n} applies to a real base, not base='tiny'" for n in REAL_ONLY
                   if getattr(self, n) is not None]
