@@ -67,5 +67,9 @@ class LMTask:
     def nll_mean(self, model, batch: dict) -> torch.Tensor:
         return sequence_nll_mean(model, batch)
 
+    def normaliser(self, batch: dict) -> int:
+        """What `loss` divides by (the scored answer tokens): micro-batches are weighted by it."""
+        return int((batch["labels"][:, 1:] != IGNORE).sum())
+
 
 LM_TASK = LMTask()

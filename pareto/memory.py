@@ -2,9 +2,9 @@
 
 The spec's `unlearn` section chooses (see docs/sweeps.md):
 
-    precision     fp32 (default) | bf16 (pure: parameters, gradients and optimizer state in bf16)
-                  | bf16-autocast (fp32 master weights, matmuls in bf16 under torch.autocast)
-    grad_dtype    param (default: the gradient buffers in the parameters' dtype) | fp32 (g_R and
+    dtype         float32 (default) | bfloat16 (pure: parameters, gradients, optimizer state)
+    autocast      bfloat16: fp32 master weights, forward passes under torch.autocast
+    grad_dtype    param (default: the gradient buffers in the parameters' dtype) | float32 (g_R and
                   g_F, then d, in fp32 — with bf16 parameters, exact accumulation and Gram sums)
     grad_accum    micro-batches per batch (default 1): both the forget and the retain batch are
                   split and accumulated exactly (pareto.core.engine)
@@ -21,20 +21,21 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["PRECISIONS", "GRAD_DTYPES", "precision_dtypes", "apply_lora", "enable_checkpointing",
-           "estimate_bytes", "out_of_memory_message"]
+__all__ = ["LORA_KEYS", "apply_lora", "enable_checkpointing", "make_deterministic", "estimate_bytes",
+           "out_of_memory_message"]
 
-#: precision name → (parameter dtype, autocast dtype or None)
-PRECISIONS = {"fp32": (torch.float32, None), "bf16": (torch.bfloat16, None),
-              "bf16-autocast": (torch.float32, torch.bfloat16)}
-GRAD_DTYPES = ("param", "fp32")
+#: the settings of `unlearn.lora` (apply_lora's parameters)
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
 
 
-def precision_dtypes(precision: str) -> tuple[torch.dtype, torch.dtype | None]:
-    try:
-        return PRECISIONS[precision]
-    except KeyError:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}") from None
+def make_deterministic() -> None:
+    """Deterministic GPU kernels and no TF32: what pins a GPU run's numbers (docs/reliability.md)."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
 
 
 def enable_checkpointing(model) -> None:
@@ -54,8 +55,11 @@ def apply_lora(model, r: int = 16, alpha: float = 32.0, dropout: float = 0.0,
         from peft import LoraConfig, get_peft_model
     except ImportError:
         raise ImportError('unlearn.lora needs peft: pip install "pareto-unlearn[lora]"') from None
+    from transformers.pytorch_utils import Conv1D
+
+    conv1d = any(isinstance(m, Conv1D) for m in model.modules())  # GPT-2 stores its linears transposed
     config = LoraConfig(r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout),
-                        target_modules=target_modules, bias="none")
+                        target_modules=target_modules, bias="none", fan_in_fan_out=conv1d)
     return get_peft_model(model, config)
 
 
@@ -87,4 +91,4 @@ def out_of_memory_message(exc: BaseException, estimate: dict, device: str) -> st
     return (f"out of memory: {first}. This trial needs {estimate['total'] / gib:.2f} GiB before activations "
             f"(parameters {estimate['parameters'] / gib:.2f}, gradient buffers {estimate['gradient_buffers'] / gib:.2f}, "
             f"optimizer state {estimate['optimizer_state'] / gib:.2f}){have}. Reduce unlearn.batch_size or set "
-            "unlearn.grad_accum, unlearn.gradient_checkpointing: true, unlearn.precision: bf16 or unlearn.lora")
+            "unlearn.grad_accum, unlearn.gradient_checkpointing: true, unlearn.dtype: bfloat16 or unlearn.lora")

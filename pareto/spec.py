@@ -77,6 +77,12 @@ class UnlearnSpec:
     threads: int | None = None  # torch threads per trial (default: the trial's CPU share, resources.cpus_per_trial)
     device: str = "auto"  # auto (cuda when the trial has a GPU, else cpu) | cpu | cuda
     dtype: str = "float32"  # float32 | bfloat16 (parameters, gradients and both buffers)
+    autocast: str | None = None  # bfloat16: forward passes under torch.autocast, fp32 master weights (dtype float32)
+    grad_dtype: str = "param"  # param | float32: g_R and g_F (then d) in fp32 buffers with bf16 parameters
+    grad_accum: int = 1  # micro-batches per forget and per retain batch, accumulated exactly
+    gradient_checkpointing: bool = False  # recompute activations in the backward (transformers models)
+    lora: dict | None = None  # LoRA adapters via peft: {r, alpha, dropout, target_modules}; the target stays frozen
+    deterministic: bool = False  # GPU: deterministic kernels, no TF32 (docs/reliability.md); CPU is deterministic anyway
     batchnorm: str = "batch"  # image classifiers: batch (train-mode statistics) | frozen (the target's running ones)
 
 
@@ -389,6 +395,33 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
                                                "cifar10, cifar100, image_folder)")
     if u.dtype not in ("float32", "bfloat16"):
         problems.add(("unlearn", "dtype"), f"dtype must be float32 or bfloat16, got {u.dtype!r}")
+    if u.autocast not in (None, "bfloat16"):
+        problems.add(("unlearn", "autocast"), f"autocast must be bfloat16 or null, got {u.autocast!r}")
+    elif u.autocast and u.dtype != "float32":
+        problems.add(("unlearn", "autocast"), "autocast keeps fp32 master weights: it needs unlearn.dtype float32 "
+                                              "(dtype bfloat16 is pure bf16 already)")
+    if u.grad_dtype not in ("param", "float32"):
+        problems.add(("unlearn", "grad_dtype"), f"grad_dtype must be param or float32, got {u.grad_dtype!r}")
+    if not isinstance(u.grad_accum, int) or u.grad_accum < 1:
+        problems.add(("unlearn", "grad_accum"), f"grad_accum must be an integer ≥ 1, got {u.grad_accum!r}")
+    elif u.grad_accum > min(u.batch_size, u.retain_batch_size or u.batch_size):
+        problems.add(("unlearn", "grad_accum"), f"grad_accum {u.grad_accum} is more micro-batches than a batch has "
+                                                "examples; lower it or raise unlearn.batch_size")
+    if u.lora is not None:
+        from pareto.memory import LORA_KEYS
+
+        if not isinstance(u.lora, dict):
+            problems.add(("unlearn", "lora"), f"lora must be a mapping such as {{r: 16, alpha: 32}}, got {u.lora!r}")
+        else:
+            for k in u.lora:
+                if k not in LORA_KEYS:
+                    problems.add(("unlearn", "lora", k), f"unknown LoRA setting {k!r}.{did_you_mean(str(k), list(LORA_KEYS))} "
+                                                         f"Available: {', '.join(LORA_KEYS)}")
+            if not (isinstance(u.lora.get("r", 16), int) and u.lora.get("r", 16) >= 1):
+                problems.add(("unlearn", "lora", "r"), f"r must be an integer ≥ 1, got {u.lora.get('r')!r}")
+            if spec.data.source in VISION_SOURCES:
+                problems.add(("unlearn", "lora"), "LoRA is for transformers language models; the image classifiers "
+                                                  "train every parameter (remove unlearn.lora)")
     d, t = spec.data, spec.target
     if d.source not in DATA_SOURCES:
         problems.add(("data", "source"), f"unknown data source {d.source!r}.{did_you_mean(d.source, list(DATA_SOURCES))} "

@@ -637,7 +637,7 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: d
         "steps": final.get("steps_done", 0), "optimizer": spec.unlearn.optimizer,
         "batch_size": spec.unlearn.batch_size,
         **{k: final.get(k) if ok else None for k in METRICS},
-        **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes",
+        **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes", "gpu_peak_bytes",
                                      "device", "dtype", "node_id", "resumed_from_step")},
         **meta,
     }

@@ -29,13 +29,14 @@ import torch
 
 from pareto import checkpoint
 from pareto.core.combiners import build_combiner
-from pareto.core.engine import Divergence, UnlearnEngine
+from pareto.core.engine import Divergence, UnlearnEngine, split_batch
 from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.data.encode import encode_rows
 from pareto.data.qa import Batches, to_device
 from pareto.lm import LM_TASK
+from pareto.memory import apply_lora, enable_checkpointing, estimate_bytes, make_deterministic, out_of_memory_message
 from pareto.metrics import METRICS, EvalContext, EvalSettings, eval_settings, evaluate
 from pareto.models.embedded import load_target
 from pareto.spec import total_steps
@@ -58,12 +59,21 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     # 1. Determinism: threads (the trial's CPU share unless set) and seeds.
     torch.set_num_threads(int(unlearn["threads"] or max(1, int(setup["spec"]["resources"]["cpus_per_trial"]))))
     torch.manual_seed(seed), random.seed(seed), np.random.seed(seed)
+    if unlearn.get("deterministic"):
+        make_deterministic()
 
     # 2. The target model (shared, read-only, cached by content hash), its task and its data.
     device = unlearn["device"] if unlearn["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     target = open_target(setup)
     model = target.model
     model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
+    if not point.get("baseline"):  # memory options for real models (pareto/memory.py)
+        if unlearn.get("gradient_checkpointing"):
+            enable_checkpointing(model)
+        if unlearn.get("lora"):  # adapters only are trained: the gradients, Gram and AutoLR live on them
+            model = apply_lora(model, **unlearn["lora"])
 
     final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
     step_rows: list[dict] = []
@@ -94,8 +104,16 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
                                     lr=point["lr"], **unlearn["optimizer_args"])
         objective.prepare(model, [to_device(b, device) for b in forget.all()])  # NPO: reference log-probs, once, before unlearning
-        engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"], retain_loss=target.task.loss)
+        engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"], retain_loss=target.task.loss,
+                               autocast=getattr(torch, unlearn["autocast"]) if unlearn.get("autocast") else None,
+                               grad_dtype=torch.float32 if unlearn.get("grad_dtype") == "float32" else None)
         final["grad_buffer_bytes"] = engine.gradient_buffer_bytes()
+        accum = int(unlearn.get("grad_accum") or 1)
+
+        def batch(stream):  # on the device; split into micro-batches when accumulating
+            b = to_device(stream.next(), device)
+            return split_batch(b, accum) if accum > 1 else b
+
         start = 0
         if restore_dir is not None:  # a retried trial continues from its last checkpoint, exactly
             start = checkpoint.load(restore_dir, model=model, optimizer=optimizer, engine=engine,
@@ -113,8 +131,7 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         n_steps = total_steps(unlearn, len(forget.examples))  # `steps`, or `epochs` over the forget set
         try:
             for step in range(start, n_steps):
-                row = engine.step(to_device(retain.next(), device), to_device(forget.next(), device),
-                                  measure_after=bool(every) and step % every == 0)
+                row = engine.step(batch(retain), batch(forget), measure_after=bool(every) and step % every == 0)
                 step_rows.append(row)
                 final["steps_done"] = step + 1
                 if eval_every and (step + 1) % eval_every == 0 and step + 1 < n_steps:
@@ -125,6 +142,9 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
                         report(row)
         except Divergence as exc:
             final.update(status="diverged", diverged_step=exc.step, error=str(exc))
+        except torch.OutOfMemoryError as exc:  # says what the trial needed; the sweep goes on
+            estimate = estimate_bytes(model, unlearn["optimizer"], engine._flat_r.dtype)
+            final.update(status="failed", error=out_of_memory_message(exc, estimate, device))
         final["final_lr"] = engine.lr
 
     # 6. The last evaluation (a diverged trial has none: analysis lists it as excluded), and the record.
@@ -132,6 +152,8 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     step_rows.clear()
     last.update(final, final=True, wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
     last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0
+    if device.startswith("cuda"):
+        last["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
     report(last)
     return last
 

@@ -55,7 +55,8 @@ TRIAL_SCHEMA = pa.schema([
     *[(m, pa.float64()) for m in METRICS], ("metric_settings", pa.string()),
     ("wall_s", pa.float64()), ("cpu_s", pa.float64()), ("gpu_s", pa.float64()), ("attempts", pa.int64()),
     ("resumed_from_step", pa.int64()),  # a retried trial that continued from its checkpoint: the step it resumed at
-    ("grad_buffer_bytes", pa.int64()),
+    ("grad_buffer_bytes", pa.int64()),  # the memory the engine adds to plain training (its g_R buffer, …)
+    ("gpu_peak_bytes", pa.int64()),  # torch.cuda.max_memory_allocated over the trial (null on CPU)
     ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
     ("add_bos", pa.bool_()), ("prompt_template", pa.string()),
     ("pareto_version", pa.string()), ("torch_version", pa.string()), ("transformers_version", pa.string()),

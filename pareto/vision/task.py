@@ -57,5 +57,9 @@ class ClassifierTask:
     def nll_mean(self, model, batch: dict) -> torch.Tensor:
         return self.per_image_ce(model, batch)
 
+    def normaliser(self, batch: dict) -> int:
+        """What `loss` divides by (the images): micro-batches are weighted by it."""
+        return int(batch["labels"].shape[0])
+
 
 CLASSIFIER_TASK = ClassifierTask()

@@ -51,6 +51,11 @@ class ForgetObjective:
     def value(self, model, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 
+    def normaliser(self, batch: dict) -> int:
+        """What `value`'s mean divides by, so micro-batches accumulate exactly: the examples
+        (NPO, SimNPO average per example); GA uses its task's (answer tokens for an LM)."""
+        return int(batch["index"].shape[0]) if "index" in batch else int(next(iter(batch.values())).shape[0])
+
 
 OBJECTIVES: Registry[type[ForgetObjective]] = Registry("forget objective")
 register_objective = OBJECTIVES.register

@@ -11,3 +11,6 @@ from pareto.core.objectives._base import ForgetObjective, register_objective
 class GradientAscent(ForgetObjective):
     def value(self, model, batch):
         return self.task.loss(model, batch)
+
+    def normaliser(self, batch):
+        return self.task.normaliser(batch)
