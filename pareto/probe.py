@@ -147,65 +147,20 @@ def default_etas(eta_in: float, eta_used: float, eta_star: float = math.nan, spa
 
 # ------------------------------------------------------------------------------------ the probe
 def _components(rec: TrialRecord, target_dir: Path, device: str):
-    """The trial's model, batch streams and engine, built as `trainables.unlearn.run_trial` builds
-    them (same order, same seeds). Returns (model, forget, retain, engine, measure_every)."""
+    """The trial's model, batch streams and engine, built by the functions `run_trial` builds them
+    with (same order, same seeds, the same memory options). Returns (model, forget, retain,
+    engine, measure_every, batch): `batch(stream)` is the trial's next batch on the device."""
     import torch
 
-    from pareto.core.combiners import build_combiner
-    from pareto.core.engine import UnlearnEngine
-    from pareto.core.lr import LR_RULES
-    from pareto.core.objectives import OBJECTIVES
-    from pareto.core.optim import build_optimizer
-    from pareto.data.qa import to_device
+    from trainables.unlearn import batch_fn, build_components, open_target, prepare_model
 
     unlearn, point = rec.spec["unlearn"], rec.point
     seed = point["seed"]
     torch.manual_seed(seed), random.seed(seed), np.random.seed(seed)
-    model, task, forget, retain = _open_target(rec, target_dir)
-    model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
-    if forget is None:  # streams made after the model moved, as in run_trial
-        forget, retain = retain(unlearn["batch_size"], unlearn["retain_batch_size"] or unlearn["batch_size"], seed)
-    combiner = build_combiner(point["combiner"]["name"], seed=seed, **point["combiner"]["params"])
-    objective = OBJECTIVES.build(point["objective"]["name"], **point["objective"]["params"])
-    extra = {}
-    if task is not None:  # the trial's task (answer tokens of an LM, or image labels)
-        objective.task = task
-        extra["retain_loss"] = task.loss
-    lr_rule = LR_RULES.build(point["lr_rule"]["name"], **point["lr_rule"]["params"])
-    optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
-                                lr=point["lr"], **unlearn["optimizer_args"])
-    objective.prepare(model, [to_device(b, device) for b in forget.all()])
-    engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"], **extra)
-    return model, forget, retain, engine, unlearn["measure_after_every"]
-
-
-def _open_target(rec: TrialRecord, target_dir: Path):
-    """(model, task, None, streams(batch, retain batch, seed)) from the trial's own `open_target`
-    where trainables.unlearn has one (any task); else the causal LM of `run_trial` before it
-    (model, None, forget stream, retain stream), built the same way."""
-    import trainables.unlearn as trial
-
-    if hasattr(trial, "open_target"):
-        target = trial.open_target({"spec": rec.spec, "target_dir": str(target_dir)})
-        return target.model, target.task, None, target.streams
-    from pareto.data.encode import encode_rows
-    from pareto.data.qa import Batches
-    from pareto.metrics import eval_settings
-    from pareto.models.embedded import load_target
-
-    unlearn, ev, seed = rec.spec["unlearn"], rec.spec["eval"], rec.point["seed"]
-    model, tokenizer, manifest = load_target(str(target_dir))
-    settings = eval_settings(manifest, max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"])
-
-    def encode(name: str):
-        return encode_rows(tokenizer, trial.read_jsonl(target_dir / f"{name}.jsonl"),
-                           max_length=settings.max_length or 128, template=settings.template,
-                           add_bos=settings.add_bos)
-
-    forget = Batches(encode("forget"), unlearn["batch_size"], tokenizer.pad_token_id, seed)
-    retain = Batches(encode("retain"), unlearn["retain_batch_size"] or unlearn["batch_size"],
-                     tokenizer.pad_token_id, seed + 1)
-    return model, None, forget, retain
+    target = open_target({"spec": rec.spec, "target_dir": str(target_dir)})
+    model = prepare_model(target, unlearn, device)
+    forget, retain, engine = build_components(target, model, unlearn, point, device)
+    return model, forget, retain, engine, unlearn["measure_after_every"], batch_fn(unlearn, device)
 
 
 class _Landscape:
@@ -224,9 +179,9 @@ class _Landscape:
             self.out = self._measure(lr, eta, fit)
         return eta, fit
 
-    def _losses(self, rb: dict, fb: dict) -> tuple[float, float]:
-        e = self.engine
-        return e.retain_loss(e.model, rb).item(), e.objective.value(e.model, fb).item()
+    def _losses(self, rb, fb) -> tuple[float, float]:
+        e = self.engine  # batches or lists of micro-batches, under the trial's autocast
+        return e.loss_value(e.retain_loss, rb), e.loss_value(e.objective.value, fb)
 
     def _full(self) -> tuple[float, float]:
         """Example-weighted mean of the step losses over every retain / forget example, in batches."""
@@ -234,12 +189,11 @@ class _Landscape:
 
         e = self.engine
         vals = []
-        for stream, fn in ((self.retain, lambda b: e.retain_loss(e.model, b)),
-                           (self.forget, lambda b: e.objective.value(e.model, b))):
+        for stream, fn in ((self.retain, e.retain_loss), (self.forget, e.objective.value)):
             tot = n = 0.0
             for b in stream.all():
                 k = len(b["index"]) if "index" in b else len(next(iter(b.values())))
-                tot += fn(to_device(b, self.device)).item() * k
+                tot += e.loss_value(fn, to_device(b, self.device)) * k
                 n += k
             vals.append(tot / n)
         return vals[0], vals[1]
@@ -311,8 +265,6 @@ def probe_step(rec: TrialRecord, step: int, etas: Sequence[float] | None = None,
     `pareto sweep` does — found in the cache, or built). Returns the probe table."""
     import torch
 
-    from pareto.data.qa import to_device
-
     if target_dir is None:
         target_dir = _target(rec, log)
     target_dir = Path(target_dir)
@@ -333,11 +285,11 @@ def probe_step(rec: TrialRecord, step: int, etas: Sequence[float] | None = None,
     # the trial's thread count (float sums depend on it): its CPU share unless set
     torch.set_num_threads(int(unlearn["threads"] or max(1, int(rec.spec["resources"]["cpus_per_trial"]))))
     try:
-        model, forget, retain, engine, every = _components(rec, target_dir, device)
+        model, forget, retain, engine, every, batch = _components(rec, target_dir, device)
         wrap = _Landscape(engine.lr_rule, engine, step, etas, full, forget, retain, device)
         engine.lr_rule = wrap
         for k in range(step + 1):
-            rb, fb = to_device(retain.next(), device), to_device(forget.next(), device)
+            rb, fb = batch(retain), batch(forget)
             wrap.batches = (rb, fb)
             row = engine.step(rb, fb, measure_after=bool(every) and k % every == 0)
     finally:

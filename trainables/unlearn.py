@@ -67,13 +67,7 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     target = open_target(setup)
-    model = target.model
-    model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
-    if not point.get("baseline"):  # memory options for real models (pareto/memory.py)
-        if unlearn.get("gradient_checkpointing"):
-            enable_checkpointing(model)
-        if unlearn.get("lora"):  # adapters only are trained: the gradients, Gram and AutoLR live on them
-            model = apply_lora(model, **unlearn["lora"])
+    model = prepare_model(target, unlearn, device, unlearning=not point.get("baseline"))
 
     final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
     step_rows: list[dict] = []
@@ -92,27 +86,11 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         return out
 
     if not point.get("baseline"):
-        # 3. Batches: forget and retain streams, each seeded (QA pairs, the windows of texts, or images).
-        forget, retain = target.streams(unlearn["batch_size"], unlearn["retain_batch_size"] or unlearn["batch_size"],
-                                        seed)
-
-        # 4. The components, by registered name.
-        combiner = build_combiner(point["combiner"]["name"], seed=seed, **point["combiner"]["params"])
-        objective = OBJECTIVES.build(point["objective"]["name"], **point["objective"]["params"])
-        objective.task = target.task  # L_F through the task's losses (answer tokens, or image labels)
-        lr_rule = LR_RULES.build(point["lr_rule"]["name"], **point["lr_rule"]["params"])
-        optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
-                                    lr=point["lr"], **unlearn["optimizer_args"])
-        objective.prepare(model, [to_device(b, device) for b in forget.all()])  # NPO: reference log-probs, once, before unlearning
-        engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"], retain_loss=target.task.loss,
-                               autocast=getattr(torch, unlearn["autocast"]) if unlearn.get("autocast") else None,
-                               grad_dtype=torch.float32 if unlearn.get("grad_dtype") == "float32" else None)
+        # 3–4. The batch streams and the engine with its components, by registered name.
+        forget, retain, engine = build_components(target, model, unlearn, point, device)
+        optimizer = engine.optimizer
         final["grad_buffer_bytes"] = engine.gradient_buffer_bytes()
-        accum = int(unlearn.get("grad_accum") or 1)
-
-        def batch(stream):  # on the device; split into micro-batches when accumulating
-            b = to_device(stream.next(), device)
-            return split_batch(b, accum) if accum > 1 else b
+        batch = batch_fn(unlearn, device)
 
         start = 0
         if restore_dir is not None:  # a retried trial continues from its last checkpoint, exactly
@@ -156,6 +134,49 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         last["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
     report(last)
     return last
+
+
+def prepare_model(target: "Target", unlearn: dict, device: str, unlearning: bool = True):
+    """The target's model on the trial's device and dtype, with the memory options for real models
+    (pareto/memory.py): gradient checkpointing and LoRA adapters (not for the No-unlearn baseline)."""
+    model = target.model
+    model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
+    if unlearning:
+        if unlearn.get("gradient_checkpointing"):
+            enable_checkpointing(model)
+        if unlearn.get("lora"):  # adapters only are trained: the gradients, Gram and AutoLR live on them
+            model = apply_lora(model, **unlearn["lora"])
+    return model
+
+
+def build_components(target: "Target", model, unlearn: dict, point: dict, device: str):
+    """A trial's forget and retain streams (each seeded: QA pairs, windows of texts, or images)
+    and its engine with the point's combiner, forget objective, lr rule and optimizer.
+    `pareto probe` rebuilds a trial with the same function."""
+    seed = int(point["seed"])
+    forget, retain = target.streams(unlearn["batch_size"], unlearn["retain_batch_size"] or unlearn["batch_size"], seed)
+    combiner = build_combiner(point["combiner"]["name"], seed=seed, **point["combiner"]["params"])
+    objective = OBJECTIVES.build(point["objective"]["name"], **point["objective"]["params"])
+    objective.task = target.task  # L_F through the task's losses (answer tokens, or image labels)
+    lr_rule = LR_RULES.build(point["lr_rule"]["name"], **point["lr_rule"]["params"])
+    optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
+                                lr=point["lr"], **unlearn["optimizer_args"])
+    objective.prepare(model, [to_device(b, device) for b in forget.all()])  # NPO: reference log-probs, once, before unlearning
+    engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"], retain_loss=target.task.loss,
+                           autocast=getattr(torch, unlearn["autocast"]) if unlearn.get("autocast") else None,
+                           grad_dtype=torch.float32 if unlearn.get("grad_dtype") == "float32" else None)
+    return forget, retain, engine
+
+
+def batch_fn(unlearn: dict, device: str) -> Callable:
+    """stream → its next batch on the device, split into `grad_accum` micro-batches when asked."""
+    accum = int(unlearn.get("grad_accum") or 1)
+
+    def batch(stream):
+        b = to_device(stream.next(), device)
+        return split_batch(b, accum) if accum > 1 else b
+
+    return batch
 
 
 @dataclass
