@@ -61,11 +61,15 @@ def main() -> None:
     for name in args.sweeps.split(","):
         cmd = [sys.executable, "-m", "pareto", "sweep", f"sweeps/{name}.yaml", "--set", data,
                "--storage", str(args.storage)]
-        if (args.storage / name / "sweep.json").is_file():
-            cmd.append("--resume")
-        t0 = time.perf_counter()
-        run(cmd)
-        session["sweeps"][name] = time.perf_counter() - t0
+        state = args.storage / name / "sweep.json"
+        if state.is_file() and json.loads(state.read_text()).get("complete"):
+            print(f"{name}: complete in {args.storage}, copied as it is")
+        else:
+            if state.is_file():
+                cmd.append("--resume")
+            t0 = time.perf_counter()
+            run(cmd)
+            session["sweeps"][name] = time.perf_counter() - t0
         dest = args.out / name
         dest.mkdir(exist_ok=True)
         for table in ("trials", "evals", "steps"):

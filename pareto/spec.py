@@ -404,7 +404,7 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("unlearn", "grad_dtype"), f"grad_dtype must be param or float32, got {u.grad_dtype!r}")
     if not isinstance(u.grad_accum, int) or u.grad_accum < 1:
         problems.add(("unlearn", "grad_accum"), f"grad_accum must be an integer ≥ 1, got {u.grad_accum!r}")
-    elif u.grad_accum > min(u.batch_size, u.retain_batch_size or u.batch_size):
+    elif u.batch_size >= 1 and u.grad_accum > min(u.batch_size, u.retain_batch_size or u.batch_size):
         problems.add(("unlearn", "grad_accum"), f"grad_accum {u.grad_accum} is more micro-batches than a batch has "
                                                 "examples; lower it or raise unlearn.batch_size")
     if u.lora is not None:

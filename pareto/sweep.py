@@ -102,8 +102,8 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
         from pareto.vision.data import torchvision_problem
 
         why = torchvision_problem(spec.data.source)
-        if why:
-            out.problems.append(f"{where(('data', 'path'))}: {why}")
+        if why:  # this machine cannot download it; the spec itself is fine
+            out.environment.append(f"{where(('data', 'path'))}: {why}")
 
     t = spec.target
     if t.source == "embedded":
@@ -218,11 +218,20 @@ def versions() -> dict:
 
 
 def experiment_hash(spec: SweepSpec) -> str:
-    """What decides the results: the spec without where and how wide it runs (resources, storage)."""
+    """What decides the results: the spec without where and how wide it runs (resources, storage).
+
+    Settings left at their defaults are not hashed, so a release that adds a setting (with a
+    default that keeps the old behaviour) can still resume the sweeps of the one before."""
     import hashlib
+
+    from pareto.spec import SECTION_CLASSES
 
     d = spec.to_dict()
     d.pop("resources"), d.pop("storage")
+    for section, cls in SECTION_CLASSES.items():
+        if section in d:
+            default = dataclasses.asdict(cls())
+            d[section] = {k: v for k, v in d[section].items() if k not in default or v != default[k]}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
