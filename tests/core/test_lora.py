@@ -115,3 +115,17 @@ def test_gradient_checkpointing_gives_the_same_step():
         rows.append(engine.step(retain.next(), forget.next()))
     for k in ("loss_r", "loss_f", "gram_rr", "gram_rf", "gram_ff"):
         assert rows[1][k] == pytest.approx(rows[0][k], rel=1e-5), k
+
+
+def test_out_of_memory_message_says_what_the_trial_needs():
+    from pareto.memory import out_of_memory_message
+
+    model = gpt2()
+    n = sum(p.numel() for p in model.parameters())
+    est = estimate_bytes(model, "adam")
+    assert est == {"parameters": 4 * n, "gradient_buffers": 8 * n, "optimizer_state": 8 * n, "total": 20 * n}
+    wide = estimate_bytes(model.to(torch.bfloat16), "adam", torch.float32)
+    assert wide["gradient_buffers"] == 2 * 4 * n + 2 * n  # two fp32 buffers and the bf16 scratch
+    msg = out_of_memory_message(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), est, "cpu")
+    assert msg.startswith("out of memory: CUDA out of memory. Tried to allocate 2.00 GiB.")
+    assert f"needs {20 * n / 2**30:.2f} GiB before activations" in msg and "unlearn.lora" in msg
