@@ -67,9 +67,10 @@ def main() -> None:
         else:
             if state.is_file():
                 cmd.append("--resume")
-            t0 = time.perf_counter()
+            t0, load0 = time.perf_counter(), os.getloadavg()[0]
             run(cmd)
             session["sweeps"][name] = time.perf_counter() - t0
+            session.setdefault("load_average", {})[name] = [load0, os.getloadavg()[0]]  # start, end: was it shared?
         dest = args.out / name
         dest.mkdir(exist_ok=True)
         for table in ("trials", "evals", "steps"):
