@@ -126,7 +126,12 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         final["final_lr"] = engine.lr
 
     # 6. The last evaluation (a diverged trial has none: analysis lists it as excluded), and the record.
-    last = evaluate_now(final["steps_done"]) if final["status"] == "ok" else {"step_rows": step_rows[:], "evaluated": False}
+    last = {"step_rows": step_rows[:], "evaluated": False}
+    if final["status"] == "ok":
+        try:
+            last = evaluate_now(final["steps_done"])
+        except Exception as exc:  # a metric that cannot be computed fails the trial, not its step telemetry
+            final.update(status="failed", error=f"evaluation at step {final['steps_done']}: {type(exc).__name__}: {exc}")
     step_rows.clear()
     last.update(final, final=True, wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
     last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0

@@ -209,11 +209,14 @@ def truth_ratio_stat(tr, split: str) -> float:
     tr = np.asarray(tr, dtype=np.float64)
     if tr.ndim != 1 or tr.size == 0:
         raise ValueError(f"tr must be a non-empty 1-D array, got shape {tr.shape}")
-    if not np.all(np.isfinite(tr)) or np.any(tr <= 0):
-        bad = np.flatnonzero(~np.isfinite(tr) | (tr <= 0))
-        raise ValueError(f"truth ratios must be finite and > 0; bad items {bad[:10].tolist()}")
+    if np.any(np.isnan(tr)) or np.any(tr < 0):
+        bad = np.flatnonzero(np.isnan(tr) | (tr < 0))
+        raise ValueError(f"truth ratios must be ≥ 0 and not NaN; bad items {bad[:10].tolist()}")
+    # 0 and +inf are limits a wrecked model reaches (exp of a log ratio beyond ±709): min(tr, 1/tr)
+    # is then 0, max(0, 1 − tr) is 1 at 0 and 0 at inf — computed from log tr, never 1/0.
+    log_tr = np.log(tr, where=tr > 0, out=np.full_like(tr, -np.inf))
     if forget:
-        return float(np.mean(np.minimum(tr, 1.0 / tr)))
+        return float(np.mean(np.exp(-np.abs(log_tr))))
     return float(np.mean(np.maximum(0.0, 1.0 - tr)))
 
 

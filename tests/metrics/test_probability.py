@@ -259,9 +259,18 @@ def test_truth_ratio_stat_by_hand():
 def test_truth_ratio_stat_errors():
     with pytest.raises(ValueError, match="unknown split kind"):
         truth_ratio_stat([1.0], "holdout")
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="NaN"):
         truth_ratio_stat([1.0, float("nan")], "retain")
-    with pytest.raises(ValueError, match="finite"):
-        truth_ratio_stat([0.0], "forget")
+    with pytest.raises(ValueError, match="≥ 0"):
+        truth_ratio_stat([-1.0], "forget")
+
+
+def test_truth_ratio_stat_at_the_limits_a_wrecked_model_reaches():
+    """exp(log tr) under- or overflows once |log tr| > ~709 (a model unlearned to pieces): the
+    statistics take their limits instead of failing the trial."""
+    inf = float("inf")
+    assert truth_ratio_stat([0.0, inf, 1.0], "forget") == pytest.approx(1 / 3)
+    assert truth_ratio_stat([0.0, inf, 1.0], "retain") == pytest.approx(1 / 3)
+    assert truth_ratio_stat([1e-300, 1e300], "forget") == pytest.approx(1e-300, abs=1e-299)
     with pytest.raises(ValueError, match="non-empty"):
         truth_ratio_stat([], "forget")
