@@ -240,8 +240,8 @@ def main() -> None:
                       + (f", peak {r['methods']['ngdiff']['peak_bytes'] / 2**30:.1f} GiB" if fits and device == "cuda" else ""))
                 if not fits:
                     break
-                del r
-                torch.cuda.empty_cache() if device == "cuda" else None
+                if device == "cuda":
+                    torch.cuda.empty_cache()
     else:
         r = run_arch(args.arch, args, device, args.methods.split(","))
         results["runs"].append(r)

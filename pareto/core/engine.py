@@ -193,7 +193,7 @@ class UnlearnEngine:
         for b, size in zip(batches, sizes):
             with self._amp():
                 loss = fn(self.model, b)
-            (loss * (size / total)).backward() if len(batches) > 1 else loss.backward()
+            (loss * (size / total)).backward()  # one batch: size / total is exactly 1
             value += loss.item() * size / total
             if self._flat_s is not None:  # accumulate in the wider buffer
                 flat.add_(self._flat_s)
@@ -236,8 +236,6 @@ class UnlearnEngine:
         dot_r, dot_f = gram.dots(w_r, w_f)  # g_R·d ≥ 0 ≥ g_F·d is paper Eq. 5
         if self._flat_s is not None:  # the optimizer reads d from .grad, in the parameters' dtype
             self._flat_s.copy_(g)
-        else:
-            self._grads_into(self._views_g)
         # 5. The lr rule (AutoLR probes along the optimizer's real step), then the step.
         self.lr, fit = self.lr_rule.next_lr(step, self.lr, _Probe(self, retain_batch, losses.r))
         set_lr(self.optimizer, self.lr)
