@@ -5,7 +5,8 @@
 reads the sweeps under ``--results`` (``repro_fixed``, ``repro_autolr``, ``repro_npo`` by
 default: sweeps/repro_*.yaml), pools their trials (the No-unlearn baseline comes from
 repro_fixed) and writes one Markdown page with its figures beside it. Everything on the page is
-computed here from the Parquet files; nothing is typed in by hand except the prose that frames it.
+computed here from the Parquet files; nothing is typed in by hand except the prose that frames it
+(``intro.md`` and ``discussion.md`` beside the result files).
 
 The claims and how each is decided (seed intervals: the mean over seeds ± t₀.₉₇₅,ₙ₋₁·sd/√n, and
 for a difference between two settings the same interval over the per-seed paired differences —
@@ -24,6 +25,8 @@ seeds pair across settings because a seed fixes the batch order):
    starts from: TruthRatio (truth_ratio_r ↑) higher and Verbmem lower, per-seed paired.
    Holds if both move the paper's way, significantly, for most methods (≥ ¾); does not hold if
    for most comparisons at least one moves the other way significantly.
+   3′. When ``repro_gen`` is present (sweeps/repro_gen.yaml: AutoLR with the official GeN code's
+   clip, smoothing and halving), the same comparison for it, as its own row; it changes no other claim.
 4. **Fragile fixed rates (Figs. 2, 7).** Per method, the swing of the seed means over the three
    fixed rates (max − min of Verbmem and of Utility) against the seed spread at one rate: a
    swing ≥ 0.2 and ≥ 3 × the largest seed sd is "fragile". Holds if most methods are fragile;
@@ -53,6 +56,9 @@ __all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeof
            "claim_fragile", "claim_theorem5", "mean_ci", "main"]
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
+GEN = "repro_gen"  # optional: AutoLR with the official GeN code's safeguards, for claim 3′ only
+CLAIM_3_GEN = ("3′. The same with AutoLR as the official GeN code runs it (η* clipped to [η/2, 2η], "
+               "smoothed 0.1, halved on a rejected fit; a check added after the first results)")
 VERBMEM, UTILITY, TRUTH = "rouge_f", "utility_r", "truth_ratio_r"
 GOOD_MARGIN = 0.1       # claim 1: "good" = within 0.1 of the Retrain model on that side
 SWING, SWING_SD = 0.2, 3.0  # claim 4: a swing this large, and this many seed sds
@@ -148,6 +154,15 @@ def _rate_order(rates) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ claim 1
+def _spearman(x, y, digits: int = 3) -> tuple[float, float]:
+    """Spearman ρ and its p-value on y rounded to the page's precision; NaN when y is constant."""
+    y = np.round(np.asarray(y, dtype=float), digits)
+    if np.unique(y).size < 2:
+        return np.nan, np.nan
+    rho, p = stats.spearmanr(x, y)
+    return float(rho), float(p)
+
+
 def claim_tradeoff(trials: pd.DataFrame, reference: dict) -> Verdict:
     ok = ok_trials(trials)
     ok = ok[ok["objective"].fillna("ga").eq("ga")]
@@ -157,15 +172,17 @@ def claim_tradeoff(trials: pd.DataFrame, reference: dict) -> Verdict:
     rows, holds = [], 0
     for rate in _rate_order(ok["rate"]):
         part = ok[ok["rate"] == rate]
-        rho_f, p_f = stats.spearmanr(part["c"], part[VERBMEM])
-        rho_r, p_r = stats.spearmanr(part["c"], part[UTILITY])
+        # ranks of values that differ below the reported precision are float noise, not a trend:
+        # a metric the rate cannot move (η too small to unlearn) has ρ = NaN and no trade-off
+        rho_f, p_f = _spearman(part["c"], part[VERBMEM])
+        rho_r, p_r = _spearman(part["c"], part[UTILITY])
         means = part.groupby("c")[[VERBMEM, UTILITY]].mean()
         both = means[(means[VERBMEM] <= good_f) & (means[UTILITY] >= good_r)].index.tolist()
-        trade = rho_f > 0 and p_f < 0.05 and rho_r > 0 and p_r < 0.05
+        trade = bool(rho_f > 0 and p_f < 0.05 and rho_r > 0 and p_r < 0.05)  # False when NaN
         ok_here = trade and not both
         holds += ok_here
         rows.append({"rate": rate, "trials": len(part),
-                     "ρ(c, Verbmem)": f"{rho_f:+.2f} (p={p_f:.1g})", "ρ(c, Utility)": f"{rho_r:+.2f} (p={p_r:.1g})",
+                     "ρ(c, Verbmem)": _fmt_rho(rho_f, p_f), "ρ(c, Utility)": _fmt_rho(rho_r, p_r),
                      "Verbmem range": f"{means[VERBMEM].min():.3f} – {means[VERBMEM].max():.3f}",
                      "Utility range": f"{means[UTILITY].min():.3f} – {means[UTILITY].max():.3f}",
                      "c good on both sides": ", ".join(f"{c:g}" for c in both) or "none",
@@ -177,6 +194,10 @@ def claim_tradeoff(trials: pd.DataFrame, reference: dict) -> Verdict:
                 f"(Retrain {reference[UTILITY]:.3f} − {GOOD_MARGIN})")
     return Verdict("1. The static-c sweep traces a trade-off; no single c is good on both sides (Fig. 1)",
                    verdict, evidence, pd.DataFrame(rows))
+
+
+def _fmt_rho(rho: float, p: float) -> str:
+    return "constant" if not np.isfinite(rho) else f"{rho:+.2f} (p={p:.1g})"
 
 
 # ------------------------------------------------------------------------------------ claim 2
@@ -230,7 +251,8 @@ def claim_ngdiff(trials: pd.DataFrame) -> Verdict:
 
 
 # ------------------------------------------------------------------------------------ claim 3
-def claim_autolr(trials: pd.DataFrame) -> Verdict:
+def claim_autolr(trials: pd.DataFrame,
+                 claim: str = "3. AutoLR raises TruthRatio and lowers Verbmem across methods (Table 3)") -> Verdict:
     """Each method's AutoLR trials against its fixed-rate trials at AutoLR's starting rate."""
     ok = ok_trials(trials)
     rows, good, bad = [], 0, 0
@@ -258,8 +280,7 @@ def claim_autolr(trials: pd.DataFrame) -> Verdict:
                "does not hold" if n and bad > n / 2 else "inconclusive")
     evidence = (f"AutoLR against the fixed rate it starts from: both move the paper's way significantly in "
                 f"{good} of {n} comparisons; at least one moves against it significantly in {bad}")
-    return Verdict("3. AutoLR raises TruthRatio and lowers Verbmem across methods (Table 3)",
-                   verdict, evidence, pd.DataFrame(rows))
+    return Verdict(claim, verdict, evidence, pd.DataFrame(rows))
 
 
 # ------------------------------------------------------------------------------------ claim 4
@@ -319,17 +340,29 @@ def table1(trials: pd.DataFrame, directions: dict, rate: str, metrics) -> pd.Dat
     return pd.DataFrame({d: cols[d] for d in order}, index=[metric_label(m, directions) for m in metrics])
 
 
-def cost_table(trials: pd.DataFrame, targets: list[dict], sweep_walls: dict) -> pd.DataFrame:
-    rows = [{"part": f"target build: {t['what']}", "wall (s)": f"{t['wall_seconds']:.0f}", "CPU (s)": "–",
-             "count": f"{t.get('epochs', '–')} epochs"} for t in targets]
+def cost_table(trials: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """Wall and CPU seconds of every part: the two model builds, then each sweep (its trials' CPU
+    summed from trials.parquet; the sweep's wall time as the driver measured it, all sessions)."""
+    rows = [{"part": f"target build: {t['what']}", "wall (s)": f"{t['wall_seconds']:.0f}",
+             "CPU (s)": f"{t['cpu_seconds']:.0f}" if t.get("cpu_seconds") is not None else "–",
+             "count": f"{t.get('epochs', '–')} epochs", "per item: wall / CPU (s)": "–"} for t in meta["targets"]]
+    if meta.get("targets_cpu_s") is not None:  # measured for the whole build run when the manifests lack it
+        rows.append({"part": "both builds and their evaluations (one run)", "wall (s)": "–",
+                     "CPU (s)": f"{meta['targets_cpu_s']:.0f}", "count": "–", "per item: wall / CPU (s)": "–"})
+    walls = meta.get("sweep_wall_s", {})
     for name, part in trials.groupby("sweep", sort=False):
-        rows.append({"part": f"sweep {name}", "wall (s)": f"{sweep_walls.get(name, float('nan')):.0f}",
-                     "CPU (s)": f"{part['cpu_s'].sum():.0f}",
-                     "count": f"{len(part)} trials, mean {part['wall_s'].mean():.1f} s wall each"})
+        rows.append({"part": f"sweep {name}", "wall (s)": f"{walls.get(name, float('nan')):.0f}",
+                     "CPU (s)": f"{part['cpu_s'].sum():.0f}", "count": f"{len(part)} trials",
+                     "per item: wall / CPU (s)": f"{part['wall_s'].mean():.1f} / {part['cpu_s'].mean():.1f}"})
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------ page
+def _prose(path: Path) -> str:
+    """The hand-written framing (set-up, reading of the verdicts) kept beside the result files."""
+    return path.read_text().strip() if path.is_file() else ""
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=Path("docs/results"))
@@ -344,6 +377,11 @@ def main(argv=None) -> None:
     metrics = [VERBMEM, UTILITY, TRUTH, "forget_quality", "model_utility", "loss_f_eval", "loss_r_eval"]
     verdicts = [claim_tradeoff(trials, reference), claim_ngdiff(trials), claim_autolr(trials),
                 claim_fragile(trials), claim_theorem5(trials, steps)]
+    gen = None
+    if (args.results / GEN).is_dir():  # claim 3 again with the official GeN code's safeguards
+        gen = load(args.results, (GEN,))[0].assign(rate="AutoLR (GeN)")
+        verdicts.insert(3, claim_autolr(pd.concat([trials[trials["sweep"] == "repro_fixed"], gen], ignore_index=True),
+                                        CLAIM_3_GEN))
 
     fig_dir = args.out.parent / "reproduction"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -355,7 +393,7 @@ def main(argv=None) -> None:
     plots.save(plots.fig5(fig5_data(steps, ngdiff_seed0)), fig_dir / "fig5.png")
 
     lines = [f"<!-- generated by `python -m analysis.reproduction --results {args.results} --out {args.out}`; "
-             "do not edit by hand -->", "", meta["intro"].strip(), "", "## Verdicts", "",
+             "do not edit by hand -->", "", _prose(args.results / "intro.md"), "", "## Verdicts", "",
              "| claim | verdict | evidence |", "|---|---|---|"]
     lines += [f"| {v.claim} | **{v.verdict}** | {v.evidence} |" for v in verdicts]
     for v in verdicts:
@@ -368,10 +406,15 @@ def main(argv=None) -> None:
                       "NGDiff, seed 0: gradient norms, c_t and the learning rate over steps (AutoLR and the fixed rates)."]
     lines += ["", "## Table 1 analogue (AutoLR, as the paper runs NGDiff), mean ± 95 % seed interval", "",
               render(table1(trials, directions, "AutoLR", metrics), "markdown")]
+    if gen is not None:
+        lines += ["", "## Table 1 analogue with GeN's safeguarded AutoLR (repro_gen)", "",
+                  render(table1(pd.concat([trials[trials["combiner"] == "no-unlearn"], gen], ignore_index=True),
+                                directions, "AutoLR (GeN)", metrics), "markdown")]
     for rate in [r for r in _rate_order(trials["rate"]) if r.startswith("η=")]:
         lines += ["", f"## Table 1 analogue at the fixed {rate}", "", render(table1(trials, directions, rate, metrics), "markdown")]
-    lines += ["", "## What it cost", "", render(cost_table(trials, meta["targets"], meta["sweep_wall_s"]).set_index("part"), "markdown"),
-              "", meta.get("outro", "").strip(), ""]
+    cost = cost_table(trials if gen is None else pd.concat([trials, gen], ignore_index=True), meta)
+    lines += ["", "## What it cost", "", render(cost.set_index("part"), "markdown"),
+              "", _prose(args.results / "discussion.md"), ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} and {fig_dir}/ ({time.strftime('%Y-%m-%d %H:%M')})")
 

@@ -90,3 +90,12 @@ def test_mean_ci_is_the_t_interval(values):
     m, h, n = mean_ci(values)
     lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
     assert n == len(values) and m == pytest.approx(np.mean(values)) and h == pytest.approx((hi - lo) / 2)
+
+
+def test_tradeoff_ignores_rank_noise_below_the_reported_precision():
+    """A rate too small to move Utility (all values equal to 1e-6) is no trade-off, whatever the ranks."""
+    rows = curve()
+    for r in rows:
+        r["utility_r"] = 0.983 + 1e-7 * json.loads(r["combiner_params"])["c"]  # rises with c, but only as float noise
+    v = claim_tradeoff(annotate(pd.DataFrame(rows)), RETRAIN)
+    assert v.verdict == "does not hold" and v.table["ρ(c, Utility)"].iloc[0] == "constant"
