@@ -39,6 +39,9 @@ class AutoLR(LRRule):
         if not 0.0 < self.smoothing <= 1.0:
             raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
         if self.clip is not None:
+            if not isinstance(self.clip, (list, tuple)) or len(self.clip) != 2:
+                raise ValueError(f"clip must be a pair [lo, hi], got {self.clip!r}; inside a search space a list "
+                                 "is a set of choices, so write the pair as clip: [[0.5, 2.0]]")
             lo, hi = self.clip
             if not 0 < lo <= 1 <= hi:
                 raise ValueError(f"clip must be [lo, hi] with 0 < lo ≤ 1 ≤ hi, got {self.clip}")
