@@ -396,7 +396,7 @@ def _resolve_device(cfg: TargetConfig) -> str:
 def _build_into(out: Path, forget_rows: list[dict], retain_rows: list[dict], cfg: TargetConfig,
                 *, data_name: str, data_sha: str, fingerprint: str | None, content_hash: str,
                 vocab_rows: Sequence[dict], log: Callable[[str], None]) -> dict:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     device = _resolve_device(cfg)
     train_rows = retain_rows if cfg.retain_only else [*forget_rows, *retain_rows]
     kind = row_kind(train_rows)
@@ -510,6 +510,7 @@ def _build_into(out: Path, forget_rows: list[dict], retain_rows: list[dict], cfg
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(eval_seconds, 3),
         "wall_seconds": round(time.perf_counter() - t0, 3),
+        "cpu_seconds": round(time.process_time() - cpu0, 3),  # this process, all threads: a shared machine inflates only wall
         "versions": versions(),
     }
     # written last: a directory with a manifest is a complete target

@@ -121,6 +121,7 @@ def test_tiny_target_layout_and_manifest(small, rows):
     assert all(0 <= v <= 1 for v in m["rouge_l_recall"].values())
     assert m["rouge_items"] == {"forget": 4, "retain": 12}
     assert m["wall_seconds"] > 0 and m["device"] == "cpu"
+    assert 0 < m["cpu_seconds"] <= m["wall_seconds"] * (torch.get_num_threads() + 1)  # this process only
     assert set(m["versions"]) >= {"torch", "transformers"}
     assert any("epoch" in line for line in lines)
 
