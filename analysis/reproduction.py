@@ -62,6 +62,7 @@ CLAIM_3_GEN = ("3′. The same with AutoLR as the official GeN code runs it (η*
 VERBMEM, UTILITY, TRUTH = "rouge_f", "utility_r", "truth_ratio_r"
 GOOD_MARGIN = 0.1       # claim 1: "good" = within 0.1 of the Retrain model on that side
 SWING, SWING_SD = 0.2, 3.0  # claim 4: a swing this large, and this many seed sds
+PRECISION = 0.0005      # half the last digit the page prints: smaller effects count as none
 
 
 @dataclass
@@ -143,8 +144,9 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float
 
 
 def _sign(mean: float, half: float) -> int:
-    """+1 / −1 when the interval excludes 0, else 0."""
-    if not np.isfinite(mean) or not np.isfinite(half):
+    """+1 / −1 when the interval excludes 0 and the mean shows at the page's precision, else 0:
+    a consistent change of 0.0003 in a metric printed to 3 decimals is no change a reader can see."""
+    if not np.isfinite(mean) or not np.isfinite(half) or abs(mean) < PRECISION:
         return 0
     return 1 if mean - half > 0 else (-1 if mean + half < 0 else 0)
 

@@ -99,3 +99,14 @@ def test_tradeoff_ignores_rank_noise_below_the_reported_precision():
         r["utility_r"] = 0.983 + 1e-7 * json.loads(r["combiner_params"])["c"]  # rises with c, but only as float noise
     v = claim_tradeoff(annotate(pd.DataFrame(rows)), RETRAIN)
     assert v.verdict == "does not hold" and v.table["ρ(c, Utility)"].iloc[0] == "constant"
+
+
+def test_autolr_effects_below_the_printed_precision_count_as_none():
+    """A TruthRatio drop of 0.0002 on every seed is significant but invisible at 3 decimals: not 'against'."""
+    rows = []
+    for s in range(3):
+        rows.append(trial(f"f{s}", "ngdiff", seed=s, rouge_f=0.8 + 0.01 * s, utility_r=0.98, truth_ratio_r=0.7390 + 0.001 * s))
+        rows.append(trial(f"a{s}", "ngdiff", rule="autolr", seed=s, rouge_f=0.8 + 0.01 * s, utility_r=0.98,
+                          truth_ratio_r=0.7388 + 0.001 * s))
+    v = claim_autolr(annotate(pd.DataFrame(rows)))
+    assert v.table["paper's way"].iloc[0] == "not significant" and v.verdict == "inconclusive"

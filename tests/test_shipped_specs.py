@@ -47,7 +47,7 @@ def test_frontier_search(tmp_path, embedded_target):
 
 @pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 13),
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
-                                             ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
+                                             ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18), ("repro_gen", 24),
                                              ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
 def test_full_spaces_expand_as_documented(name, n_points):
     from pareto.spec import load_spec
@@ -64,6 +64,7 @@ def test_full_spaces_expand_as_documented(name, n_points):
     ("repro_fixed", "search.space.combiner=[ngdiff, {gdiff: {c: [0.0]}}]", 3),  # and the baseline
     ("repro_autolr", "search.space.combiner=[ngdiff]", 1),
     ("repro_npo", "search.space.lr=[1.0e-4]", 2),  # npo × fixed/autolr
+    ("repro_gen", "search.space.combiner=[ngdiff]", 1),  # GeN's clipped, smoothed AutoLR
 ])
 def test_tofu_specs(name, space, n_trials, tmp_path, shared_data):
     """Each spec's data, target, evaluation and search settings, on a few of its methods."""
