@@ -16,7 +16,8 @@ seeds pair across settings because a seed fixes the batch order):
    (utility_r ↑) both rise with c (Spearman ρ over every trial, p < 0.05), and no c is good on
    both sides: none reaches Verbmem ≤ Retrain's + 0.1 and Utility ≥ Retrain's − 0.1 (the
    retain-only model is what exact unlearning gives). Holds at an lr setting when both are
-   true; the verdict counts the settings.
+   true; the verdict counts the settings. ρ is taken on values rounded to the page's 3 decimals,
+   so a metric the rate cannot move is "constant" rather than a trend in float noise.
 2. **NGDiff (Table 1).** NGDiff's seed-mean point is non-dominated among every setting's
    seed-mean point on (Verbmem ↓, Utility ↑), and its Utility exceeds the static-c curve's
    Utility interpolated at NGDiff's Verbmem (the curve through the seed means, in Verbmem
@@ -24,7 +25,8 @@ seeds pair across settings because a seed fixes the batch order):
 3. **AutoLR (Table 3).** For each method, AutoLR against the same method at the fixed rate AutoLR
    starts from: TruthRatio (truth_ratio_r ↑) higher and Verbmem lower, per-seed paired.
    Holds if both move the paper's way, significantly, for most methods (≥ ¾); does not hold if
-   for most comparisons at least one moves the other way significantly.
+   for most comparisons at least one moves the other way significantly. A mean change below
+   0.0005 (invisible at 3 decimals) counts as no change, however consistent across seeds.
    3′. When ``repro_gen`` is present (sweeps/repro_gen.yaml: AutoLR with the official GeN code's
    clip, smoothing and halving), the same comparison for it, as its own row; it changes no other claim.
 4. **Fragile fixed rates (Figs. 2, 7).** Per method, the swing of the seed means over the three
@@ -347,15 +349,15 @@ def cost_table(trials: pd.DataFrame, meta: dict) -> pd.DataFrame:
     summed from trials.parquet; the sweep's wall time as the driver measured it, all sessions)."""
     rows = [{"part": f"target build: {t['what']}", "wall (s)": f"{t['wall_seconds']:.0f}",
              "CPU (s)": f"{t['cpu_seconds']:.0f}" if t.get("cpu_seconds") is not None else "–",
-             "count": f"{t.get('epochs', '–')} epochs", "per item: wall / CPU (s)": "–"} for t in meta["targets"]]
+             "count": f"{t.get('epochs', '–')} epochs", "per trial: wall / CPU (s)": "–"} for t in meta["targets"]]
     if meta.get("targets_cpu_s") is not None:  # measured for the whole build run when the manifests lack it
         rows.append({"part": "both builds and their evaluations (one run)", "wall (s)": "–",
-                     "CPU (s)": f"{meta['targets_cpu_s']:.0f}", "count": "–", "per item: wall / CPU (s)": "–"})
+                     "CPU (s)": f"{meta['targets_cpu_s']:.0f}", "count": "–", "per trial: wall / CPU (s)": "–"})
     walls = meta.get("sweep_wall_s", {})
     for name, part in trials.groupby("sweep", sort=False):
         rows.append({"part": f"sweep {name}", "wall (s)": f"{walls.get(name, float('nan')):.0f}",
                      "CPU (s)": f"{part['cpu_s'].sum():.0f}", "count": f"{len(part)} trials",
-                     "per item: wall / CPU (s)": f"{part['wall_s'].mean():.1f} / {part['cpu_s'].mean():.1f}"})
+                     "per trial: wall / CPU (s)": f"{part['wall_s'].mean():.1f} / {part['cpu_s'].mean():.1f}"})
     return pd.DataFrame(rows)
 
 
