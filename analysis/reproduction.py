@@ -8,6 +8,10 @@ repro_fixed) and writes one Markdown page with its figures beside it. Everything
 computed here from the Parquet files; nothing is typed in by hand except the prose that frames it
 (``intro.md`` and ``discussion.md`` beside the result files).
 
+Besides the claims: Table 1 analogues (every metric per method, at each lr setting), a Table 3
+analogue (Verbmem, Utility and TruthRatio per method at 5e-5 and with each AutoLR variant),
+Figs. 1 and 5, and the wall and CPU time of every part.
+
 The claims and how each is decided (seed intervals: the mean over seeds ± t₀.₉₇₅,ₙ₋₁·sd/√n, and
 for a difference between two settings the same interval over the per-seed paired differences —
 seeds pair across settings because a seed fixes the batch order):
@@ -55,7 +59,7 @@ from analysis.tables import metric_label, render
 from analysis.theorem5 import lemma4_violations, step_checks, summarize
 
 __all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff", "claim_autolr",
-           "claim_fragile", "claim_theorem5", "mean_ci", "main"]
+           "claim_fragile", "claim_theorem5", "mean_ci", "table1", "table3", "cost_table", "main"]
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
 GEN = "repro_gen"  # optional: AutoLR with the official GeN code's safeguards, for claim 3′ only
@@ -64,6 +68,7 @@ CLAIM_3_GEN = ("3′. The same with AutoLR as the official GeN code runs it (η*
 VERBMEM, UTILITY, TRUTH = "rouge_f", "utility_r", "truth_ratio_r"
 GOOD_MARGIN = 0.1       # claim 1: "good" = within 0.1 of the Retrain model on that side
 SWING, SWING_SD = 0.2, 3.0  # claim 4: a swing this large, and this many seed sds
+AUTOLR_START = 5e-5     # where repro_autolr and repro_gen start, as the paper's Fig. 5
 PRECISION = 0.0005      # half the last digit the page prints: smaller effects count as none
 
 
@@ -344,6 +349,22 @@ def table1(trials: pd.DataFrame, directions: dict, rate: str, metrics) -> pd.Dat
     return pd.DataFrame({d: cols[d] for d in order}, index=[metric_label(m, directions) for m in metrics])
 
 
+def table3(trials: pd.DataFrame, rates) -> pd.DataFrame:
+    """Table 3's shape: methods as rows; Verbmem, Utility and TruthRatio without and with AutoLR
+    (the fixed rate AutoLR starts from, then each AutoLR variant), seed means ± CI."""
+    ok = ok_trials(trials)
+    ok = ok[ok["combiner"] != "no-unlearn"]
+    rows = {}
+    for disp, part in ok.groupby("display", sort=False):
+        if not part["rate"].isin(rates[1:]).any():
+            continue  # no AutoLR run of this method to compare with
+        rows[disp] = {f"{name} ({rate})": fmt_ci(*mean_ci(part.loc[part["rate"] == rate, m])[:2])
+                      for name, m in (("Verbmem", VERBMEM), ("Utility", UTILITY), ("TruthRatio", TRUTH))
+                      for rate in rates}
+    order = sorted(rows, key=lambda d: (d.startswith("GDiff") is False, d))
+    return pd.DataFrame.from_dict({d: rows[d] for d in order}, orient="index")
+
+
 def cost_table(trials: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Wall and CPU seconds of every part: the two model builds, then each sweep (its trials' CPU
     summed from trials.parquet; the sweep's wall time as the driver measured it, all sessions)."""
@@ -414,6 +435,13 @@ def main(argv=None) -> None:
         lines += ["", "## Table 1 analogue with GeN's safeguarded AutoLR (repro_gen)", "",
                   render(table1(pd.concat([trials[trials["combiner"] == "no-unlearn"], gen], ignore_index=True),
                                 directions, "AutoLR (GeN)", metrics), "markdown")]
+    start = f"η={AUTOLR_START:.0e}"
+    pooled, rates = (trials, [start, "AutoLR"]) if gen is None else (pd.concat([trials, gen], ignore_index=True),
+                                                                      [start, "AutoLR", "AutoLR (GeN)"])
+    lines += ["", f"## Table 3 analogue: without AutoLR ({start}, where AutoLR starts) and with it", "",
+              "Seed means ± 95 % intervals; the paper's Table 3 reports the same three metrics on Phi-1.5.", "",
+              render(table3(pooled[(pooled["lr_rule"] != "autolr") |
+                                   np.isclose(pooled["lr"].astype(float), AUTOLR_START)], rates), "markdown")]
     for rate in [r for r in _rate_order(trials["rate"]) if r.startswith("η=")]:
         lines += ["", f"## Table 1 analogue at the fixed {rate}", "", render(table1(trials, directions, rate, metrics), "markdown")]
     cost = cost_table(trials if gen is None else pd.concat([trials, gen], ignore_index=True), meta)

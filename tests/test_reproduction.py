@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from analysis.reproduction import (annotate, claim_autolr, claim_fragile, claim_ngdiff, claim_tradeoff,
-                                   claim_theorem5, mean_ci)
+                                   claim_theorem5, mean_ci, table3)
 
 RETRAIN = {"rouge_f": 0.15, "utility_r": 0.95}
 
@@ -110,3 +110,15 @@ def test_autolr_effects_below_the_printed_precision_count_as_none():
                           truth_ratio_r=0.7388 + 0.001 * s))
     v = claim_autolr(annotate(pd.DataFrame(rows)))
     assert v.table["paper's way"].iloc[0] == "not significant" and v.verdict == "inconclusive"
+
+
+def test_table3_puts_each_method_without_and_with_autolr_side_by_side():
+    rows = [trial(f"f{s}", "ngdiff", lr=5e-5, seed=s, rouge_f=0.8, utility_r=0.98, truth_ratio_r=0.7) for s in range(3)]
+    rows += [trial(f"a{s}", "ngdiff", rule="autolr", lr=5e-5, seed=s, rouge_f=0.1 * s, utility_r=0.5, truth_ratio_r=0.6)
+             for s in range(3)]
+    rows += [trial(f"r{s}", "rlw", lr=5e-5, seed=s, rouge_f=0.7, utility_r=0.9, truth_ratio_r=0.7) for s in range(3)]
+    t = table3(annotate(pd.DataFrame(rows)), ["η=5e-05", "AutoLR"])
+    assert list(t.index) == ["NGDiff"]  # RLW has no AutoLR run to compare
+    assert t.loc["NGDiff", "Verbmem (η=5e-05)"] == "0.800 ± 0.000"
+    assert t.loc["NGDiff", "Verbmem (AutoLR)"] == f"0.100 ± {stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3):.3f}"
+    assert t.loc["NGDiff", "TruthRatio (AutoLR)"] == "0.600 ± 0.000"
