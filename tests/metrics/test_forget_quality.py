@@ -82,6 +82,8 @@ def test_errors():
         forget_quality([], [1.0])
     with pytest.raises(ValueError, match="NaN"):
         forget_quality([1.0, float("nan")], [1.0, 2.0])
+    with pytest.raises(ValueError, match="tr_retain_model"):
+        forget_quality([1.0], [[1.0, 2.0]])
 
 
 def test_infinite_ratios_are_ordered_like_any_other():
@@ -90,5 +92,3 @@ def test_infinite_ratios_are_ordered_like_any_other():
     inf = float("inf")
     a, b = [0.5, inf, inf, 2.0], [0.4, 0.6, 1.0, 1.5, 3.0]
     assert forget_quality(a, b) == pytest.approx(forget_quality([0.5, 1e9, 1e9, 2.0], b), rel=1e-12)
-    with pytest.raises(ValueError, match="tr_retain_model"):
-        forget_quality([1.0], [[1.0, 2.0]])

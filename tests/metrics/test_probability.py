@@ -263,6 +263,8 @@ def test_truth_ratio_stat_errors():
         truth_ratio_stat([1.0, float("nan")], "retain")
     with pytest.raises(ValueError, match="≥ 0"):
         truth_ratio_stat([-1.0], "forget")
+    with pytest.raises(ValueError, match="non-empty"):
+        truth_ratio_stat([], "forget")
 
 
 def test_truth_ratio_stat_at_the_limits_a_wrecked_model_reaches():
@@ -272,5 +274,3 @@ def test_truth_ratio_stat_at_the_limits_a_wrecked_model_reaches():
     assert truth_ratio_stat([0.0, inf, 1.0], "forget") == pytest.approx(1 / 3)
     assert truth_ratio_stat([0.0, inf, 1.0], "retain") == pytest.approx(1 / 3)
     assert truth_ratio_stat([1e-300, 1e300], "forget") == pytest.approx(1e-300, abs=1e-299)
-    with pytest.raises(ValueError, match="non-empty"):
-        truth_ratio_stat([], "forget")
