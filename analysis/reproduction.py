@@ -59,7 +59,7 @@ from analysis.tables import metric_label, render
 from analysis.theorem5 import lemma4_violations, step_checks, summarize
 
 __all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff", "claim_autolr",
-           "claim_fragile", "claim_theorem5", "mean_ci", "table1", "table3", "cost_table", "main"]
+           "claim_fragile", "claim_theorem5", "mean_ci", "table1", "table3", "autolr_rates", "cost_table", "main"]
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
 GEN = "repro_gen"  # optional: AutoLR with the official GeN code's safeguards, for claim 3′ only
@@ -365,6 +365,27 @@ def table3(trials: pd.DataFrame, rates) -> pd.DataFrame:
     return pd.DataFrame.from_dict({d: rows[d] for d in order}, orient="index")
 
 
+def autolr_rates(trials: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """Where each AutoLR variant takes η, per method and over all: η after the first fit and at the
+    end as multiples of the starting rate (median over trials; the end's max too), and how many
+    fits were rejected (Remark 3.1: Gᵀu ≤ 0 or uᵀHu ≤ 0)."""
+    ok = ok_trials(trials)
+    ok = ok[ok["lr_rule"] == "autolr"]
+    fits = steps[steps["trial_id"].isin(ok["trial_id"]) & steps["autolr_accepted"].notna()]
+    first = fits.sort_values("step").groupby("trial_id")["lr"].first()
+    rejected = fits.groupby("trial_id")["autolr_accepted"].agg(lambda a: int((~a.astype(bool)).sum()))
+    t = ok.set_index("trial_id").assign(first=first, rejected=rejected, n_fits=fits.groupby("trial_id").size())
+    t = t.assign(first_x=t["first"] / t["lr"], final_x=t["final_lr"] / t["lr"])
+    rows = []
+    for rate, part in t.groupby("rate", sort=False):
+        for disp, g in [("all methods", part), *part.groupby("display", sort=True)]:
+            rows.append({"AutoLR": rate, "method": disp, "trials": len(g),
+                         "η after 1st fit / start (median)": f"{g['first_x'].median():.3g}×",
+                         "final η / start (median, max)": f"{g['final_x'].median():.3g}×, {g['final_x'].max():.3g}×",
+                         "rejected fits": f"{int(g['rejected'].sum())} of {int(g['n_fits'].sum())}"})
+    return pd.DataFrame(rows)
+
+
 def cost_table(trials: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """Wall and CPU seconds of every part: the two model builds, then each sweep (its trials' CPU
     summed from trials.parquet; the sweep's wall time as the driver measured it, all sessions)."""
@@ -403,10 +424,16 @@ def main(argv=None) -> None:
     verdicts = [claim_tradeoff(trials, reference), claim_ngdiff(trials), claim_autolr(trials),
                 claim_fragile(trials), claim_theorem5(trials, steps)]
     gen = None
+    pooled, pooled_steps, start = trials, steps, f"η={AUTOLR_START:.0e}"
+    autolr_variants = [start, "AutoLR"]
     if (args.results / GEN).is_dir():  # claim 3 again with the official GeN code's safeguards
-        gen = load(args.results, (GEN,))[0].assign(rate="AutoLR (GeN)")
+        gen, gen_steps, _ = load(args.results, (GEN,))
+        gen = gen.assign(rate="AutoLR (GeN)")
         verdicts.insert(3, claim_autolr(pd.concat([trials[trials["sweep"] == "repro_fixed"], gen], ignore_index=True),
                                         CLAIM_3_GEN))
+        pooled = pd.concat([trials, gen], ignore_index=True)
+        pooled_steps = pd.concat([steps, gen_steps], ignore_index=True)
+        autolr_variants.append("AutoLR (GeN)")
 
     fig_dir = args.out.parent / "reproduction"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -426,6 +453,9 @@ def main(argv=None) -> None:
         if v.claim.startswith("1."):
             lines += ["", "![Fig. 1 analogue](reproduction/fig1.png)", "",
                       "Seed means; dashed: the static-c curve at each lr setting; filled markers AutoLR, hollow fixed η."]
+        if v.claim.startswith("3′") or (v.claim.startswith("3.") and gen is None):
+            lines += ["", "Where AutoLR takes η (every variant; multiples of each trial's starting rate):", "",
+                      render(autolr_rates(pooled, pooled_steps).set_index("AutoLR"), "markdown")]
         if v.claim.startswith("4."):
             lines += ["", "![Fig. 5 analogue](reproduction/fig5.png)", "",
                       "NGDiff, seed 0: gradient norms, c_t and the learning rate over steps (AutoLR and the fixed rates)."]
@@ -435,17 +465,13 @@ def main(argv=None) -> None:
         lines += ["", "## Table 1 analogue with GeN's safeguarded AutoLR (repro_gen)", "",
                   render(table1(pd.concat([trials[trials["combiner"] == "no-unlearn"], gen], ignore_index=True),
                                 directions, "AutoLR (GeN)", metrics), "markdown")]
-    start = f"η={AUTOLR_START:.0e}"
-    pooled, rates = (trials, [start, "AutoLR"]) if gen is None else (pd.concat([trials, gen], ignore_index=True),
-                                                                      [start, "AutoLR", "AutoLR (GeN)"])
     lines += ["", f"## Table 3 analogue: without AutoLR ({start}, where AutoLR starts) and with it", "",
               "Seed means ± 95 % intervals; the paper's Table 3 reports the same three metrics on Phi-1.5.", "",
               render(table3(pooled[(pooled["lr_rule"] != "autolr") |
-                                   np.isclose(pooled["lr"].astype(float), AUTOLR_START)], rates), "markdown")]
+                                   np.isclose(pooled["lr"].astype(float), AUTOLR_START)], autolr_variants), "markdown")]
     for rate in [r for r in _rate_order(trials["rate"]) if r.startswith("η=")]:
         lines += ["", f"## Table 1 analogue at the fixed {rate}", "", render(table1(trials, directions, rate, metrics), "markdown")]
-    cost = cost_table(trials if gen is None else pd.concat([trials, gen], ignore_index=True), meta)
-    lines += ["", "## What it cost", "", render(cost.set_index("part"), "markdown"),
+    lines += ["", "## What it cost", "", render(cost_table(pooled, meta).set_index("part"), "markdown"),
               "", _prose(args.results / "discussion.md"), ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} and {fig_dir}/ ({time.strftime('%Y-%m-%d %H:%M')})")

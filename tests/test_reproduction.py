@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from analysis.reproduction import (annotate, claim_autolr, claim_fragile, claim_ngdiff, claim_tradeoff,
-                                   claim_theorem5, mean_ci, table3)
+                                   autolr_rates, claim_theorem5, mean_ci, table3)
 
 RETRAIN = {"rouge_f": 0.15, "utility_r": 0.95}
 
@@ -122,3 +122,18 @@ def test_table3_puts_each_method_without_and_with_autolr_side_by_side():
     assert t.loc["NGDiff", "Verbmem (η=5e-05)"] == "0.800 ± 0.000"
     assert t.loc["NGDiff", "Verbmem (AutoLR)"] == f"0.100 ± {stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3):.3f}"
     assert t.loc["NGDiff", "TruthRatio (AutoLR)"] == "0.600 ± 0.000"
+
+
+def test_autolr_rates_reads_the_first_fit_the_final_rate_and_the_rejected_fits():
+    rows = [dict(trial(f"a{s}", "ngdiff", rule="autolr", lr=1e-4, seed=s, rouge_f=0.1, utility_r=0.1,
+                       truth_ratio_r=0.5), final_lr=1e-4 * (10 + s)) for s in range(3)]
+    steps = pd.DataFrame({"trial_id": [f"a{s}" for s in range(3) for _ in range(3)],
+                          "step": [0, 5, 10] * 3,
+                          "lr": [2e-4, 2e-4, 1e-3] * 3,
+                          "autolr_accepted": [True, None, False, True, None, True, True, None, False]})
+    t = autolr_rates(annotate(pd.DataFrame(rows)), steps)
+    assert list(t["method"]) == ["all methods", "NGDiff"]
+    row = t.iloc[0]
+    assert row["η after 1st fit / start (median)"] == "2×"
+    assert row["final η / start (median, max)"] == "11×, 12×"
+    assert row["rejected fits"] == "2 of 6"  # the None rows are steps without a fit
