@@ -542,13 +542,20 @@ class _Collector(tune.Callback):
         point = trial.config["point"]
         self.indices.add(point["index"])
         return self.live.setdefault(point["index"], {"point": point, "steps": {}, "evals": {}, "items": {},
-                                                     "attempts": 0, "last": {}})
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._state(trial)["attempts"] += 1
+                                                     "attempts": 1, "last": {}})
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        again = "its last checkpoint" if self.spec.storage.checkpoints == "last" else "the start"
+        # counted here, not in on_trial_start: a worker that dies before Tune sees it start is a failure too
+        self._state(trial)["attempts"] += 1
+        # Tune registers a checkpoint only after the result that carries it reaches the driver: a worker
+        # killed in between has its checkpoint on disk but not registered, and Tune restarts the trial.
+        saved = trial.latest_checkpoint_result if self.spec.storage.checkpoints == "last" else None
+        if saved is not None:
+            again = f"its last checkpoint (step {saved.metrics.get('eval_step', '?')})"
+        elif self.spec.storage.checkpoints == "last":
+            again = "the start (it had no checkpoint yet)"
+        else:
+            again = "the start"
         self.log(f"       t{trial.config['point']['index']:03d} failed ({_error_text(trial)}); retrying from {again}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

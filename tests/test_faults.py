@@ -169,14 +169,31 @@ def test_killed_worker_resumes_from_its_checkpoint(tmp_path, calm):
         pytest.skip("needs /proc to find the trial's worker process")
     spec = tmp_path / "faults.yaml"
     spec.write_text(SPEC)
-    ray_dir = tmp_path / "hurt" / "faults" / ".ray"
-    # a checkpoint exists: the trial is mid-way
-    _, out, _ = kill_worker_mid_trial(spec, tmp_path / "hurt", lambda d: any(ray_dir.glob("*/*/checkpoint_*")))
-    assert "retrying from its last checkpoint" in out
+    # The driver has the step-16 result, so the step-8 checkpoint is registered with Tune. (A checkpoint
+    # on disk is not enough: Tune registers it only once its result reaches the driver, and a worker
+    # killed in between restarts from the start; the driver then says so, see the next test.)
+    _, out, _ = kill_worker_mid_trial(spec, tmp_path / "hurt", lambda d: d.printed("t000 at step 16"))
     hurt_t = assert_same_results(calm, tmp_path / "hurt" / "faults")
-    assert hurt_t.attempts.iloc[0] == 2 and hurt_t.resumed_from_step.iloc[0] > 0
+    resumed = hurt_t.resumed_from_step.iloc[0]
+    assert hurt_t.attempts.iloc[0] == 2 and resumed in (8, 16, 24, 32)
+    assert f"retrying from its last checkpoint (step {resumed})" in out, out[-3000:]
     evals = pd.read_parquet(tmp_path / "hurt" / "faults" / "evals.parquet")
     assert list(evals.eval_step) == [8, 16, 24, 32, 40]
+
+
+@pytest.mark.slow
+def test_killed_worker_before_its_first_checkpoint_starts_over_and_says_so(tmp_path, calm):
+    """checkpoints: last, but the worker dies before its first evaluation: there is nothing to resume,
+    and the driver must not claim otherwise (it did, when a checkpoint was on disk but not registered)."""
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc to find the trial's worker process")
+    spec = tmp_path / "faults.yaml"
+    spec.write_text(SPEC)
+    _, out, _ = kill_worker_mid_trial(spec, tmp_path / "hurt", lambda d: bool(trial_workers(d.tag)))
+    assert "retrying from the start (it had no checkpoint yet)" in out, out[-3000:]
+    assert "retrying from its last checkpoint" not in out
+    hurt_t = assert_same_results(calm, tmp_path / "hurt" / "faults")
+    assert hurt_t.attempts.iloc[0] == 2 and pd.isna(hurt_t.resumed_from_step.iloc[0])
 
 
 @pytest.mark.slow
