@@ -26,6 +26,13 @@ seeds pair across settings because a seed fixes the batch order):
    seed-mean point on (Verbmem ↓, Utility ↑), and its Utility exceeds the static-c curve's
    Utility interpolated at NGDiff's Verbmem (the curve through the seed means, in Verbmem
    order), per seed, with the interval above 0. Per lr setting.
+   2′. When ``repro_sgd`` is present (sweeps/repro_sgd.yaml: the same protocol with plain SGD,
+   where no optimiser rescales the update), NGDiff against the whole GDiff family at once — every
+   static c at every rate, since under SGD each method's step length, and so its useful rate,
+   differs — for both optimisers side by side: per NGDiff rate, whether a GDiff (c, η) seed mean
+   dominates it, and its Utility minus the family's front (its non-dominated points, in Verbmem
+   order) interpolated at NGDiff's Verbmem, per seed. Holds when that is above 0 at every NGDiff
+   rate the front reaches, under SGD; does not hold when it is at none.
 3. **AutoLR (Table 3).** For each method, AutoLR against the same method at the fixed rate AutoLR
    starts from: TruthRatio (truth_ratio_r ↑) higher and Verbmem lower, per-seed paired.
    Holds if both move the paper's way, significantly, for most methods (≥ ¾); does not hold if
@@ -58,11 +65,15 @@ from analysis.results import display_names, load_results, method_names
 from analysis.tables import metric_label, render
 from analysis.theorem5 import lemma4_violations, step_checks, summarize
 
-__all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff", "claim_autolr",
+__all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff", "claim_optimizer",
+           "claim_autolr",
            "claim_fragile", "claim_theorem5", "mean_ci", "table1", "table3", "autolr_rates", "cost_table", "main"]
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
 GEN = "repro_gen"  # optional: AutoLR with the official GeN code's safeguards, for claim 3′ only
+SGD = "repro_sgd"  # optional: the fixed-rate protocol with plain SGD, for claim 2′ only
+CLAIM_2_SGD = ("2′. The same under plain SGD, against the whole GDiff family (every c at every rate): "
+               "is Adam why NGDiff sits on the static-c curve? (a check added after the first results)")
 CLAIM_3_GEN = ("3′. The same with AutoLR as the official GeN code runs it (η* clipped to [η/2, 2η], "
                "smoothed 0.1, halved on a rejected fit; a check added after the first results)")
 VERBMEM, UTILITY, TRUTH = "rouge_f", "utility_r", "truth_ratio_r"
@@ -259,6 +270,60 @@ def claim_ngdiff(trials: pd.DataFrame) -> Verdict:
                    verdict, evidence, pd.DataFrame(rows))
 
 
+def _family_front(points: pd.DataFrame) -> pd.DataFrame:
+    """The non-dominated (Verbmem ↓, Utility ↑) rows of `points`."""
+    from analysis.dominance import non_dominated_mask
+
+    return points[non_dominated_mask(points[[VERBMEM, UTILITY]].to_numpy(float), ["min", "max"])]
+
+
+def _dominators(points: pd.DataFrame) -> str:
+    """How many (c, η) seed means dominate a point, and the one with the most Utility."""
+    if points.empty:
+        return "none"
+    best = points.loc[points[UTILITY].idxmax()]
+    return f"{len(points)} point{'s' * (len(points) > 1)}, e.g. ({best['c']:g}, {float(best['lr']):.0e})"
+
+
+def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = CLAIM_2_SGD) -> Verdict:
+    """`method` at each of its fixed rates against the GDiff family pooled over c and η, per optimiser."""
+    ok = ok_trials(trials)
+    ok = ok[ok["objective"].fillna("ga").eq("ga") & ok["lr_rule"].eq("fixed")]
+    ok = ok.assign(c=[static_c(m) for m in ok["method"]])
+    rows, verdict_rows = [], []
+    for opt, part in ok.groupby("optimizer", sort=False):
+        family = part.dropna(subset=["c"])
+        means = family.groupby(["c", "lr"])[[VERBMEM, UTILITY]].mean().reset_index()
+        lost = trials[(trials["optimizer"] == opt) & (trials["lr_rule"] == "fixed") & (trials["status"] != "ok")]
+        for lr, ng in part[part["combiner"] == method].groupby("lr"):
+            v, u = float(ng[VERBMEM].mean()), float(ng[UTILITY].mean())
+            above = means[(means[VERBMEM] <= v) & (means[UTILITY] >= u) &
+                          ((means[VERBMEM] < v) | (means[UTILITY] > u))]
+            diffs = []
+            for seed, s in ng.groupby("seed"):
+                front = _family_front(family[family["seed"] == seed].groupby(["c", "lr"])[[VERBMEM, UTILITY]].mean())
+                diffs.append(float(s[UTILITY].mean()) - _curve_utility_at(front, float(s[VERBMEM].mean())))
+            m, h, n = mean_ci([d for d in diffs if np.isfinite(d)])
+            sign = _sign(m, h)
+            row = {"optimiser": opt, "η": f"{float(lr):.0e}", "Verbmem": fmt_ci(*mean_ci(ng[VERBMEM])[:2]),
+                   "Utility": fmt_ci(*mean_ci(ng[UTILITY])[:2]),
+                   "dominated by GDiff (c, η)": _dominators(above),
+                   "Utility − GDiff family front at same Verbmem": fmt_ci(m, h) + (f" (n={n})" if 0 < n < len(diffs) else "")
+                   if n else "– (outside the front's Verbmem range)",
+                   "GDiff trials lost (diverged/failed)": f"{len(lost[lost['combiner'] == 'gdiff'])} of "
+                                                          f"{len(trials[(trials['optimizer'] == opt) & (trials['lr_rule'] == 'fixed') & (trials['combiner'] == 'gdiff')])}"}
+            rows.append(row)
+            if opt == "sgd" and n:
+                verdict_rows.append(sign)
+    k = sum(s > 0 for s in verdict_rows)
+    n = len(verdict_rows)
+    verdict = "holds" if n and k == n else ("does not hold" if k == 0 else "inconclusive")
+    evidence = (f"under SGD, {display_names([method]).iloc[0]}'s Utility is above the GDiff family's front at its "
+                f"Verbmem at {k} of the {n} rates the front reaches (per seed, 95 % interval above 0); the Adam rows "
+                "(repro_fixed) are the same comparison with the optimiser the paper uses")
+    return Verdict(claim, verdict, evidence, pd.DataFrame(rows))
+
+
 # ------------------------------------------------------------------------------------ claim 3
 def claim_autolr(trials: pd.DataFrame,
                  claim: str = "3. AutoLR raises TruthRatio and lowers Verbmem across methods (Table 3)") -> Verdict:
@@ -434,6 +499,12 @@ def main(argv=None) -> None:
         pooled = pd.concat([trials, gen], ignore_index=True)
         pooled_steps = pd.concat([steps, gen_steps], ignore_index=True)
         autolr_variants.append("AutoLR (GeN)")
+    sgd = None
+    if (args.results / SGD).is_dir():  # claim 2 again without Adam's per-coordinate rescaling
+        sgd, sgd_steps, _ = load(args.results, (SGD,))
+        verdicts.insert(2, claim_optimizer(pd.concat([trials[trials["sweep"] == "repro_fixed"], sgd], ignore_index=True)))
+        pooled = pd.concat([pooled, sgd], ignore_index=True)
+        pooled_steps = pd.concat([pooled_steps, sgd_steps], ignore_index=True)
 
     fig_dir = args.out.parent / "reproduction"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -441,6 +512,12 @@ def main(argv=None) -> None:
     means = means.assign(trial_id=[f"{m}|{r}" for m, r in zip(means["method"], means["rate"])], status="ok", seed=0)
     plots.save(plots.fig1(fig1_data(means, [("loss_f_eval", "loss_r_eval"), (VERBMEM, UTILITY)]), directions),
                fig_dir / "fig1.png")
+    if sgd is not None:
+        sgd_means = seed_means(sgd, [VERBMEM, UTILITY, "loss_f_eval", "loss_r_eval"])
+        sgd_means = sgd_means.assign(trial_id=[f"{m}|{r}" for m, r in zip(sgd_means["method"], sgd_means["rate"])],
+                                     status="ok", seed=0)
+        plots.save(plots.fig1(fig1_data(sgd_means, [("loss_f_eval", "loss_r_eval"), (VERBMEM, UTILITY)]), directions),
+                   fig_dir / "fig1_sgd.png")
     ngdiff_seed0 = trials[(trials["combiner"] == "ngdiff") & (trials["seed"] == 0)]  # AutoLR and the fixed rates
     plots.save(plots.fig5(fig5_data(steps, ngdiff_seed0)), fig_dir / "fig5.png")
 
@@ -453,6 +530,9 @@ def main(argv=None) -> None:
         if v.claim.startswith("1."):
             lines += ["", "![Fig. 1 analogue](reproduction/fig1.png)", "",
                       "Seed means; dashed: the static-c curve at each lr setting; filled markers AutoLR, hollow fixed η."]
+        if v.claim.startswith("2′"):
+            lines += ["", "![Fig. 1 analogue under SGD](reproduction/fig1_sgd.png)", "",
+                      "The SGD sweep's seed means; dashed: the static-c curve at each rate."]
         if v.claim.startswith("3′") or (v.claim.startswith("3.") and gen is None):
             lines += ["", "Where AutoLR takes η (every variant; multiples of each trial's starting rate):", "",
                       render(autolr_rates(pooled, pooled_steps).set_index("AutoLR"), "markdown")]

@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis.reproduction import (annotate, claim_autolr, claim_fragile, claim_ngdiff, claim_tradeoff,
-                                   autolr_rates, claim_theorem5, mean_ci, table3)
+from analysis.reproduction import (annotate, claim_autolr, claim_fragile, claim_ngdiff, claim_optimizer,
+                                   claim_tradeoff, autolr_rates, claim_theorem5, mean_ci, table3)
 
 RETRAIN = {"rouge_f": 0.15, "utility_r": 0.95}
 
 
-def trial(tid, combiner, params="{}", rule="fixed", lr=1e-4, seed=0, objective="ga", **metrics):
+def trial(tid, combiner, params="{}", rule="fixed", lr=1e-4, seed=0, objective="ga", optimizer="adam", **metrics):
     return {"trial_id": tid, "status": "ok", "combiner": combiner, "combiner_params": params,
-            "objective": objective, "lr_rule": rule, "lr": lr, "seed": seed, **metrics}
+            "objective": objective, "lr_rule": rule, "lr": lr, "seed": seed, "optimizer": optimizer, **metrics}
 
 
 def curve(rule="fixed", lr=1e-4, seeds=(0, 1, 2), good_c=None, noise=0.01, offset=0):
@@ -46,6 +46,44 @@ def test_ngdiff_above_the_curve_holds_below_it_does_not():
     assert claim_ngdiff(annotate(pd.DataFrame(base + above))).verdict == "holds"
     v = claim_ngdiff(annotate(pd.DataFrame(base + below)))
     assert v.verdict == "does not hold" and v.table["on the front of seed means"].iloc[0] == "no"
+
+
+def test_optimizer_ablation_compares_ngdiff_with_the_gdiff_family_front_pooled_over_c_and_rate():
+    """Two rates of a static-c family whose front is known: at 1e-2 the points (V, U) = (0.1+0.8c, 0.2+0.7c),
+    on the line U = 0.1125 + 0.875·V; at 3e-2 (0.8c, 0.1+0.7c), on U = 0.1 + 0.875·V, just below it. Yet
+    no 3e-2 point is dominated (none has a 1e-2 point left of it and above): the pooled front interleaves
+    both rates' points, (0.42, 0.48) at 1e-2, (0.48, 0.52) at 3e-2, (0.5, 0.55) at 1e-2, …"""
+    rows = []
+    for opt in ("adam", "sgd"):
+        for lr, dv, du in ((1e-2, 0.1, 0.2), (3e-2, 0.0, 0.1)):
+            for seed in range(3):
+                for c in np.round(np.linspace(0, 1, 11), 1):
+                    rows.append(trial(f"{opt}{lr}{seed}{c}", "gdiff", json.dumps({"c": float(c)}), lr=lr, seed=seed,
+                                      optimizer=opt, rouge_f=dv + 0.8 * c, utility_r=du + 0.7 * c, truth_ratio_r=0.5))
+    lost = trial("lost", "gdiff", json.dumps({"c": 0.5}), lr=0.1, optimizer="sgd", rouge_f=np.nan, utility_r=np.nan)
+    rows.append({**lost, "status": "diverged"})
+
+    def ngdiff(opt, lr, v, u):
+        return [trial(f"n{opt}{lr}{s}", "ngdiff", lr=lr, seed=s, optimizer=opt, rouge_f=v, utility_r=u + 0.001 * s,
+                      truth_ratio_r=0.5) for s in range(3)]
+
+    # V = 0.42 is the 1e-2 point c = 0.4, Utility 0.48
+    above = ngdiff("sgd", 1e-2, 0.42, 0.6) + ngdiff("sgd", 3e-2, 0.42, 0.55) + ngdiff("adam", 1e-2, 0.42, 0.45)
+    v = claim_optimizer(annotate(pd.DataFrame(rows + above)))
+    assert v.verdict == "holds", v.table
+    diff = "Utility − GDiff family front at same Verbmem"
+    assert list(v.table[diff]) == ["-0.029 ± 0.002", "0.121 ± 0.002", "0.071 ± 0.002"]  # adam (ignored), sgd, sgd
+    assert set(v.table["dominated by GDiff (c, η)"]) == {"none"}
+    assert set(v.table["GDiff trials lost (diverged/failed)"]) == {"0 of 66", "1 of 67"}
+    # below the front at one rate: six static-c points dominate it, the 1e-2 c = 0.4 one by the most Utility
+    below = ngdiff("sgd", 1e-2, 0.42, 0.6) + ngdiff("sgd", 3e-2, 0.45, 0.3)
+    v = claim_optimizer(annotate(pd.DataFrame(rows + below)))
+    assert v.verdict == "inconclusive"
+    worse = v.table[v.table["η"] == "3e-02"].iloc[0]
+    assert worse["dominated by GDiff (c, η)"] == "6 points, e.g. (0.4, 1e-02)"
+    assert worse[diff].startswith("-0.199 ± ")  # front at 0.45: halfway from (0.42, 0.48) to (0.48, 0.52)
+    v = claim_optimizer(annotate(pd.DataFrame(rows + ngdiff("sgd", 1e-2, 0.45, 0.3))))
+    assert v.verdict == "does not hold"
 
 
 def test_autolr_verdict_follows_the_paired_seed_differences():

@@ -48,7 +48,7 @@ def test_frontier_search(tmp_path, embedded_target):
 @pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 13),
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
                                              ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18), ("repro_gen", 24),
-                                             ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
+                                             ("repro_sgd", 72), ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
 def test_full_spaces_expand_as_documented(name, n_points):
     from pareto.spec import load_spec
 
@@ -65,6 +65,7 @@ def test_full_spaces_expand_as_documented(name, n_points):
     ("repro_autolr", "search.space.combiner=[ngdiff]", 1),
     ("repro_npo", "search.space.lr=[1.0e-4]", 2),  # npo × fixed/autolr
     ("repro_gen", "search.space.combiner=[ngdiff]", 1),  # GeN's clipped, smoothed AutoLR
+    ("repro_sgd", "search.space.combiner=[ngdiff]", 1),  # plain SGD
 ])
 def test_tofu_specs(name, space, n_trials, tmp_path, shared_data):
     """Each spec's data, target, evaluation and search settings, on a few of its methods."""
@@ -72,7 +73,8 @@ def test_tofu_specs(name, space, n_trials, tmp_path, shared_data):
     if name == "autolr":
         sets.append("search.space.combiner=[ngdiff]")
     if name.startswith("repro_"):  # one rate, one seed
-        sets += ["search.space.seed=[0]"] + (["search.space.lr=[1.0e-4]"] if name == "repro_fixed" else [])
+        sets += ["search.space.seed=[0]"] + (["search.space.lr=[1.0e-4]"] if name == "repro_fixed" else
+                                                  ["search.space.lr=[0.01]"] if name == "repro_sgd" else [])
     trials = run_spec(name, tmp_path, sets)
     assert len(trials) == n_trials
     assert trials.forget_quality.between(0, 1).all() and trials.model_utility.notna().all()
