@@ -66,7 +66,7 @@ from analysis.tables import metric_label, render
 from analysis.theorem5 import lemma4_violations, step_checks, summarize
 
 __all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff", "claim_optimizer",
-           "claim_autolr",
+           "step_lengths", "claim_autolr",
            "claim_fragile", "claim_theorem5", "mean_ci", "table1", "table3", "autolr_rates", "cost_table", "main"]
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
@@ -324,6 +324,21 @@ def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = C
     return Verdict(claim, verdict, evidence, pd.DataFrame(rows))
 
 
+def step_lengths(trials: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """Median length of the update direction d = w_R·g_R − w_F·g_F over a method's steps (from the
+    recorded Gram matrix: ‖d‖² = w_R²·g_RR − 2·w_R·w_F·g_RF + w_F²·g_FF), and of η·d, which is the
+    parameter update under plain SGD. Methods as rows, rates as columns; seeds pooled."""
+    ok = ok_trials(trials)
+    s = steps.merge(ok[["trial_id", "display", "lr"]].rename(columns={"lr": "eta"}), on="trial_id")
+    sq = s["w_r"] ** 2 * s["gram_rr"] - 2 * s["w_r"] * s["w_f"] * s["gram_rf"] + s["w_f"] ** 2 * s["gram_ff"]
+    s = s.assign(d=np.sqrt(np.clip(sq, 0, None)))
+    rows = {}
+    for (disp, eta), g in s.groupby(["display", "eta"]):
+        rows.setdefault(disp, {})[f"η={float(eta):.0e}"] = f"{g['d'].median():.3g} / {float(eta) * g['d'].median():.2g}"
+    order = sorted(rows, key=lambda d: (d.startswith("GDiff") is False, d))
+    return pd.DataFrame.from_dict({d: rows[d] for d in order}, orient="index").rename_axis("‖d‖ / ‖η·d‖ (medians)")
+
+
 # ------------------------------------------------------------------------------------ claim 3
 def claim_autolr(trials: pd.DataFrame,
                  claim: str = "3. AutoLR raises TruthRatio and lowers Verbmem across methods (Table 3)") -> Verdict:
@@ -532,7 +547,10 @@ def main(argv=None) -> None:
                       "Seed means; dashed: the static-c curve at each lr setting; filled markers AutoLR, hollow fixed η."]
         if v.claim.startswith("2′"):
             lines += ["", "![Fig. 1 analogue under SGD](reproduction/fig1_sgd.png)", "",
-                      "The SGD sweep's seed means; dashed: the static-c curve at each rate."]
+                      "The SGD sweep's seed means; dashed: the static-c curve at each rate.", "",
+                      "How long each method's step is under SGD: the median ‖d‖ of its update direction and the "
+                      "median ‖η·d‖, the parameter update itself (over every step of every seed):", "",
+                      render(step_lengths(sgd, sgd_steps), "markdown")]
         if v.claim.startswith("3′") or (v.claim.startswith("3.") and gen is None):
             lines += ["", "Where AutoLR takes η (every variant; multiples of each trial's starting rate):", "",
                       render(autolr_rates(pooled, pooled_steps).set_index("AutoLR"), "markdown")]

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from analysis.reproduction import (annotate, claim_autolr, claim_fragile, claim_ngdiff, claim_optimizer,
-                                   claim_tradeoff, autolr_rates, claim_theorem5, mean_ci, table3)
+                                   claim_tradeoff, autolr_rates, step_lengths, claim_theorem5, mean_ci, table3)
 
 RETRAIN = {"rouge_f": 0.15, "utility_r": 0.95}
 
@@ -84,6 +84,27 @@ def test_optimizer_ablation_compares_ngdiff_with_the_gdiff_family_front_pooled_o
     assert worse[diff].startswith("-0.199 ± ")  # front at 0.45: halfway from (0.42, 0.48) to (0.48, 0.52)
     v = claim_optimizer(annotate(pd.DataFrame(rows + ngdiff("sgd", 1e-2, 0.45, 0.3))))
     assert v.verdict == "does not hold"
+
+
+def test_step_lengths_equal_the_norm_of_the_combined_gradient():
+    """‖d‖ from the recorded Gram matrix and weights against d = w_R·g_R − w_F·g_F built from vectors."""
+    rng = np.random.default_rng(0)
+    rows, want = [], {}
+    for i, (m, lr) in enumerate((("ngdiff", 0.01), ("gdiff", 0.1))):
+        norms = []
+        for step in range(5):
+            g_r, g_f = rng.standard_normal(50), 3 * rng.standard_normal(50)
+            w_r, w_f = rng.uniform(0.1, 1, 2)
+            norms.append(np.linalg.norm(w_r * g_r - w_f * g_f))
+            rows.append({"trial_id": f"t{i}", "step": step, "gram_rr": g_r @ g_r, "gram_rf": g_r @ g_f,
+                         "gram_ff": g_f @ g_f, "w_r": w_r, "w_f": w_f})
+        want[i] = np.median(norms)
+    t = annotate(pd.DataFrame([trial("t0", "ngdiff", lr=0.01, optimizer="sgd"),
+                               trial("t1", "gdiff", json.dumps({"c": 0.5}), lr=0.1, optimizer="sgd")]))
+    table = step_lengths(t, pd.DataFrame(rows))
+    assert table.loc["NGDiff", "η=1e-02"] == f"{want[0]:.3g} / {0.01 * want[0]:.2g}"
+    assert table.loc["GDiff-0.5", "η=1e-01"] == f"{want[1]:.3g} / {0.1 * want[1]:.2g}"
+    assert pd.isna(table.loc["NGDiff", "η=1e-01"])
 
 
 def test_autolr_verdict_follows_the_paired_seed_differences():
