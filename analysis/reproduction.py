@@ -26,13 +26,16 @@ seeds pair across settings because a seed fixes the batch order):
    seed-mean point on (Verbmem ↓, Utility ↑), and its Utility exceeds the static-c curve's
    Utility interpolated at NGDiff's Verbmem (the curve through the seed means, in Verbmem
    order), per seed, with the interval above 0. Per lr setting.
-   2′. When ``repro_sgd`` is present (sweeps/repro_sgd.yaml: the same protocol with plain SGD,
-   where no optimiser rescales the update), NGDiff against the whole GDiff family at once — every
+   2′. When ``repro_sgd`` is present (sweeps/repro_sgd.yaml, pooled with repro_sgd_gdiff.yaml:
+   the same protocol with plain SGD, where no optimiser rescales the update), NGDiff against the whole GDiff family at once — every
    static c at every rate, since under SGD each method's step length, and so its useful rate,
    differs — for both optimisers side by side: per NGDiff rate, whether a GDiff (c, η) seed mean
    dominates it, and its Utility minus the family's front (its non-dominated points, in Verbmem
-   order) interpolated at NGDiff's Verbmem, per seed. Holds when that is above 0 at every NGDiff
-   rate the front reaches, under SGD; does not hold when it is at none.
+   order) interpolated at NGDiff's Verbmem, per seed, where the front has a point within 0.1
+   Verbmem on each side (else that rate is "not comparable": a straight line across a gap in
+   the front is no GDiff result). As claim 2, under SGD: holds when NGDiff is undominated and that
+   interval is above 0 at every comparable rate; does not hold when at every one it is dominated or
+   the interval is below 0; inconclusive otherwise, or when no rate is comparable.
 3. **AutoLR (Table 3).** For each method, AutoLR against the same method at the fixed rate AutoLR
    starts from: TruthRatio (truth_ratio_r ↑) higher and Verbmem lower, per-seed paired.
    Holds if both move the paper's way, significantly, for most methods (≥ ¾); does not hold if
@@ -71,7 +74,8 @@ __all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeof
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
 GEN = "repro_gen"  # optional: AutoLR with the official GeN code's safeguards, for claim 3′ only
-SGD = "repro_sgd"  # optional: the fixed-rate protocol with plain SGD, for claim 2′ only
+SGD = ("repro_sgd", "repro_sgd_gdiff")  # optional: the fixed-rate protocol with plain SGD, for claim 2′ only
+REACH = 0.1             # claim 2′: the front is compared only where it has points this near on both sides
 CLAIM_2_SGD = ("2′. The same under plain SGD, against the whole GDiff family (every c at every rate): "
                "is Adam why NGDiff sits on the static-c curve? (a check added after the first results)")
 CLAIM_3_GEN = ("3′. The same with AutoLR as the official GeN code runs it (η* clipped to [η/2, 2η], "
@@ -277,6 +281,16 @@ def _family_front(points: pd.DataFrame) -> pd.DataFrame:
     return points[non_dominated_mask(points[[VERBMEM, UTILITY]].to_numpy(float), ["min", "max"])]
 
 
+def _front_utility_at(front: pd.DataFrame, verbmem: float, reach: float = REACH) -> float:
+    """The front's Utility interpolated at `verbmem`, or NaN unless a front point lies within
+    `reach` of it on each side."""
+    x = front[VERBMEM].to_numpy(float)
+    left, right = x[x <= verbmem], x[x >= verbmem]
+    if not len(left) or not len(right) or verbmem - left.max() > reach or right.min() - verbmem > reach:
+        return np.nan
+    return _curve_utility_at(front, verbmem)
+
+
 def _dominators(points: pd.DataFrame) -> str:
     """How many (c, η) seed means dominate a point, and the one with the most Utility."""
     if points.empty:
@@ -302,25 +316,28 @@ def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = C
             diffs = []
             for seed, s in ng.groupby("seed"):
                 front = _family_front(family[family["seed"] == seed].groupby(["c", "lr"])[[VERBMEM, UTILITY]].mean())
-                diffs.append(float(s[UTILITY].mean()) - _curve_utility_at(front, float(s[VERBMEM].mean())))
+                diffs.append(float(s[UTILITY].mean()) - _front_utility_at(front, float(s[VERBMEM].mean())))
             m, h, n = mean_ci([d for d in diffs if np.isfinite(d)])
             sign = _sign(m, h)
             row = {"optimiser": opt, "η": f"{float(lr):.0e}", "Verbmem": fmt_ci(*mean_ci(ng[VERBMEM])[:2]),
                    "Utility": fmt_ci(*mean_ci(ng[UTILITY])[:2]),
                    "dominated by GDiff (c, η)": _dominators(above),
                    "Utility − GDiff family front at same Verbmem": fmt_ci(m, h) + (f" (n={n})" if 0 < n < len(diffs) else "")
-                   if n else "– (outside the front's Verbmem range)",
+                   if n else f"not comparable (no front point within {REACH} Verbmem on each side)",
                    "GDiff trials lost (diverged/failed)": f"{len(lost[lost['combiner'] == 'gdiff'])} of "
                                                           f"{len(trials[(trials['optimizer'] == opt) & (trials['lr_rule'] == 'fixed') & (trials['combiner'] == 'gdiff')])}"}
             rows.append(row)
             if opt == "sgd" and n:
-                verdict_rows.append(sign)
-    k = sum(s > 0 for s in verdict_rows)
+                verdict_rows.append((sign > 0 and above.empty, sign < 0 or not above.empty))
+    k = sum(won for won, _ in verdict_rows)
     n = len(verdict_rows)
-    verdict = "holds" if n and k == n else ("does not hold" if k == 0 else "inconclusive")
-    evidence = (f"under SGD, {display_names([method]).iloc[0]}'s Utility is above the GDiff family's front at its "
-                f"Verbmem at {k} of the {n} rates the front reaches (per seed, 95 % interval above 0); the Adam rows "
-                "(repro_fixed) are the same comparison with the optimiser the paper uses")
+    lost = sum(lost for _, lost in verdict_rows)
+    verdict = "inconclusive" if not n else ("holds" if k == n else ("does not hold" if lost == n else "inconclusive"))
+    name = display_names([method]).iloc[0]
+    evidence = (f"under SGD, {name} is undominated and its Utility above the GDiff family's front at its Verbmem "
+                f"(per seed, 95 % interval above 0) at {k} of the {n} rates where the front is comparable; "
+                f"dominated or below it at {lost}; the Adam rows (repro_fixed) are the same comparison with the "
+                "optimiser the paper uses")
     return Verdict(claim, verdict, evidence, pd.DataFrame(rows))
 
 
@@ -515,8 +532,8 @@ def main(argv=None) -> None:
         pooled_steps = pd.concat([steps, gen_steps], ignore_index=True)
         autolr_variants.append("AutoLR (GeN)")
     sgd = None
-    if (args.results / SGD).is_dir():  # claim 2 again without Adam's per-coordinate rescaling
-        sgd, sgd_steps, _ = load(args.results, (SGD,))
+    if (args.results / SGD[0]).is_dir():  # claim 2 again without Adam's per-coordinate rescaling
+        sgd, sgd_steps, _ = load(args.results, [n for n in SGD if (args.results / n).is_dir()])
         verdicts.insert(2, claim_optimizer(pd.concat([trials[trials["sweep"] == "repro_fixed"], sgd], ignore_index=True)))
         pooled = pd.concat([pooled, sgd], ignore_index=True)
         pooled_steps = pd.concat([pooled_steps, sgd_steps], ignore_index=True)

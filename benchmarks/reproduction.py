@@ -6,8 +6,9 @@
 
 1. builds (or finds in the cache) the target and the Retrain reference of sweeps/_repro_base.yaml
    and evaluates both (benchmarks/tofu_target.py); 2. runs sweeps/repro_fixed.yaml,
-   repro_autolr.yaml, repro_npo.yaml, repro_gen.yaml and repro_sgd.yaml one after another (`--resume` when a sweep's folder
-   exists: an interrupted run continues where it stopped, a finished one does nothing);
+   repro_autolr.yaml, repro_npo.yaml, repro_gen.yaml, repro_sgd.yaml and repro_sgd_gdiff.yaml one
+   after another (`--resume` when a sweep's folder exists: an interrupted run continues where it
+   stopped, a finished one does nothing);
 3. copies each sweep's trials, evals and steps Parquet (not the per-item records) to
    `--out/<sweep>/` and writes `--out/meta.json`: the two models' build records and metrics,
    every session's wall time per sweep, the machine. The page is then generated from these
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo", "repro_gen", "repro_sgd")
+SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo", "repro_gen", "repro_sgd", "repro_sgd_gdiff")
 
 
 def run(cmd: list[str]) -> None:

@@ -86,6 +86,29 @@ def test_optimizer_ablation_compares_ngdiff_with_the_gdiff_family_front_pooled_o
     assert v.verdict == "does not hold"
 
 
+def test_optimizer_ablation_does_not_interpolate_across_a_gap_in_the_front():
+    """A family with nothing between Verbmem 0.05 and 0.9 (a cliff: one rate forgets nothing, the next
+    wrecks the model): an NGDiff point in the gap is not comparable, one next to a front point is."""
+    rows = []
+    for seed in range(3):
+        for c, (v, u) in {0.5: (0.05, 0.1), 0.7: (0.9, 0.98), 0.8: (0.95, 0.985)}.items():
+            rows.append(trial(f"g{c}{seed}", "gdiff", json.dumps({"c": c}), lr=0.1, seed=seed, optimizer="sgd",
+                              rouge_f=v, utility_r=u, truth_ratio_r=0.5))
+    ng = [trial(f"n{lr}{s}", "ngdiff", lr=lr, seed=s, optimizer="sgd", rouge_f=v, utility_r=0.9 + 0.001 * s,
+                truth_ratio_r=0.5) for lr, v in ((0.01, 0.5), (0.03, 0.85)) for s in range(3)]
+    v = claim_optimizer(annotate(pd.DataFrame(rows + ng)))
+    cells = list(v.table["Utility − GDiff family front at same Verbmem"])
+    assert cells[0].startswith("not comparable") and v.table["dominated by GDiff (c, η)"].iloc[0] == "none"
+    # at 0.85: between (0.05, 0.1) and (0.9, 0.98), 0.05 from the right but 0.8 from the left
+    assert cells[1].startswith("not comparable")
+    assert v.verdict == "inconclusive"
+    near = [trial(f"m{s}", "ngdiff", lr=0.1, seed=s, optimizer="sgd", rouge_f=0.9, utility_r=0.99 + 0.001 * s,
+                  truth_ratio_r=0.5) for s in range(3)]  # exactly at a front point: comparable
+    v = claim_optimizer(annotate(pd.DataFrame(rows + ng + near)))
+    assert list(v.table["Utility − GDiff family front at same Verbmem"])[2] == "0.011 ± 0.002"
+    assert v.verdict == "holds"
+
+
 def test_step_lengths_equal_the_norm_of_the_combined_gradient():
     """‖d‖ from the recorded Gram matrix and weights against d = w_R·g_R − w_F·g_F built from vectors."""
     rng = np.random.default_rng(0)
