@@ -68,8 +68,8 @@ from analysis.results import display_names, load_results, method_names
 from analysis.tables import metric_label, render
 from analysis.theorem5 import lemma4_violations, step_checks, summarize
 
-__all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff", "claim_optimizer",
-           "step_lengths", "claim_autolr",
+__all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff",
+           "claim_optimizer", "step_lengths", "claim_autolr",
            "claim_fragile", "claim_theorem5", "mean_ci", "table1", "table3", "autolr_rates", "cost_table", "main"]
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
@@ -304,11 +304,12 @@ def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = C
     ok = ok_trials(trials)
     ok = ok[ok["objective"].fillna("ga").eq("ga") & ok["lr_rule"].eq("fixed")]
     ok = ok.assign(c=[static_c(m) for m in ok["method"]])
-    rows, verdict_rows = [], []
+    rows, outcomes = [], []  # outcomes: (won, lost) per comparable SGD rate
     for opt, part in ok.groupby("optimizer", sort=False):
         family = part.dropna(subset=["c"])
         means = family.groupby(["c", "lr"])[[VERBMEM, UTILITY]].mean().reset_index()
-        lost = trials[(trials["optimizer"] == opt) & (trials["lr_rule"] == "fixed") & (trials["status"] != "ok")]
+        runs = trials[(trials["optimizer"] == opt) & (trials["lr_rule"] == "fixed") & (trials["combiner"] == "gdiff")]
+        gone = f"{int((runs['status'] != 'ok').sum())} of {len(runs)}"
         for lr, ng in part[part["combiner"] == method].groupby("lr"):
             v, u = float(ng[VERBMEM].mean()), float(ng[UTILITY].mean())
             above = means[(means[VERBMEM] <= v) & (means[UTILITY] >= u) &
@@ -319,23 +320,19 @@ def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = C
                 diffs.append(float(s[UTILITY].mean()) - _front_utility_at(front, float(s[VERBMEM].mean())))
             m, h, n = mean_ci([d for d in diffs if np.isfinite(d)])
             sign = _sign(m, h)
-            row = {"optimiser": opt, "η": f"{float(lr):.0e}", "Verbmem": fmt_ci(*mean_ci(ng[VERBMEM])[:2]),
-                   "Utility": fmt_ci(*mean_ci(ng[UTILITY])[:2]),
-                   "dominated by GDiff (c, η)": _dominators(above),
-                   "Utility − GDiff family front at same Verbmem": fmt_ci(m, h) + (f" (n={n})" if 0 < n < len(diffs) else "")
-                   if n else f"not comparable (no front point within {REACH} Verbmem on each side)",
-                   "GDiff trials lost (diverged/failed)": f"{len(lost[lost['combiner'] == 'gdiff'])} of "
-                                                          f"{len(trials[(trials['optimizer'] == opt) & (trials['lr_rule'] == 'fixed') & (trials['combiner'] == 'gdiff')])}"}
-            rows.append(row)
+            gap = (fmt_ci(m, h) + (f" (n={n})" if n < len(diffs) else "") if n else
+                   f"not comparable (no front point within {REACH} Verbmem on each side)")
+            rows.append({"optimiser": opt, "η": f"{float(lr):.0e}", "Verbmem": fmt_ci(*mean_ci(ng[VERBMEM])[:2]),
+                         "Utility": fmt_ci(*mean_ci(ng[UTILITY])[:2]), "dominated by GDiff (c, η)": _dominators(above),
+                         "Utility − GDiff family front at same Verbmem": gap,
+                         "GDiff trials lost (diverged/failed)": gone})
             if opt == "sgd" and n:
-                verdict_rows.append((sign > 0 and above.empty, sign < 0 or not above.empty))
-    k = sum(won for won, _ in verdict_rows)
-    n = len(verdict_rows)
-    lost = sum(lost for _, lost in verdict_rows)
-    verdict = "inconclusive" if not n else ("holds" if k == n else ("does not hold" if lost == n else "inconclusive"))
+                outcomes.append((sign > 0 and above.empty, sign < 0 or not above.empty))
+    n, won, lost = len(outcomes), sum(w for w, _ in outcomes), sum(lo for _, lo in outcomes)
+    verdict = "inconclusive" if not n else ("holds" if won == n else ("does not hold" if lost == n else "inconclusive"))
     name = display_names([method]).iloc[0]
     evidence = (f"under SGD, {name} is undominated and its Utility above the GDiff family's front at its Verbmem "
-                f"(per seed, 95 % interval above 0) at {k} of the {n} rates where the front is comparable; "
+                f"(per seed, 95 % interval above 0) at {won} of the {n} rates where the front is comparable; "
                 f"dominated or below it at {lost}; the Adam rows (repro_fixed) are the same comparison with the "
                 "optimiser the paper uses")
     return Verdict(claim, verdict, evidence, pd.DataFrame(rows))

@@ -47,8 +47,9 @@ def test_frontier_search(tmp_path, embedded_target):
 
 @pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 13),
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
-                                             ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18), ("repro_gen", 24),
-                                             ("repro_sgd", 72), ("repro_sgd_gdiff", 24), ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
+                                             ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
+                                             ("repro_gen", 24), ("repro_sgd", 72), ("repro_sgd_gdiff", 24),
+                                             ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
 def test_full_spaces_expand_as_documented(name, n_points):
     from pareto.spec import load_spec
 
