@@ -27,15 +27,16 @@ seeds pair across settings because a seed fixes the batch order):
    Utility interpolated at NGDiff's Verbmem (the curve through the seed means, in Verbmem
    order), per seed, with the interval above 0. Per lr setting.
    2′. When ``repro_sgd`` is present (sweeps/repro_sgd.yaml, pooled with repro_sgd_gdiff.yaml:
-   the same protocol with plain SGD, where no optimiser rescales the update), NGDiff against the whole GDiff family at once — every
-   static c at every rate, since under SGD each method's step length, and so its useful rate,
-   differs — for both optimisers side by side: per NGDiff rate, whether a GDiff (c, η) seed mean
-   dominates it, and its Utility minus the family's front (its non-dominated points, in Verbmem
-   order) interpolated at NGDiff's Verbmem, per seed, where the front has a point within 0.1
-   Verbmem on each side (else that rate is "not comparable": a straight line across a gap in
-   the front is no GDiff result). As claim 2, under SGD: holds when NGDiff is undominated and that
-   interval is above 0 at every comparable rate; does not hold when at every one it is dominated or
-   the interval is below 0; inconclusive otherwise, or when no rate is comparable.
+   the same protocol with plain SGD, where no optimiser rescales the update), NGDiff against the
+   whole GDiff family at once — every static c at every rate, since under SGD each method's step
+   length, and so its useful rate, differs — for both optimisers side by side. Per NGDiff rate:
+   whether a GDiff (c, η) seed mean dominates it, and its Utility minus the family's front (its
+   non-dominated points, in Verbmem order) interpolated at NGDiff's Verbmem, per seed, where the
+   front has a point within 0.1 Verbmem on each side. A rate is "not comparable" unless two seeds
+   are: a straight line across a gap in the front is no GDiff result, and an interval needs two
+   seeds. As claim 2, under SGD: holds when NGDiff is undominated and that interval is above 0 at
+   every comparable rate; does not hold when at every one it is dominated or the interval is below
+   0; inconclusive otherwise, or when no rate is comparable.
 3. **AutoLR (Table 3).** For each method, AutoLR against the same method at the fixed rate AutoLR
    starts from: TruthRatio (truth_ratio_r ↑) higher and Verbmem lower, per-seed paired.
    Holds if both move the paper's way, significantly, for most methods (≥ ¾); does not hold if
@@ -320,13 +321,14 @@ def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = C
                 diffs.append(float(s[UTILITY].mean()) - _front_utility_at(front, float(s[VERBMEM].mean())))
             m, h, n = mean_ci([d for d in diffs if np.isfinite(d)])
             sign = _sign(m, h)
-            gap = (fmt_ci(m, h) + (f" (n={n})" if n < len(diffs) else "") if n else
-                   f"not comparable (no front point within {REACH} Verbmem on each side)")
+            gap = (fmt_ci(m, h) + (f" (n={n})" if n < len(diffs) else "") if n >= 2 else
+                   f"not comparable (no front point within {REACH} Verbmem on each side"
+                   + (f" for {len(diffs) - n} of {len(diffs)} seeds)" if n else ")"))
             rows.append({"optimiser": opt, "η": f"{float(lr):.0e}", "Verbmem": fmt_ci(*mean_ci(ng[VERBMEM])[:2]),
                          "Utility": fmt_ci(*mean_ci(ng[UTILITY])[:2]), "dominated by GDiff (c, η)": _dominators(above),
                          "Utility − GDiff family front at same Verbmem": gap,
                          "GDiff trials lost (diverged/failed)": gone})
-            if opt == "sgd" and n:
+            if opt == "sgd" and n >= 2:  # an interval needs two seeds
                 outcomes.append((sign > 0 and above.empty, sign < 0 or not above.empty))
     n, won, lost = len(outcomes), sum(w for w, _ in outcomes), sum(lo for _, lo in outcomes)
     verdict = "inconclusive" if not n else ("holds" if won == n else ("does not hold" if lost == n else "inconclusive"))
