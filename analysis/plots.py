@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 __all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "agreement", "save", "png_bytes"]
@@ -69,7 +70,10 @@ def fig1(data: pd.DataFrame, directions: dict | None = None) -> Figure:
     others = data[data["line"].isna()]
     markers = {m: _MARKERS[i % len(_MARKERS)] for i, m in enumerate(dict.fromkeys(others["display"]))}
     colors = _colors(others["display"])
-    line_colors = {k: c for k, c in zip(dict.fromkeys(data["line"].dropna()), ["C0", "C9", "C4", "C6"] * 4)}
+    lines = list(dict.fromkeys(data["line"].dropna()))
+    # up to four static-c curves in fixed colours; more (a rate grid) as shades of one colour map
+    shades = ["C0", "C9", "C4", "C6"] if len(lines) <= 4 else [colormaps["viridis"](v) for v in np.linspace(0, 0.9, len(lines))]
+    line_colors = dict(zip(lines, shades))
     for ax, plane in zip(axes, planes):
         part = data[data["plane"] == plane]
         if part.empty:
