@@ -1,5 +1,5 @@
 """The claim checks of analysis/reproduction.py on tables whose answer is known by construction,
-and the seed interval against scipy's t interval."""
+the seed interval against scipy's t interval, and the committed page against a fresh generation."""
 
 import json
 
@@ -224,3 +224,19 @@ def test_autolr_rates_reads_the_first_fit_the_final_rate_and_the_rejected_fits()
     assert row["η after 1st fit / start (median)"] == "2×"
     assert row["final η / start (median, max)"] == "11×, 12×"
     assert row["rejected fits"] == "2 of 6"  # the None rows are steps without a fit
+
+
+def test_the_committed_page_is_what_the_command_generates(tmp_path):
+    """docs/reproduction.md is generated from docs/results alone: regenerating it gives the same text,
+    so no number on it was typed in or left stale."""
+    from pathlib import Path
+
+    from analysis.reproduction import main
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "reproduction.md"
+    main(["--results", str(root / "docs/results"), "--out", str(out)])
+    committed = (root / "docs/reproduction.md").read_text().splitlines()
+    fresh = out.read_text().splitlines()
+    assert fresh[1:] == committed[1:], "docs/reproduction.md is stale: rerun python -m analysis.reproduction"
+    assert (tmp_path / "reproduction" / "fig1_sgd.png").stat().st_size > 10_000
