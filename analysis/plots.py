@@ -72,7 +72,8 @@ def fig1(data: pd.DataFrame, directions: dict | None = None) -> Figure:
     colors = _colors(others["display"])
     lines = list(dict.fromkeys(data["line"].dropna()))
     # up to four static-c curves in fixed colours; more (a rate grid) as shades of one colour map
-    shades = ["C0", "C9", "C4", "C6"] if len(lines) <= 4 else [colormaps["viridis"](v) for v in np.linspace(0, 0.9, len(lines))]
+    shades = (["C0", "C9", "C4", "C6"] if len(lines) <= 4 else
+              [colormaps["viridis"](v) for v in np.linspace(0, 0.9, len(lines))])
     line_colors = dict(zip(lines, shades))
     for ax, plane in zip(axes, planes):
         part = data[data["plane"] == plane]

@@ -65,17 +65,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.dominance import dominates, non_dominated_mask
 from analysis.results import display_names, load_results, method_names
 from analysis.tables import metric_label, render
 from analysis.theorem5 import lemma4_violations, step_checks, summarize
 
-__all__ = ["SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff",
-           "claim_optimizer", "step_lengths", "claim_autolr",
+__all__ = ["SWEEPS", "ALL_SWEEPS", "Verdict", "load", "annotate", "seed_means", "claim_tradeoff", "claim_ngdiff",
+           "claim_optimizer", "rate_grid", "step_lengths", "claim_autolr",
            "claim_fragile", "claim_theorem5", "mean_ci", "table1", "table3", "autolr_rates", "cost_table", "main"]
 
 SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo")
 GEN = "repro_gen"  # optional: AutoLR with the official GeN code's safeguards, for claim 3′ only
 SGD = ("repro_sgd", "repro_sgd_gdiff")  # optional: the fixed-rate protocol with plain SGD, for claim 2′ only
+ALL_SWEEPS = (*SWEEPS, GEN, *SGD)  # what benchmarks/reproduction.py runs
 REACH = 0.1             # claim 2′: the front is compared only where it has points this near on both sides
 CLAIM_2_SGD = ("2′. The same under plain SGD, against the whole GDiff family (every c at every rate): "
                "is Adam why NGDiff sits on the static-c curve? (a check added after the first results)")
@@ -240,8 +242,6 @@ def _curve_utility_at(curve: pd.DataFrame, verbmem: float) -> float:
 
 
 def claim_ngdiff(trials: pd.DataFrame) -> Verdict:
-    from analysis.dominance import non_dominated_mask
-
     ok = ok_trials(trials)
     ok = ok[ok["objective"].fillna("ga").eq("ga")]
     rows, holds, lost = [], 0, 0
@@ -277,8 +277,6 @@ def claim_ngdiff(trials: pd.DataFrame) -> Verdict:
 
 def _family_front(points: pd.DataFrame) -> pd.DataFrame:
     """The non-dominated (Verbmem ↓, Utility ↑) rows of `points`."""
-    from analysis.dominance import non_dominated_mask
-
     return points[non_dominated_mask(points[[VERBMEM, UTILITY]].to_numpy(float), ["min", "max"])]
 
 
@@ -313,8 +311,7 @@ def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = C
         gone = f"{int((runs['status'] != 'ok').sum())} of {len(runs)}"
         for lr, ng in part[part["combiner"] == method].groupby("lr"):
             v, u = float(ng[VERBMEM].mean()), float(ng[UTILITY].mean())
-            above = means[(means[VERBMEM] <= v) & (means[UTILITY] >= u) &
-                          ((means[VERBMEM] < v) | (means[UTILITY] > u))]
+            above = means[[dominates(q, (v, u), ["min", "max"]) for q in means[[VERBMEM, UTILITY]].to_numpy(float)]]
             diffs = []
             for seed, s in ng.groupby("seed"):
                 front = _family_front(family[family["seed"] == seed].groupby(["c", "lr"])[[VERBMEM, UTILITY]].mean())
@@ -338,6 +335,19 @@ def claim_optimizer(trials: pd.DataFrame, method: str = "ngdiff", claim: str = C
                 f"dominated or below it at {lost}; the Adam rows (repro_fixed) are the same comparison with the "
                 "optimiser the paper uses")
     return Verdict(claim, verdict, evidence, pd.DataFrame(rows))
+
+
+def rate_grid(trials: pd.DataFrame) -> pd.DataFrame:
+    """Every method at every fixed rate: seed means of Verbmem / Utility / TruthRatio, methods as rows,
+    rates as columns, and how many seeds finished where some did not."""
+    ok = ok_trials(trials)
+    rows = {}
+    for (disp, eta), g in ok.groupby(["display", "lr"]):
+        n_all = int(((trials["display"] == disp) & np.isclose(trials["lr"].astype(float), float(eta))).sum())
+        cell = f"{g[VERBMEM].mean():.3f} / {g[UTILITY].mean():.3f} / {g[TRUTH].mean():.3f}"
+        rows.setdefault(disp, {})[f"η={float(eta):.0e}"] = cell + (f" ({len(g)} of {n_all} seeds)" if len(g) < n_all else "")
+    order = sorted(rows, key=lambda d: (d.startswith("GDiff") is False, d))
+    return pd.DataFrame.from_dict({d: rows[d] for d in order}, orient="index").rename_axis("Verbmem / Utility / TruthRatio")
 
 
 def step_lengths(trials: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
@@ -539,16 +549,15 @@ def main(argv=None) -> None:
 
     fig_dir = args.out.parent / "reproduction"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    means = seed_means(trials[trials["sweep"] != "repro_npo"], [VERBMEM, UTILITY, "loss_f_eval", "loss_r_eval"])
-    means = means.assign(trial_id=[f"{m}|{r}" for m, r in zip(means["method"], means["rate"])], status="ok", seed=0)
-    plots.save(plots.fig1(fig1_data(means, [("loss_f_eval", "loss_r_eval"), (VERBMEM, UTILITY)]), directions),
-               fig_dir / "fig1.png")
+    def fig1_of_seed_means(part: pd.DataFrame, name: str) -> None:
+        means = seed_means(part, [VERBMEM, UTILITY, "loss_f_eval", "loss_r_eval"])
+        means = means.assign(trial_id=[f"{m}|{r}" for m, r in zip(means["method"], means["rate"])], status="ok", seed=0)
+        plots.save(plots.fig1(fig1_data(means, [("loss_f_eval", "loss_r_eval"), (VERBMEM, UTILITY)]), directions),
+                   fig_dir / name)
+
+    fig1_of_seed_means(trials[trials["sweep"] != "repro_npo"], "fig1.png")
     if sgd is not None:
-        sgd_means = seed_means(sgd, [VERBMEM, UTILITY, "loss_f_eval", "loss_r_eval"])
-        sgd_means = sgd_means.assign(trial_id=[f"{m}|{r}" for m, r in zip(sgd_means["method"], sgd_means["rate"])],
-                                     status="ok", seed=0)
-        plots.save(plots.fig1(fig1_data(sgd_means, [("loss_f_eval", "loss_r_eval"), (VERBMEM, UTILITY)]), directions),
-                   fig_dir / "fig1_sgd.png")
+        fig1_of_seed_means(sgd, "fig1_sgd.png")
     ngdiff_seed0 = trials[(trials["combiner"] == "ngdiff") & (trials["seed"] == 0)]  # AutoLR and the fixed rates
     plots.save(plots.fig5(fig5_data(steps, ngdiff_seed0)), fig_dir / "fig5.png")
 
@@ -564,6 +573,8 @@ def main(argv=None) -> None:
         if v.claim.startswith("2′"):
             lines += ["", "![Fig. 1 analogue under SGD](reproduction/fig1_sgd.png)", "",
                       "The SGD sweep's seed means; dashed: the static-c curve at each rate.", "",
+                      "Every SGD setting's seed means (a missing cell was not run; a diverged seed has no metrics):",
+                      "", render(rate_grid(sgd), "markdown"), "",
                       "How long each method's step is under SGD: the median ‖d‖ of its update direction and the "
                       "median ‖η·d‖, the parameter update itself (over every step of every seed):", "",
                       render(step_lengths(sgd, sgd_steps), "markdown")]

@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEPS = ("repro_fixed", "repro_autolr", "repro_npo", "repro_gen", "repro_sgd", "repro_sgd_gdiff")
+sys.path.insert(0, str(ROOT))
+from analysis.reproduction import ALL_SWEEPS as SWEEPS  # noqa: E402  (the page reads what this runs)
 
 
 def run(cmd: list[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from analysis.reproduction import (annotate, claim_autolr, claim_fragile, claim_ngdiff, claim_optimizer,
-                                   claim_tradeoff, autolr_rates, step_lengths, claim_theorem5, mean_ci, table3)
+                                   claim_tradeoff, autolr_rates, rate_grid, step_lengths, claim_theorem5, mean_ci, table3)
 
 RETRAIN = {"rouge_f": 0.15, "utility_r": 0.95}
 
@@ -112,6 +112,18 @@ def test_optimizer_ablation_does_not_interpolate_across_a_gap_in_the_front():
     v = claim_optimizer(annotate(pd.DataFrame(rows + ng + near + one)))
     assert list(v.table["Utility − GDiff family front at same Verbmem"])[3].endswith("for 2 of 3 seeds)")
     assert v.verdict == "holds"
+
+
+def test_rate_grid_puts_each_setting_in_its_cell_and_counts_lost_seeds():
+    rows = [trial(f"n{s}", "ngdiff", lr=0.01, seed=s, optimizer="sgd", rouge_f=0.5 + 0.1 * s, utility_r=0.9,
+                  truth_ratio_r=0.7) for s in range(3)]
+    rows += [trial(f"g{s}", "gdiff", json.dumps({"c": 0.8}), lr=1.0, seed=s, optimizer="sgd", rouge_f=0.1, utility_r=0.2,
+                   truth_ratio_r=0.4) for s in range(3)]
+    rows[4] = {**rows[4], "status": "diverged"}
+    grid = rate_grid(annotate(pd.DataFrame(rows)))
+    assert grid.loc["NGDiff", "η=1e-02"] == "0.600 / 0.900 / 0.700"
+    assert grid.loc["GDiff-0.8", "η=1e+00"] == "0.100 / 0.200 / 0.400 (2 of 3 seeds)"
+    assert pd.isna(grid.loc["NGDiff", "η=1e+00"])
 
 
 def test_step_lengths_equal_the_norm_of_the_combined_gradient():
