@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -157,9 +158,34 @@ SECTION_CLASSES = {"data": DataSpec, "target": TargetSpec, "unlearn": UnlearnSpe
 
 
 # ---------------------------------------------------------------- YAML with line numbers
+#: YAML 1.1 (PyYAML) reads a float only with a dot and a signed exponent: ``1e-4``, ``-1e-4`` and
+#: ``3e+2`` stay strings there, so ``lr: [1e-4]`` would fail as "expected a number". Specs and
+#: ``--set`` values are read with YAML 1.2's rule instead: the dot and the exponent's sign are optional.
+_FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data only: a tag is refused) with YAML 1.2's floats."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, _FLOAT if tag == "tag:yaml.org,2002:float" else rx) for tag, rx in resolvers]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _load(text: str) -> Any:
+    """One YAML document (a spec file, or one `--set` value) as plain data."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+
+
 def _load_with_lines(text: str, where: str = "line") -> tuple[Any, dict[tuple, str]]:
     """The YAML document and, for every key path, where it is ("line 12", or "base.yaml line 3")."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=_Loader)
     lines: dict[tuple, str] = {}
 
     def walk(n, path):
@@ -181,7 +207,7 @@ def _load_with_lines(text: str, where: str = "line") -> tuple[Any, dict[tuple, s
                 walk(v, path + (i,))
 
     walk(node, ())
-    return yaml.safe_load(text), lines
+    return _load(text), lines
 
 
 def _yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
@@ -305,7 +331,7 @@ def apply_overrides(raw: dict, overrides: Sequence[str], source: str) -> dict:
                 break
         else:
             try:
-                node[leaf] = yaml.safe_load(value)
+                node[leaf] = _load(value)
             except yaml.YAMLError:
                 problems.append(f"--set {item!r}: the value is not valid YAML")
     if problems:

@@ -15,7 +15,9 @@ def check() -> None:
     """Check a sweep's results against the paper's theory."""
 
 
-@check.command("theorem5")
+# short_help given: click cuts the first sentence of the docstring at "Eq." otherwise
+@check.command("theorem5", short_help="Eq. 5, Theorem 5's η bound and simultaneous improvement: "
+                                      "the passing fraction per method, and the failing steps.")
 @click.option("--results", default=None, help="A sweep folder (default: the newest under ./results).")
 @click.option("--rtol", type=float, default=None,
               help="Relative tolerance of the Eq. 5 test for float rounding (default 1e-4).")

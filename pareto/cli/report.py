@@ -17,7 +17,7 @@ def _probe_arg(text: str) -> tuple[str, int]:
     return tid, int(step)
 
 
-@click.command()
+@click.command(short_help="One HTML page with every figure and table of a sweep.")  # not cut at "Figs."
 @click.option("--results", default=None, help="A sweep folder (default: the newest under ./results).")
 @click.option("--out", default="report.html", show_default=True, help="The HTML file to write.")
 @click.option("--rtol", type=float, default=None, help="Eq. 5 relative tolerance (default 1e-4).")
