@@ -4,6 +4,7 @@
 - `train_on_answers`: Adam(W) on the answer-only CE (`pareto.lm.answer_ce`), a fixed number of
   epochs or until greedy next-token accuracy on the answer tokens reaches a target;
 - `answer_accuracy` / `answer_metrics`: that accuracy and the answer CE, teacher forced;
+- `format_duration`: a duration for people (42s, 7m 05s, 2h 31m), used by every time estimate;
 - `build_atomically` / `publish`: build into a temporary directory beside the final one and
   rename it into place (manifest last), so an interrupted build leaves nothing and of two
   concurrent builders the second to finish uses the first's copy;
@@ -17,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,6 +152,82 @@ def answer_metrics(model, examples: Sequence[Encoded], pad_id: int, *,
     return correct / max(total, 1), ce / max(total, 1)
 
 
+def format_duration(seconds: float) -> str:
+    """A duration for people: 0.4s, 42s, 7m 05s, 2h 31m (rounded to the unit shown last)."""
+    if seconds < 9.95:
+        return f"{max(seconds, 0.0):.1f}s"
+    if round(seconds) < 3600:
+        minutes, secs = divmod(round(seconds), 60)
+        return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+class BuildClock:
+    """The wall-time lines of a build, from its real batches only (no extra steps, no RNG use).
+
+    After the first EARLY_BATCHES batches and EARLY_SECONDS of epoch 1 (or at the end of epoch 1
+    if that comes first): the time per batch, the epoch it implies and the whole build (an upper
+    bound at the cap when training stops once memorised). The rate is per padded token, the unit
+    the cost of a batch grows with, measured after the first batch (which pays one-off set-up
+    costs); epoch 1's batches are known in advance, so the epoch's token count is exact. Each
+    logged epoch line then gets the mean seconds per epoch since the last logged line and the ETA.
+    """
+
+    EARLY_BATCHES, EARLY_SECONDS = 5, 2.0
+
+    def __init__(self, epochs: int, until_memorised: bool, log: Log, tag: str) -> None:
+        self.epochs, self.until, self.log, self.tag = epochs, until_memorised, log, tag
+        self.start = self.since_logged = time.perf_counter()
+        self.epochs_since_logged = 0
+        self.early_done = False
+
+    def first_epoch(self, batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> None:
+        """Epoch 1's batches (example indices), before it starts."""
+        self.tokens = [len(b) * max(lengths[i] for i in b) for b in batches]
+        self.marks: list[float] = []  # wall time after each batch
+
+    def batch_done(self) -> None:
+        """Call after each batch of epoch 1: logs the early estimate once."""
+        if self.early_done:
+            return
+        self.marks.append(time.perf_counter())
+        n, elapsed = len(self.marks), self.marks[-1] - self.start
+        if (n >= self.EARLY_BATCHES and elapsed >= self.EARLY_SECONDS) or n == len(self.tokens):
+            self.early_done = True
+            self.log(self._early_line())
+
+    def _early_line(self) -> str:
+        n = len(self.marks)
+        if n >= 2:  # from the end of batch 1: its one-off costs would inflate every epoch
+            seconds, tokens = self.marks[-1] - self.marks[0], sum(self.tokens[1:n])
+        else:
+            seconds, tokens = self.marks[0] - self.start, self.tokens[0]
+        epoch = seconds / max(tokens, 1) * sum(self.tokens)
+        whole = epoch * self.epochs
+        total = (f"whole build ≤ {format_duration(whole)} at the cap of {self.epochs} epochs; it stops as "
+                 f"soon as the answers are memorised" if self.until
+                 else f"whole build ≈ {format_duration(whole)} ({self.epochs} epochs)")
+        return (f"[{self.tag}] first {n} of {len(self.tokens)} batches: "
+                f"{format_duration((self.marks[-1] - self.start) / n)}/batch → ~{format_duration(epoch)} "
+                f"per epoch of training (estimate); {total}")
+
+    def epoch_done(self) -> None:
+        self.epochs_since_logged += 1
+
+    def epoch_note(self, epoch: int, finished: bool) -> str:
+        """What a logged epoch line gets: seconds per epoch (mean since the last logged line) and
+        the ETA, or the time trained when this is the last epoch."""
+        now = time.perf_counter()
+        per_epoch = (now - self.since_logged) / max(self.epochs_since_logged, 1)
+        self.since_logged, self.epochs_since_logged = now, 0
+        if finished:
+            return f"  {format_duration(per_epoch)}/epoch, trained in {format_duration(now - self.start)}"
+        eta = format_duration(per_epoch * (self.epochs - epoch))
+        return (f"  {format_duration(per_epoch)}/epoch, ETA ≤ {eta} (the cap of {self.epochs} epochs)"
+                if self.until else f"  {format_duration(per_epoch)}/epoch, ETA {eta}")
+
+
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 LR_SCHEDULES = ("constant", "plateau")
 
@@ -221,6 +299,9 @@ def train_on_answers(model, examples: Sequence[Encoded], *, pad_id: int, optimiz
     `lr_schedule`: "constant", or "plateau": halve the learning rate after two epochs in a row
     whose mean batch loss is not below the best so far (torch's ReduceLROnPlateau, patience 1);
     a constant rate high enough to memorise quickly makes Adam drift away again near the end.
+    `log` gets the early estimate of the build's time and, on every logged epoch line, the
+    seconds per epoch and the ETA (`BuildClock`); timing reads the clock only, so the results do
+    not depend on it.
     Returns epochs, final_train_loss (answer CE after training, eval mode), answer_accuracy,
     reached_target (None without a target) and the per-epoch history.
     """
@@ -237,13 +318,19 @@ def train_on_answers(model, examples: Sequence[Encoded], *, pad_id: int, optimiz
     model.train()
     acc = ce = float("nan")
     epoch = 0
+    clock = BuildClock(epochs, target_accuracy is not None, log, tag)
     for epoch in range(1, epochs + 1):
         losses = []
-        for idx in epoch_batches(lengths, batch_size, shuffle, group_by_length):
+        batches = epoch_batches(lengths, batch_size, shuffle, group_by_length)
+        if epoch == 1:
+            clock.first_epoch(batches, lengths)
+        for idx in batches:
             opt.zero_grad(set_to_none=True)
             losses.append(_batch_loss_backward(model, [examples[i] for i in idx], pad_id, device,
                                                micro_batch_size))
             opt.step()
+            if epoch == 1:
+                clock.batch_done()
         row = {"epoch": epoch, "mean_batch_loss": sum(losses) / len(losses),
                "lr": opt.param_groups[0]["lr"]}
         if plateau is not None:
@@ -257,11 +344,13 @@ def train_on_answers(model, examples: Sequence[Encoded], *, pad_id: int, optimiz
             row.update(answer_accuracy=acc, answer_loss=ce)
         history.append(row)
         done = check and acc >= target_accuracy
+        clock.epoch_done()
         if done or logged:
+            note = clock.epoch_note(epoch, finished=done or last)
             if "answer_accuracy" in row:
-                log(f"[{tag}] epoch {epoch:4d}  answer loss {ce:.4f}  answer accuracy {acc:.4f}")
+                log(f"[{tag}] epoch {epoch:4d}  answer loss {ce:.4f}  answer accuracy {acc:.4f}{note}")
             else:
-                log(f"[{tag}] epoch {epoch:4d}  mean batch loss {row['mean_batch_loss']:.4f}")
+                log(f"[{tag}] epoch {epoch:4d}  mean batch loss {row['mean_batch_loss']:.4f}{note}")
         if done:
             break
     model.eval()
