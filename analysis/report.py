@@ -274,15 +274,17 @@ def _fig1_section(r: Results, planes, ix=None) -> str:
         _figure(ix, "fig1", (F.fig1_data(r.trials, planes), r.directions), "Fig. 1")])
 
 
-def _curves_section(r: Results, planes, ix=None) -> str:
+def _curves_section(r: Results, planes, ix=None, say=lambda _msg: None) -> str:
     metrics = [m for p in planes[1:] for m in p] or ["rouge_f", "utility_r"]
     metrics = list(dict.fromkeys([*metrics, "loss_f_eval", "loss_r_eval"]))
     out = []
     if not r.steps.empty:
+        say("Fig. 5: gradient norms, c_t and η over steps")
         out += ['<h2 id="fig5">Fig. 5 — gradient norms, c_t and η</h2>',
                 "<p class='note'>NGDiff trials (all trials when the sweep has none); solid: AutoLR, dashed: fixed η.</p>",
                 _figure(ix, "fig5", (F.fig5_data(r.steps, r.trials),), "Fig. 5")]
     every = "evaluations at the steps in evals.parquet"
+    say(f"Fig. 6: {len(metrics)} metrics and losses over steps, per method")
     out += ['<h2 id="fig6">Fig. 6 — metrics and losses over steps, per method</h2>',
             f"<p class='note'>Top: {every}, each curve starting at the No-unlearn model (step 0). "
             "Bottom: L_F and L_R on each step's training batches (steps.parquet). Solid: AutoLR, dashed: fixed η.</p>",
@@ -290,6 +292,7 @@ def _curves_section(r: Results, planes, ix=None) -> str:
                                    r.directions), "Fig. 6")]
     ng = r.trials["combiner"].eq("ngdiff").any() if "combiner" in r.trials else False
     which = ["ngdiff"] if ng else None
+    say(f"Fig. 7: {'NGDiff' if ng else 'every method'} per learning rate")
     out += ['<h2 id="fig7">Fig. 7 — per learning rate</h2>',
             f"<p class='note'>{'NGDiff' if ng else 'Every method'} at each learning-rate setting.</p>",
             _figure(ix, "curves", (F.curves_data(r.evals, r.steps, r.trials, metrics, combiners=which),
@@ -323,21 +326,37 @@ def _fig4_section(r: Results, ix=None) -> str:
     ])
 
 
-def build_report(results: Results, rtol: float = RTOL, interactive: bool = False) -> str:
+def build_report(results: Results, rtol: float = RTOL, interactive: bool = False, log=None) -> str:
     """The whole page as one HTML string. ``interactive``: Figs. 1, 4, 5, 6, 7 as plotly figures
-    (plotly.js inlined once; needs plotly), the other figures stay PNG."""
+    (plotly.js inlined once; needs plotly), the other figures stay PNG. ``log``: called with one
+    line before each table or figure is computed and drawn (None: quiet)."""
+    say = log or (lambda _msg: None)
     ix = None
     if interactive:
         from analysis import interactive as ix
     planes = _planes(results)
+    shown = "; ".join(_arrowed(p, results.directions) for p in planes) or "none with values"
     nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in [
         ("frontier", "Frontier"), ("hv", "Hypervolume"), ("fig1", "Fig. 1"), ("tables", "Tables"),
         ("theorem5", "Theorem 5"), ("agreement", "Agreement"), ("fig5", "Fig. 5"), ("fig6", "Fig. 6"),
         ("fig7", "Fig. 7"), ("fig4", "Fig. 4")])
-    parts = [f"<h1>pareto report — {_esc(results.name)}</h1>", _summary(results), f"<nav>{nav}</nav>",
-             _frontier_section(results, planes), _hv_section(results, planes), _fig1_section(results, planes, ix),
-             _paper_tables(results), _theorem5_section(results, rtol), _agreement_section(results),
-             _curves_section(results, planes, ix), _fig4_section(results, ix)]
+    parts = [f"<h1>pareto report — {_esc(results.name)}</h1>", _summary(results), f"<nav>{nav}</nav>"]
+    sections = [
+        (f"frontier tables and plot ({shown})", lambda: _frontier_section(results, planes)),
+        ("hypervolume tables", lambda: _hv_section(results, planes)),
+        ("Fig. 1: the trade-off", lambda: _fig1_section(results, planes, ix)),
+        ("paper-style tables (Tables 1/2 and 3)", lambda: _paper_tables(results)),
+        (f"Theorem 5 checks on {len(results.steps)} steps", lambda: _theorem5_section(results, rtol)),
+        ("direction agreement table and plot" if not results.steps.empty else None,  # none without steps
+         lambda: _agreement_section(results)),
+        (None, lambda: _curves_section(results, planes, ix, say)),  # says each of Figs. 5, 6, 7 itself
+        ("Fig. 4: the losses along probed steps" if results.probe is not None and not results.probe.empty
+         else "Fig. 4: no probed step (pareto probe), a note only", lambda: _fig4_section(results, ix)),
+    ]
+    for what, make in sections:
+        if what:
+            say(what)
+        parts.append(make())
     body = "\n".join(parts)
     js = f'<script type="text/javascript">{ix.plotly_js()}</script>' if ix is not None else ""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -345,10 +364,17 @@ def build_report(results: Results, rtol: float = RTOL, interactive: bool = False
             f"<body>\n{body}\n</body></html>\n")
 
 
-def write_report(folder, out, rtol: float = RTOL, interactive: bool = False) -> Path:
-    """Load the sweep in ``folder`` and write its report to ``out``."""
-    page = build_report(load_results(folder), rtol=rtol, interactive=interactive)
+def write_report(folder, out, rtol: float = RTOL, interactive: bool = False, log=None) -> Path:
+    """Load the sweep in ``folder`` and write its report to ``out``; ``log`` (one line per stage:
+    reading, each table and figure, writing) as in build_report."""
+    say = log or (lambda _msg: None)
+    say(f"reading {folder}")
+    results = load_results(folder)
+    say(f"read {len(results.trials)} trials, {len(results.steps)} steps, {len(results.evals)} evaluations"
+        + (f", {len(results.probe)} probe rows" if results.probe is not None and len(results.probe) else ""))
+    page = build_report(results, rtol=rtol, interactive=interactive, log=log)
     out = Path(out)
+    say(f"writing {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out

@@ -102,3 +102,92 @@ def test_every_short_help_is_a_whole_sentence_not_cut_at_an_abbreviation():
     listed = " ".join(proc.stdout.split("Commands:")[1].split())
     assert listed.startswith("theorem5 Eq. 5, Theorem 5's η bound and simultaneous improvement") and \
         listed.endswith("and the failing steps."), listed
+
+
+# ------------------------------------------------------------------ 2. one CSV per call
+def _one_csv(text: str) -> pd.DataFrame:
+    """``text`` is one CSV table: one header, every row as wide as it, nothing else."""
+    import csv
+
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows and all(len(r) == len(rows[0]) for r in rows), text
+    assert not any(line.startswith("#") or not line.strip() for line in text.splitlines()), text
+    return pd.read_csv(io.StringIO(text))
+
+
+def test_frontier_csv_without_x_y_prints_one_csv_and_says_which_plane_on_stderr(tmp_path):
+    run = write_sweep(tmp_path / "tofu")
+    proc = pareto("frontier", "--results", str(run), "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    table = _one_csv(proc.stdout)
+    assert list(table.columns) == ["trial_id", "label", "loss_f_eval", "loss_r_eval", "dominated", "dominated_by", "rank"]
+    assert sorted(table.trial_id) == [f"t00{i}" for i in range(7)]  # the failed and diverged ones left out
+    assert "csv: one plane per call; this is loss_f_eval ↑ vs loss_r_eval ↓" in proc.stderr
+    assert "For rouge_f vs utility_r: --x rouge_f --y utility_r." in proc.stderr
+    # that plane, as the note says, is the same CSV; the other plane is asked for by name and needs no note
+    same = pareto("frontier", "--results", str(run), "--format", "csv", "--x", "loss_f_eval", "--y", "loss_r_eval")
+    assert same.returncode == 0 and same.stdout == proc.stdout and same.stderr == ""
+    other = pareto("frontier", "--results", str(run), "--format", "csv", "--x", "rouge_f", "--y", "utility_r")
+    assert other.returncode == 0 and other.stderr == ""
+    assert list(_one_csv(other.stdout).columns)[2:4] == ["rouge_f", "utility_r"]
+    # MUSE: the other default plane has three objectives → --objectives
+    muse = pareto("frontier", "--results", str(write_sweep(tmp_path / "muse", source="muse_news")), "--format", "csv")
+    assert muse.returncode == 0, muse.stderr
+    _one_csv(muse.stdout)
+    assert "For verbmem_f vs knowmem_f vs knowmem_r: --objectives verbmem_f,knowmem_f,knowmem_r." in muse.stderr
+    # the first default plane empty: the next one with values, named
+    run = write_sweep(tmp_path / "noloss", blank=("loss_f_eval",))
+    proc = pareto("frontier", "--results", str(run), "--format", "csv")
+    assert proc.returncode == 0 and list(_one_csv(proc.stdout).columns)[2:4] == ["rouge_f", "utility_r"]
+    assert "this is rouge_f ↓ vs utility_r ↑ (the first default plane with values, as --x rouge_f --y utility_r)" \
+        in proc.stderr
+    # no default plane has values: exit 2, naming the metrics there are
+    run = write_sweep(tmp_path / "none", blank=("loss_f_eval", "rouge_f"))
+    proc = pareto("frontier", "--results", str(run), "--format", "csv")
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "no trial has a value for loss_f_eval, rouge_f" in proc.stderr
+    assert "--x NAME --y NAME: utility_r, loss_r_eval" in proc.stderr
+
+
+# ------------------------------------------------------------------ 3. which sweep was picked
+def test_frontier_dataset_says_on_stderr_which_sweep_it_picked_and_how_to_pick_another(tmp_path):
+    results = tmp_path / "results"
+    for i, (name, source) in enumerate([("tofu_old", "embedded"), ("tofu_new", "tofu"), ("muse_newest", "muse_news")]):
+        run = write_sweep(results / name, source=source, name=name)
+        os.utime(run / "trials.parquet", (1_700_000_000 + 100 * i,) * 2)
+    proc = pareto("frontier", "--dataset", "tofu", "--format", "csv", "--x", "rouge_f", "--y", "utility_r",
+                  cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _one_csv(proc.stdout)  # stdout stays the CSV alone
+    note = " ".join(proc.stderr.split())
+    assert note.startswith("reading results/tofu_new: the newest tofu sweep (data.source tofu or embedded) "
+                           "under ./results (written "), note
+    assert "1 other there: results/tofu_old" in note and "Read another with --results DIR." in note
+    proc = pareto("frontier", "--format", "json", cwd=tmp_path)  # no --dataset: the newest of any
+    assert proc.returncode == 0 and json.loads(proc.stdout)["planes"]
+    assert "reading results/muse_newest: the newest sweep under ./results" in proc.stderr
+    assert "2 others there: results/tofu_new, results/tofu_old" in proc.stderr
+    proc = pareto("frontier", "--results", str(results / "tofu_old"), cwd=tmp_path)  # named: nothing to say
+    assert proc.returncode == 0 and proc.stderr == ""
+
+
+# ------------------------------------------------------------------ 6. report says what it does
+def test_report_says_on_stderr_what_it_is_doing_with_elapsed_time(tmp_path):
+    run = write_sweep(tmp_path / "s")
+    out = tmp_path / "page" / "report.html"
+    proc = pareto("report", "--results", str(run), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    stamped = [re.match(r"\[ *(\d+\.\d)s\] (.*)", ln) for ln in lines]
+    assert all(stamped), lines
+    seconds, said = [float(m[1]) for m in stamped], [m[2] for m in stamped]
+    assert seconds == sorted(seconds)
+    assert said[0] == f"reading {run}" and said[1] == "read 9 trials, 24 steps, 13 evaluations"
+    for what in ("frontier tables and plot (loss_f_eval ↑ vs loss_r_eval ↓; rouge_f ↓ vs utility_r ↑)",
+                 "hypervolume tables", "Fig. 1: the trade-off", "Theorem 5 checks on 24 steps",
+                 "direction agreement table and plot", "Fig. 5: gradient norms, c_t and η over steps",
+                 "Fig. 7: NGDiff per learning rate", "Fig. 4: no probed step (pareto probe), a note only"):
+        assert what in said, (what, said)
+    assert said[-1] == f"writing {out}"
+    assert re.fullmatch(rf"report: {re.escape(str(out))} \(\d+\.\d MB, \d+s\)\n", proc.stdout), proc.stdout
+    assert out.read_text().count("data:image/png;base64,") == 6

@@ -40,11 +40,30 @@ def find_results(results: str | None, dataset: str | None = None) -> str:
     if results is None and not root.is_dir():
         fail("no results found under ./results. Run `pareto sweep sweeps/quickstart.yaml` or pass --results DIR.")
     sweeps = find_sweeps(root, dataset) if root.is_dir() else []
+    where = "./results" if results is None else str(root)
     if not sweeps:
-        where = "./results" if results is None else str(root)
         fail(f"{where} holds no trials.parquet{of} (nor does any folder under it). "
              "Pass --results with the folder `pareto sweep` printed.")
+    _say_which(sweeps, where, dataset)
     return str(sweeps[0])
+
+
+def _say_which(sweeps: list[Path], where: str, dataset: str | None) -> None:
+    """On stderr (stdout may be CSV or JSON): which of the sweeps found it reads, why, and how to
+    read another."""
+    import datetime as dt
+
+    from analysis.results import DATASETS
+
+    picked, others = sweeps[0], sweeps[1:]
+    kind = f"{dataset} sweep (data.source {' or '.join(DATASETS.get(dataset, (dataset,)))})" if dataset else "sweep"
+    when = dt.datetime.fromtimestamp((picked / "trials.parquet").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    rest = ""
+    if others:
+        shown = ", ".join(str(o) for o in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        rest = f"; {len(others)} other{'s' if len(others) > 1 else ''} there: {shown}"
+    click.echo(f"reading {picked}: the newest {kind} under {where} (written {when}){rest}. "
+               "Read another with --results DIR.", err=True)
 
 
 def _planes_for(trials, dataset: str | None):
@@ -94,6 +113,8 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
         tables.append(table)
         cols = [c for c in ("trial_id", "label") if c in table.rows] + names + ["dominated", "dominated_by", "rank"]
         blocks.append((title, table, cols))
+    if fmt == "csv" and defaults:  # one CSV per call: the first default plane with values
+        blocks = _one_plane(blocks, [tuple(p) for p in _planes_for(trials, dataset)], trials, directions)
     if fmt == "json":  # one document for every plane
         docs = []
         for title, table, cols in blocks:
@@ -105,14 +126,17 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
         click.echo(json.dumps({"planes": docs}))
     else:
         for title, table, cols in blocks:
-            head = f"# {title}" if fmt == "csv" else f"== {title} =="
-            if not (fmt == "csv" and len(blocks) == 1):
-                click.echo(head)
+            if fmt != "csv":  # csv: one plane (above), no heading
+                click.echo(f"== {title} ==")
             if table is None:
                 click.echo(cols + "\n")
                 continue
-            click.echo(format_table(table, fmt, columns=cols))
-            if len(table.excluded) and fmt != "csv":
+            text = format_table(table, fmt, columns=cols)
+            if fmt == "csv":  # the CSV and nothing else
+                click.echo(text, nl=not text.endswith("\n"))
+                continue
+            click.echo(text)
+            if len(table.excluded):
                 click.echo("excluded: " + "; ".join(f"{r.trial_id} ({r.reason})" for r in table.excluded.itertuples()))
             click.echo("")
     if plot:
@@ -120,6 +144,25 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
 
         plots.save(plots.frontier(tables, directions), plot)
         click.echo(f"plot: {plot}", err=fmt in ("csv", "json"))
+
+
+def _one_plane(blocks: list, planes: list[tuple], trials, directions: dict) -> list:
+    """CSV holds one table: the first plane that has values; stderr says which and how to get the others."""
+    drawn = [(b, p) for b, p in zip(blocks, planes) if b[1] is not None]
+    if not drawn:
+        have = [m for m in directions if m in trials and trials[m].notna().any()]
+        empty = dict.fromkeys(n.split(":")[0] for p in planes for n in p
+                              if n.split(":")[0] not in trials or trials[n.split(":")[0]].isna().all())
+        fail(f"no default plane has values in this sweep (no trial has a value for {', '.join(empty)}). "
+             "Name two metrics it has with --x NAME --y NAME" + (f": {', '.join(have)}" if have else ""))
+    (block, plane), rest = drawn[0], [p for b, p in drawn[1:]]
+
+    def flags(p: tuple) -> str:
+        return f"--x {p[0]} --y {p[1]}" if len(p) == 2 else f"--objectives {','.join(p)}"
+
+    click.echo(f"csv: one plane per call; this is {block[0]} (the first default plane with values, as "
+               f"{flags(plane)})." + "".join(f" For {' vs '.join(p)}: {flags(p)}." for p in rest), err=True)
+    return [block]
 
 
 @click.command()
@@ -133,7 +176,9 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
 @click.option("--objectives", default=None, help="Any number of metrics, comma-separated: a k-objective front.")
 @click.option("--by", default=None, help="Per-group fronts, e.g. --by combiner or --by method.")
 @click.option("--format", "fmt", default="table",
-              type=click.Choice(["table", "csv", "json", "markdown", "latex"]))
+              type=click.Choice(["table", "csv", "json", "markdown", "latex"]),
+              help="csv is one table: the plane of --x/--y or --objectives, else the first default plane "
+                   "with values (stderr names it and the flags for the others); json holds every plane.")
 @click.option("--plot", default=None, metavar="PNG", help="Also draw the fronts into this PNG file.")
 def frontier(results: str | None, dataset: str | None, x: str | None, y: str | None, objectives: str | None,
              by: str | None, fmt: str, plot: str | None) -> None:

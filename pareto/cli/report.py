@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from pareto.cli._errors import fail
@@ -41,6 +43,11 @@ def report(results: str | None, out: str, rtol: float | None, interactive: bool,
         except ImportError:
             fail(f"--interactive draws with plotly, which is not installed. Install it with\n  {PLOTLY_HINT}\n"
                  "or drop --interactive for the PNG figures.")
+    t0 = time.monotonic()
+
+    def log(msg: str) -> None:  # progress on stderr, each line with the seconds since the start
+        click.echo(f"[{time.monotonic() - t0:5.1f}s] {msg}", err=True)
+
     from analysis.report import write_report
     from analysis.theorem5 import RTOL
 
@@ -50,9 +57,10 @@ def report(results: str | None, out: str, rtol: float | None, interactive: bool,
         from pareto.cli.probe import run_probe
 
         for tid, step in wanted:
+            log(f"probing {tid} at step {step} (replays the trial)")
             run_probe(folder, tid, step)
     try:
-        path = write_report(folder, out, rtol=RTOL if rtol is None else rtol, interactive=interactive)
+        path = write_report(folder, out, rtol=RTOL if rtol is None else rtol, interactive=interactive, log=log)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    click.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    click.echo(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB, {time.monotonic() - t0:.0f}s)")
