@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,10 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
               address: str | None = None) -> Preflight:
     """Everything that can be checked before Ray starts and the target is built: the data files
     (fields, empty forget set, overlap), the target's settings and base model, the storage location,
-    and whether this machine has the GPUs asked for. Writes nothing, downloads nothing."""
+    and whether this machine has the GPUs asked for. Writes nothing, downloads nothing (hub data and
+    models not in the cache cost one quick request each: is the hub reachable, does the repo exist)."""
     from pareto.data.check import check_data, check_embedded_split
+    from pareto.data.hub import check_hub_data
 
     lines = _spec_lines(source)
     out = Preflight([], [], [])
@@ -98,6 +101,9 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
     data_problems, data_warnings = check_data(dataclasses.asdict(spec.data))
     out.problems += [f"{where(k)}: {m}" for k, m in data_problems]
     out.warnings += data_warnings
+    kind, why = check_hub_data(dataclasses.asdict(spec.data))
+    if kind:  # hub data this machine cannot fetch is a note for `validate`; `sweep` refuses before writing
+        (out.problems if kind == "problem" else out.environment).append(f"{where(('data', 'path'))}: {why}")
     if spec.data.source in ("cifar10", "cifar100") and not spec.data.path:  # torchvision's downloader
         from pareto.vision.data import torchvision_problem
 
@@ -272,25 +278,51 @@ class Sweep:
 
 
 def open_sweep(spec: SweepSpec, points: list[dict], store: Store, resume: bool) -> tuple[Sweep, dict, bool]:
-    """The sweep's folder and state; (sweep, state, complete). Refuses what would mix experiments."""
+    """The sweep's folder and state; (sweep, state, complete). Refuses what would mix experiments
+    or lose a finished trial; an earlier run that finished no trial is simply replaced."""
     sweep = Sweep(store, spec.name)
     state, h = sweep.state(), experiment_hash(spec)
     where = store.display(spec.name)
-    if state is None:  # a new sweep: run_sweep writes this state once the checks pass
-        return sweep, {"name": spec.name, "experiment_hash": h, "spec": spec.to_dict(), "points": points,
-                       "algorithm": spec.search.algorithm, "complete": False, "new": True,
-                       "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, False
+    new = {"name": spec.name, "experiment_hash": h, "spec": spec.to_dict(), "points": points,
+           "algorithm": spec.search.algorithm, "complete": False, "new": True,
+           "created": time.strftime("%Y-%m-%dT%H:%M:%S")}  # run_sweep writes it once the checks pass
+    if state is None:
+        return sweep, new, False
+    done = len(sweep.finished_parts())
+    if not done and not state["complete"]:  # nothing to lose: a run that failed before its first trial
+        driver = _live_driver(state)
+        if driver:
+            raise SweepStateError(f"{where} is being run right now by another pareto sweep (pid {driver} on this "
+                                  f"machine). Wait for it, stop it, or give this run its own name (--set name=…).")
+        if state["experiment_hash"] != h:
+            return sweep, {**new, "replaced": True}, False
+        return sweep, state, False
     if state["experiment_hash"] != h:
-        raise SweepStateError(f"{where} holds a sweep of a different spec (experiment hash {state['experiment_hash']}, "
-                              f"this spec {h}). Give this experiment its own name (name: in the spec, or --set name=…), "
-                              f"or remove {where} to start over.")
+        moved = f"mv {where} {where}.old" if store.local_path(spec.name) else f"move {where} elsewhere"
+        raise SweepStateError(f"{where} holds {done} finished trial(s) of a different spec (experiment hash "
+                              f"{state['experiment_hash']}, this spec {h}). Nothing was run. Give this experiment its "
+                              f"own name (name: in the spec, or --set name={spec.name}-2), or keep the old results "
+                              f"aside first: {moved}")
     if state["complete"]:
         return sweep, state, True
     if not resume:
-        done = len(sweep.finished_parts())
         raise SweepStateError(f"{where} holds an unfinished run of this sweep ({done} trial(s) done). "
                               f"Continue it with --resume, or remove {where} to start over.")
     return sweep, state, False
+
+
+def _live_driver(state: dict) -> int | None:
+    """The pid of another process on this machine that is running this sweep now, else None."""
+    driver = state.get("driver") or {}
+    pid = driver.get("pid")
+    if driver.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return None
+    try:
+        import psutil
+
+        return pid if "pareto" in " ".join(psutil.Process(pid).cmdline()) else None
+    except Exception:  # noqa: BLE001 — gone, or not ours to inspect
+        return None
 
 
 def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None, storage: str | None = None,
@@ -314,11 +346,16 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
         return sweep
     _init_ray(address)
     _check_resources(spec, address, log)
+    if state.pop("replaced", False):
+        log(f"{store.display(spec.name)}: replacing an earlier run of another spec that finished no trial")
+    finished = sweep.finished_parts()
     if state.pop("new", False):
         store.check_writable(spec.name)  # before the target is built: fail early
-        sweep.write_state(state)
+    elif not finished and not resume:
+        log(f"{store.display(spec.name)}: an earlier run finished no trial; starting it again")
+    state["driver"] = {"host": socket.gethostname(), "pid": os.getpid()}  # see _live_driver
+    sweep.write_state(state)
     points = state["points"]  # a resumed random search keeps the points it drew
-    finished = sweep.finished_parts()
     todo = [dict(p, index=i) for i, p in enumerate(points) if finished.get(f"t{i:03d}", "failed") == "failed"]
     n_optuna = 0
     if spec.search.algorithm == "optuna":

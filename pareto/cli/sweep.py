@@ -31,6 +31,8 @@ def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, stora
     except SpecError as exc:
         fail(str(exc))
     from pareto.cli.frontier import print_frontier
+    from pareto.data.hub import local_copy_fix
+    from pareto.data.tofu import HubUnavailableError
     from pareto.results.store import StorageError
     from pareto.sweep import SweepStateError, run_sweep
 
@@ -39,6 +41,8 @@ def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, stora
                            source=spec_path)
     except SweepStateError as exc:
         fail(str(exc))
+    except HubUnavailableError as exc:  # the hub went away after the preflight found it
+        fail(f"{exc.problem} {local_copy_fix(spec.data.source, exc.repo)}")
     except StorageError as exc:
         again = (f"pareto sweep {spec_path} --resume" + "".join(f" --set {o}" for o in overrides)
                  + (f" --storage {storage}" if storage else ""))

@@ -22,7 +22,7 @@ def target(spec_path: str, overrides: tuple[str, ...]) -> None:
     \b
       pareto target sweeps/quickstart.yaml
       pareto target sweeps/tofu_cpu.yaml
-      pareto target sweeps/cifar10_cpu.yaml --set data.path=../shared/data/cifar10_subset.tar
+      pareto target sweeps/cifar10_cpu.yaml --set data.path=/path/to/cifar10_subset.tar
     """
     from pareto.spec import SpecError, load_spec  # lazily: it imports torch
 
@@ -30,10 +30,19 @@ def target(spec_path: str, overrides: tuple[str, ...]) -> None:
         spec, _ = load_spec(spec_path, overrides)
     except SpecError as exc:
         fail(str(exc))
+    from dataclasses import asdict
+
+    from pareto.data.hub import check_hub_data, local_copy_fix
+    from pareto.data.tofu import HubUnavailableError
     from pareto.prepare import prepare_target
 
+    kind, why = check_hub_data(asdict(spec.data))
+    if kind:
+        fail(f"data.path: {why}")
     try:
         prepared = prepare_target(spec, log=click.echo)
+    except HubUnavailableError as exc:
+        fail(f"{exc.problem} {local_copy_fix(spec.data.source, exc.repo)}")
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(str(exc))
     paths = [prepared.target_dir] + ([prepared.reference["retain_model"]] if prepared.reference else [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -24,7 +25,11 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | 
     from pareto.sweep import preflight
 
     bad = 0
+    bases = _base_files(specs)
     for path in specs:
+        if path in bases:
+            click.echo(f"{path}: skipped: a base file for include: ({bases[path]}), not a sweep on its own")
+            continue
         try:
             spec, points = load_spec(path, overrides)
         except SpecError as exc:
@@ -44,3 +49,28 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | 
             notes = f"; {len(found.environment)} note(s) above" if found.environment else ""
             click.echo(f"{path}: ok ({len(points)} trials{notes})")
     sys.exit(2 if bad else 0)
+
+
+def _base_files(specs: tuple[str, ...]) -> dict[str, str]:
+    """The files among `specs` that are include-only bases (no name:, and named _*.yaml or included by
+    another of `specs`) → why they are taken for one. A mistyped spec without name: is still checked."""
+    import yaml
+
+    def read(path: str):
+        try:
+            return yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            return None  # load_spec reports it
+
+    raw = {path: read(path) for path in specs}
+    included = {(Path(path).parent / r["include"]).resolve(): path for path, r in raw.items()
+                if isinstance(r, dict) and isinstance(r.get("include"), str)}
+    out = {}
+    for path, r in raw.items():
+        if not isinstance(r, dict) or "name" in r:
+            continue
+        if Path(path).resolve() in included:
+            out[path] = f"{included[Path(path).resolve()]} includes it"
+        elif Path(path).name.startswith("_"):
+            out[path] = "its name starts with _"
+    return out

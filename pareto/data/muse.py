@@ -2,7 +2,7 @@
 
 Two sources, two layouts:
 
-* A local directory laid out like ``../shared/data/muse_news``: ``raw/{forget,retain,extra_1,
+* A local directory in MUSE's original layout: ``raw/{forget,retain,extra_1,
   extra_2}.json`` (JSON arrays of article strings), ``verbmem/forget.json`` (``prompt``, ``gt``),
   ``knowmem/{forget,retain}_qa.json`` and ``knowmem/{forget,retain}_qa_icl.json``
   (``question``, ``answer``), ``privleak/{forget,retain,holdout}.json`` (strings). Files are read
@@ -42,7 +42,7 @@ from pareto.data.tofu import hub_file, local_directory
 
 MUSE_NEWS_REPO = "muse-bench/MUSE-News"
 
-# Split names a local directory may have (../shared/data/muse_news, or a hub snapshot).
+# Split names a local directory may have (the original layout, or a hub snapshot).
 MUSE_NEWS_SPLITS: dict[str, tuple[str, ...]] = {
     "raw": ("forget", "retain", "extra_1", "extra_2", "retain1", "retain2", "holdout"),
     "verbmem": ("forget",),

@@ -6,8 +6,8 @@ record per line, no trailing newline). Seen in the hub's file listing of ``locus
 ``holdout01/05/10.json`` (renamed from ``holdout*.jsonl``, so ``<config>.jsonl`` is tried when
 ``<config>.json`` is absent), ``real_authors.json``; the remaining names (``retain99/95/90``,
 ``retain_perturbed``, ``real_authors_perturbed``, ``world_facts(_perturbed)``) follow the same
-pattern (dataset cards of the repo and its forks) and match the byte-identical copies in
-``../shared/data/tofu``. Revisions from before December 2023 used other names
+pattern (dataset cards of the repo and its forks) and match a byte-identical local copy of
+the official files. Revisions from before December 2023 used other names
 (``all_dataset.json``, ``forget10_dataset.json``) and are not supported. A local directory with
 the same files works the same way; a JSON array in place of JSON lines is accepted too.
 
@@ -52,7 +52,14 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class HubUnavailableError(OSError):
-    """A dataset file could not be fetched from the Hugging Face hub nor found in its cache."""
+    """A dataset file could not be fetched from the Hugging Face hub nor found in its cache.
+
+    `repo` is the dataset repo and `problem` what went wrong without the Python-API fix that the
+    message adds (the CLI names its own: pareto.data.hub.local_copy_fix)."""
+
+    def __init__(self, message: str, *, repo: str, problem: str) -> None:
+        super().__init__(message)
+        self.repo, self.problem = repo, problem
 
 
 def check_config(config: str) -> str:
@@ -112,14 +119,16 @@ def hub_file(repo_id: str, filename: str, *, cache_dir=None, local_files_only: b
         fix = (f"Pass a local directory instead: the `source` argument accepts a directory with the "
                f"official file layout (here: {local_hint or filename}).")
         if offline:
-            msg = (f"{what}: {filename} of {repo_id} is not in the Hugging Face cache{where}, and "
-                   f"downloads are off (local_files_only=True or HF_HUB_OFFLINE). {fix}")
+            problem = (f"{what}: {filename} of {repo_id} is not in the Hugging Face cache{where}, and "
+                       f"downloads are off (local_files_only=True or HF_HUB_OFFLINE).")
+            msg = f"{problem} {fix}"
         else:
             reason = exc.__cause__ or exc.__context__
             detail = f" ({type(reason).__name__}: {reason})" if reason is not None else ""
-            msg = (f"{what}: the Hugging Face hub is unreachable{detail}, and {filename} of {repo_id} "
-                   f"is not in the local cache{where}. Check the network connection, or {fix[0].lower()}{fix[1:]}")
-        raise HubUnavailableError(msg) from None
+            problem = (f"{what}: the Hugging Face hub is unreachable{detail}, and {filename} of {repo_id} "
+                       f"is not in the local cache{where}.")
+            msg = f"{problem} Check the network connection, or {fix[0].lower()}{fix[1:]}"
+        raise HubUnavailableError(msg, repo=repo_id, problem=problem) from None
     except errors.RepositoryNotFoundError:
         raise FileNotFoundError(f"{what}: there is no dataset repo {repo_id!r} on the Hugging Face hub "
                                 f"(or it is private or gated and you are not logged in). Pass an "
@@ -129,9 +138,9 @@ def hub_file(repo_id: str, filename: str, *, cache_dir=None, local_files_only: b
     except errors.EntryNotFoundError:
         raise FileNotFoundError(f"{what}: dataset repo {repo_id!r} has no file {filename!r}") from None
     except errors.HfHubHTTPError as exc:
-        raise HubUnavailableError(f"{what}: the Hugging Face hub refused {filename} of {repo_id} "
-                                  f"({exc}). Pass a local directory with the official layout "
-                                  f"instead.") from None
+        problem = f"{what}: the Hugging Face hub refused {filename} of {repo_id} ({exc})."
+        raise HubUnavailableError(f"{problem} Pass a local directory with the official layout instead.",
+                                  repo=repo_id, problem=problem) from None
 
 
 def _with_ids(rows: list[dict], config: str) -> list[dict]:
