@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run the reproduction sweeps of issue 8 and keep their results small enough to commit.
 
-    python benchmarks/reproduction.py --data ../shared/data/tofu        # hours on 2 cores; resumable
+    python benchmarks/reproduction.py --data /path/to/TOFU        # hours on 2 cores; resumable
     python -m analysis.reproduction --results docs/results --out docs/reproduction.md
 
 1. builds (or finds in the cache) the target and the Retrain reference of sweeps/_repro_base.yaml

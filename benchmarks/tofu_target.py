@@ -1,6 +1,6 @@
 """The No-unlearn and Retrain models of sweeps/tofu_cpu.yaml on real TOFU: build time and metrics.
 
-    python benchmarks/tofu_target.py --set data.path=../shared/data/tofu
+    python benchmarks/tofu_target.py --set data.path=/path/to/TOFU
     python benchmarks/tofu_target.py --spec sweeps/repro_fixed.yaml --set … --json out.json
 
 Builds (or finds in the cache) the target and the retain-only reference exactly as
