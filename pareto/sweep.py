@@ -572,8 +572,38 @@ class _Collector(tune.Callback):
         planes = [tuple(spec.search.objectives[:2])] if len(spec.search.objectives) >= 2 else []
         planes += [p for p in reversed(DEFAULT_PLANES) if all(m in asked for m in p)]
         self.plane = next((p for p in planes if all(METRICS[m] in ("min", "max") for m in p)), None)
-        self.points: dict[str, tuple] = {}
+        self.points: dict[str, tuple] = self._earlier_points()  # --resume: the front counts earlier runs' trials
         self.storage_error: StorageError | None = None
+
+    def _plane_values(self, row: dict) -> tuple | None:
+        """A finished trial's values on the progress plane; None unless it counts for the front."""
+        import math
+
+        values = tuple(row.get(m) for m in self.plane)
+        if row.get("status") in ("ok", "stopped") and all(isinstance(v, float) and math.isfinite(v) for v in values):
+            return values
+        return None
+
+    def _earlier_points(self) -> dict[str, tuple]:
+        """The plane's values of the trials that earlier runs of this sweep finished (their parts)."""
+        if self.plane is None:
+            return {}
+        out = {}
+        for tid, status in self.sweep.finished_parts().items():
+            if status not in ("ok", "stopped"):
+                continue
+            row = self.sweep.store.read_table(f"{self.sweep.part(tid)}/trials.parquet").to_pylist()[0]
+            values = self._plane_values(row)
+            if values is not None:
+                out[tid] = values
+        return out
+
+    @staticmethod
+    def _running(trials, trial) -> int:
+        """How many other trials Tune is running now (its trials list holds each one's status)."""
+        from ray.tune.experiment import Trial
+
+        return sum(1 for t in trials or () if t is not trial and t.status == Trial.RUNNING)
 
     def _state(self, trial) -> dict:
         point = trial.config["point"]
@@ -613,13 +643,14 @@ class _Collector(tune.Callback):
         final = st["last"]
         if not final.get("final"):  # stopped by the scheduler after an evaluation
             final = {**final, "status": "stopped", "steps_done": final.get("eval_step", 0)}
-        self._finish(trial, final)
+        self._finish(trial, final, self._running(trials, trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed += 1
-        self._finish(trial, {"status": "failed", "error": _error_text(trial), "node_id": self._state(trial)["last"].get("node_id")})
+        self._finish(trial, {"status": "failed", "error": _error_text(trial), "node_id": self._state(trial)["last"].get("node_id")},
+                     self._running(trials, trial))
 
-    def _finish(self, trial, final: dict) -> None:
+    def _finish(self, trial, final: dict, running: int = 0) -> None:
         st = self._state(trial)
         index = st["point"]["index"]
         tid = f"t{index:03d}"
@@ -636,29 +667,25 @@ class _Collector(tune.Callback):
             self.storage_error = self.storage_error or exc
             return
         self.done += 1
-        self._progress(tid, st["point"], final)
+        self._progress(tid, st["point"], final, running)
 
-    def _progress(self, tid: str, point: dict, final: dict) -> None:
+    def _progress(self, tid: str, point: dict, final: dict, running: int = 0) -> None:
         metrics = "  ".join(f"{k} {final[k]:.3f}" for k in ("rouge_f", "utility_r", "verbmem_f", "knowmem_r",
                                                                "forget_acc", "retain_acc")
                             if isinstance(final.get(k), float))
         elapsed = time.time() - self.t0
         left = max(self.total - self.done, 0)
         eta = f"ETA {elapsed / self.done * left:.0f}s" if self.done and left else "last one"
-        running = sum(1 for i, s in self.live.items() if not s.get("written")) - 1
-        self.live[point["index"]]["written"] = True
         why = f"  ({final.get('error')})" if final.get("status") in ("failed", "diverged") else ""
-        self.log(f"[{self.done}/{self.total} done, {max(running, 0)} running, {self.failed} failed, {eta}] {tid} "
+        self.log(f"[{self.done}/{self.total} done, {running} running, {self.failed} failed, {eta}] {tid} "
                  f"{trial_label(point)}: {final.get('status')}  {metrics}{why}" + self._front(tid, final))
 
     def _front(self, tid: str, final: dict) -> str:
-        """The non-dominated trials so far on the progress plane (Definition 1)."""
-        import math
-
+        """The non-dominated trials so far on the progress plane (Definition 1), earlier runs' included."""
         if self.plane is None:
             return ""
-        values = tuple(final.get(m) for m in self.plane)
-        if final.get("status") in ("ok", "stopped") and all(isinstance(v, float) and math.isfinite(v) for v in values):
+        values = self._plane_values(final)
+        if values is not None:
             self.points[tid] = values
         if not self.points:
             return ""

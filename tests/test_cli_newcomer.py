@@ -191,3 +191,73 @@ def test_report_says_on_stderr_what_it_is_doing_with_elapsed_time(tmp_path):
     assert said[-1] == f"writing {out}"
     assert re.fullmatch(rf"report: {re.escape(str(out))} \(\d+\.\d MB, \d+s\)\n", proc.stdout), proc.stdout
     assert out.read_text().count("data:image/png;base64,") == 6
+
+
+# ------------------------------------------------------------------ 4. the sweep's progress line
+#: four trials (No-unlearn, GDiff c=0.2 and 0.8, NGDiff; fixed η) of a few steps; the lr as docs/sweeps.md writes it
+TINY = ("--set", "unlearn.steps=6", "--set", "eval.retain_items=8", "--set", "eval.max_new_tokens=6",
+        "--set", "search.space.combiner=[{gdiff: {c: [0.2, 0.8]}}, ngdiff]", "--set", "search.space.lr_rule=[fixed]",
+        "--set", "search.space.lr=[1e-4]", "--set", "resources.cpus_per_trial=1")
+PROGRESS = re.compile(r"^\[(\d+)/(\d+) done, (\d+) running, (\d+) failed, [^\]]*\] (t\d{3}) .*?"
+                      r"(?:  \| front on rouge_f×utility_r: ([t\d …]+))?$", re.M)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, embedded_target):
+    """One real sweep of four trials on a local Ray with one CPU per trial (two at once on two cores)."""
+    storage = tmp_path_factory.mktemp("tiny")
+    proc = pareto("sweep", "sweeps/quickstart.yaml", "--storage", str(storage), *TINY)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, storage / "quickstart"
+
+
+def _front(trials: pd.DataFrame) -> list[str]:
+    """Definition 1 on rouge_f ↓ × utility_r ↑ (the progress line's plane), over the ok trials."""
+    import numpy as np
+
+    from analysis.dominance import non_dominated_mask
+
+    ok = trials[trials.status == "ok"].sort_values("trial_id")
+    mask = non_dominated_mask(ok[["rouge_f", "utility_r"]].to_numpy(dtype=float), ["min", "max"])
+    return list(ok.trial_id[np.asarray(mask)])
+
+
+@pytest.mark.slow
+def test_the_progress_line_counts_the_trials_tune_is_running(tiny):
+    proc, run = tiny
+    lines = PROGRESS.findall(proc.stdout)
+    assert len(lines) == 4, proc.stdout[-3000:]
+    cpus = 2  # cpus_per_trial 1 on this machine's Ray: at most two trials at once
+    running = [int(r) for _, _, r, _, _, _ in lines]
+    for done, total, r, *_ in lines:
+        assert 0 <= int(r) <= min(cpus - 1, int(total) - int(done)), lines  # the one just finished is not running
+    assert max(running) >= 1, proc.stdout[-3000:]  # two at once: while one finished, the other ran
+    assert running[-1] == 0  # the last one: nothing else left
+    trials = pd.read_parquet(run / "trials.parquet")
+    assert len(trials) == 4 and (trials.status == "ok").all() and set(trials.lr.dropna()) == {1e-4}
+    assert lines[-1][5].split() == _front(trials)  # the last line's front is the sweep's
+
+
+@pytest.mark.slow
+def test_resume_shows_the_front_of_every_finished_trial_not_only_the_new_ones(tiny, tmp_path):
+    _, run = tiny
+    full = pd.read_parquet(run / "trials.parquet")
+    front = _front(full)
+    # an interrupted copy: one trial's part missing (not the only front member), no combined tables, not complete
+    again = next(t for t in sorted(full.trial_id, reverse=True) if set(front) - {t})
+    copy = tmp_path / "quickstart"
+    shutil.copytree(run, copy)
+    shutil.rmtree(copy / "parts" / again)
+    for name in ("trials", "evals", "steps", "items"):
+        (copy / f"{name}.parquet").unlink(missing_ok=True)
+    state = json.loads((copy / "sweep.json").read_text())
+    (copy / "sweep.json").write_text(json.dumps({**state, "complete": False}))
+
+    proc = pareto("sweep", "sweeps/quickstart.yaml", "--storage", str(tmp_path), "--resume", *TINY)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "3 trial(s) already done, 1 to run" in proc.stdout
+    lines = PROGRESS.findall(proc.stdout)
+    assert [(d, t, r, tid) for d, t, r, _, tid, _ in lines] == [("1", "1", "0", again)], proc.stdout[-3000:]
+    resumed = pd.read_parquet(copy / "trials.parquet")
+    assert sorted(resumed.trial_id) == sorted(full.trial_id)
+    assert lines[0][5].split() == _front(resumed) and set(front) - {again} <= set(lines[0][5].split())
