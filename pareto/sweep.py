@@ -89,7 +89,7 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
     and whether this machine has the GPUs asked for. Writes nothing, downloads nothing (hub data and
     models not in the cache cost one quick request each: is the hub reachable, does the repo exist)."""
     from pareto.data.check import check_data, check_embedded_split
-    from pareto.data.hub import check_hub_data
+    from pareto.data.hub import check_hub_data, missing_local_files
 
     lines = _spec_lines(source)
     out = Preflight([], [], [])
@@ -104,6 +104,9 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
     kind, why = check_hub_data(dataclasses.asdict(spec.data))
     if kind:  # hub data this machine cannot fetch is a note for `validate`; `sweep` refuses before writing
         (out.problems if kind == "problem" else out.environment).append(f"{where(('data', 'path'))}: {why}")
+    why = missing_local_files(dataclasses.asdict(spec.data))
+    if why:
+        out.problems.append(f"{where(('data', 'path'))}: {why}")
     if spec.data.source in ("cifar10", "cifar100") and not spec.data.path:  # torchvision's downloader
         from pareto.vision.data import torchvision_problem
 

@@ -90,6 +90,32 @@ def test_local_data_needs_no_hub(tmp_path, no_hub):
     assert check_hub_data({"source": "custom", "forget_file": "f.json", "retain_file": "r.json"}) == (None, "")
 
 
+def test_a_local_folder_without_the_official_files_is_refused_before_any_work(tmp_path, no_hub):
+    from pareto.data.hub import missing_local_files
+
+    (tmp_path / "tofu").mkdir()
+    (tmp_path / "tofu" / "forget10.json").write_text("{}")
+    why = missing_local_files({"source": "tofu", "path": str(tmp_path / "tofu"), "forget": "forget10"})
+    assert "lacks forget10_perturbed.json, retain_perturbed.json" in why and "forget10.json" not in why.split("lacks")[1]
+    (tmp_path / "muse" / "raw").mkdir(parents=True)
+    (tmp_path / "muse" / "raw" / "retain.json").write_text("[]")  # the original layout's retain articles
+    why = missing_local_files({"source": "muse_news", "path": str(tmp_path / "muse"), "articles": 8})
+    assert "raw/forget.json" in why and "retain" not in why.split("lacks")[1].split("privleak")[0]
+    proc = pareto("sweep", "sweeps/gdiff_c.yaml", "--set", f"data.path={tmp_path / 'tofu'}",
+                  "--storage", str(tmp_path / "results"), env=no_hub)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "not a TOFU folder" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_real_data_folders_have_every_file_the_loaders_read(real_data):
+    from pareto.data.hub import missing_local_files
+
+    assert missing_local_files({"source": "tofu", "path": str(real_data("tofu")), "forget": "forget10"}) is None
+    assert missing_local_files({"source": "tofu", "path": str(real_data("tofu")), "authors": 40}) is None
+    muse = str(real_data("muse_news"))
+    assert missing_local_files({"source": "muse_news", "path": muse, "articles": None}) is None
+
+
 class _FakeHub(http.server.BaseHTTPRequestHandler):
     """Answers like the hub's API for a repo that does not exist (a 404 with the hub's error code)."""
 

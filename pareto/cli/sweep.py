@@ -43,6 +43,8 @@ def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, stora
         fail(str(exc))
     except HubUnavailableError as exc:  # the hub went away after the preflight found it
         fail(f"{exc.problem} {local_copy_fix(spec.data.source, exc.repo)}")
+    except FileNotFoundError as exc:  # a data file the preflight could not foresee
+        fail(str(exc))
     except StorageError as exc:
         again = (f"pareto sweep {spec_path} --resume" + "".join(f" --set {o}" for o in overrides)
                  + (f" --storage {storage}" if storage else ""))

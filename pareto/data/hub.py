@@ -1,6 +1,7 @@
-"""Hub data before any work: which files a spec's data section would fetch from the Hugging Face
-hub, whether they are already in its cache, and, when they are not, whether the hub can be
-reached from here — one quick request, no retries, nothing downloaded.
+"""Is a spec's data here, before any work: which files its data section would fetch from the
+Hugging Face hub, whether they are already in its cache, and, when they are not, whether the hub
+can be reached from here — one quick request, no retries, nothing downloaded; or, for a local
+copy, whether its folder has the files the loaders read.
 
     kind, message = check_hub_data({"source": "tofu", "path": "locuslab/TOFU", "forget": "forget10"})
 
@@ -19,18 +20,10 @@ from pareto.data.tofu import TOFU_REPO, local_directory, tofu_split
 HUB_DATASETS = {"tofu": (TOFU_REPO, "TOFU"), "muse_news": (MUSE_NEWS_REPO, "MUSE-News")}
 
 
-def hub_files(data: dict) -> tuple[str, list[str]] | None:
-    """(repo, files) that `pareto.data.sources.load_data(data)` fetches from the hub; None when
-    the data is read from local files (or the path is a missing folder: the spec check names it)."""
+def _needed(data: dict) -> list[tuple[str, str]] | None:
+    """The files `pareto.data.sources.load_data(data)` reads, as (part, split) for MUSE-News and
+    ("", config) for TOFU; None for other sources."""
     source = data.get("source")
-    if source not in HUB_DATASETS:
-        return None
-    repo = data.get("path") or HUB_DATASETS[source][0]
-    try:
-        if local_directory(repo) is not None:
-            return None
-    except FileNotFoundError:
-        return None
     if source == "tofu":
         configs = ["forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed"]
         if data.get("authors"):
@@ -40,12 +33,58 @@ def hub_files(data: dict) -> tuple[str, list[str]] | None:
                 configs += list(tofu_split(data.get("forget") or "forget10"))
             except ValueError:  # an unknown split: the spec check names it
                 pass
-        return repo, [f"{c}.json" for c in configs]
-    parts = [("raw", "forget"), ("raw", "retain1"), ("privleak", "holdout")]
-    parts += [("knowmem", f"{s}_qa{icl}") for s in ("forget", "retain") for icl in ("", "_icl")]
-    if data.get("articles") is None:  # the whole benchmark: MUSE's own verbmem and privleak items
-        parts += [("verbmem", "forget"), ("privleak", "forget")]
-    return repo, [hub_filename(p, s) for p, s in parts]
+        return [("", c) for c in configs]
+    if source == "muse_news":
+        parts = [("raw", "forget"), ("raw", "retain1"), ("privleak", "holdout")]
+        parts += [("knowmem", f"{s}_qa{icl}") for s in ("forget", "retain") for icl in ("", "_icl")]
+        if data.get("articles") is None:  # the whole benchmark: MUSE's own verbmem and privleak items
+            parts += [("verbmem", "forget"), ("privleak", "forget")]
+        return parts
+    return None
+
+
+def _where(data: dict):
+    """(hub repo, None) or (None, local folder) of a tofu / muse_news data section; (None, None)
+    for a path that is neither (the spec check names it)."""
+    repo = data.get("path") or HUB_DATASETS[data["source"]][0]
+    try:
+        folder = local_directory(repo)
+    except FileNotFoundError:
+        return None, None
+    return (None, folder) if folder is not None else (repo, None)
+
+
+def hub_files(data: dict) -> tuple[str, list[str]] | None:
+    """(repo, files) that `pareto.data.sources.load_data(data)` fetches from the hub; None when
+    the data is read from local files."""
+    needed = _needed(data)
+    repo = _where(data)[0] if needed is not None else None
+    if repo is None:
+        return None
+    if data["source"] == "tofu":
+        return repo, [f"{config}.json" for _, config in needed]
+    return repo, [hub_filename(part, split) for part, split in needed]
+
+
+def missing_local_files(data: dict) -> str | None:
+    """What a local TOFU / MUSE-News folder lacks of the files load_data reads (None: nothing)."""
+    needed = _needed(data)
+    folder = _where(data)[1] if needed is not None else None
+    if folder is None:
+        return None
+    missing = []
+    for part, split in needed:
+        names = [split, "retain"] if (part, split) == ("raw", "retain1") else [split]  # either retain layout
+        here = folder / part if part else folder
+        if not any((here / f"{n}.json").is_file() or (here / f"{n}.jsonl").is_file() or any(here.glob(f"{n}-*.parquet"))
+                   for n in names):
+            missing.append(f"{part}/{split}.json" if part else f"{split}.json")
+    if not missing:
+        return None
+    label, repo = HUB_DATASETS[data["source"]][1], HUB_DATASETS[data["source"]][0]
+    return (f"{folder} is not a {label} folder in the official layout: it lacks {', '.join(missing)}. Point "
+            f"data.path at a copy made with `hf download {repo} --repo-type dataset --local-dir "
+            f"/path/to/{label}`, or leave it out to read {repo} from the hub")
 
 
 def local_copy_fix(source: str, repo: str) -> str:
