@@ -93,8 +93,6 @@ def test_every_short_help_is_a_whole_sentence_not_cut_at_an_abbreviation():
                 yield from commands(cmd, f"{prefix} {name}")
 
     for path, cmd in commands(main, "pareto"):
-        if path in ("pareto probe",):  # pareto/cli/probe.py: cut at "Fig." too, left to its owner (issue 15)
-            continue
         short = cmd.get_short_help_str(limit=1000)
         assert not re.search(r"\b(Eq|Eqs|Fig|Figs|e\.g|i\.e|vs|cf|Def)\.$", short), (path, short)
     proc = pareto("check", "--help")

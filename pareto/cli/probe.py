@@ -44,7 +44,8 @@ def run_probe(folder: str, trial: str, step: int, etas=None, full: bool = False,
     return out, where
 
 
-@click.command()
+# short_help given: click cuts the first sentence of the docstring at "Fig." otherwise
+@click.command(short_help="Fig. 4: rebuild a trial at step K and measure L_R and L_F along the update it took.")
 @click.option("--results", default=None, help="A sweep folder (default: the newest under ./results).")
 @click.option("--trial", "trial", required=True, help="The trial id, e.g. t004 (`pareto frontier` lists them).")
 @click.option("--step", type=int, required=True, help="The step K (0-based) whose update is probed.")
