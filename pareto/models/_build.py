@@ -153,9 +153,11 @@ def answer_metrics(model, examples: Sequence[Encoded], pad_id: int, *,
 
 
 def format_duration(seconds: float) -> str:
-    """A duration for people: 0.4s, 42s, 7m 05s, 2h 31m (rounded to the unit shown last)."""
+    """A duration for people: 40ms, 4.2s, 42s, 7m 05s, 2h 31m (rounded to the unit shown last)."""
+    if seconds < 0.9995:
+        return f"{round(max(seconds, 0.0) * 1000)}ms"
     if seconds < 9.95:
-        return f"{max(seconds, 0.0):.1f}s"
+        return f"{seconds:.1f}s"
     if round(seconds) < 3600:
         minutes, secs = divmod(round(seconds), 60)
         return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
@@ -205,8 +207,8 @@ class BuildClock:
             seconds, tokens = self.marks[0] - self.start, self.tokens[0]
         epoch = seconds / max(tokens, 1) * sum(self.tokens)
         whole = epoch * self.epochs
-        total = (f"whole build ≤ {format_duration(whole)} at the cap of {self.epochs} epochs; it stops as "
-                 f"soon as the answers are memorised" if self.until
+        total = (f"whole build ≤ {format_duration(whole)} of training at the cap of {self.epochs} epochs "
+                 f"(+ accuracy checks); it stops as soon as the answers are memorised" if self.until
                  else f"whole build ≈ {format_duration(whole)} ({self.epochs} epochs)")
         return (f"[{self.tag}] first {n} of {len(self.tokens)} batches: "
                 f"{format_duration((self.marks[-1] - self.start) / n)}/batch → ~{format_duration(epoch)} "

@@ -1,0 +1,534 @@
+"""What a spec will cost on this machine, before it runs: `estimate(spec, points)`.
+
+    from pareto.spec import load_spec
+    from pareto.estimate import estimate
+    spec, points = load_spec("sweeps/quickstart.yaml")
+    print(estimate(spec, points))      # 1-3 lines; .lines() gives them as a list
+
+Counts come from the spec and the data: rows trained on, the epoch cap (or the fixed epochs),
+trials, steps per trial (`pareto.spec.total_steps`), evaluations per trial. Times come from a
+short measurement now, on this machine, with the spec's model shape on the data's real token
+lengths and a randomly initialised model (nothing is built or cached): a few training batches of
+the target build and one forward of its accuracy check, a few unlearning steps of each distinct
+(objective, lr rule) of the trials, and one evaluation of at most one batch per split, each
+scaled by the counts. A model that never emits EOS generates to `eval.max_new_tokens`, so the
+evaluation estimate leans high. A busy machine gives a slower measurement: that is the point.
+
+A target already in the cache costs 0. A build "until memorised" is an upper bound at the epoch
+cap (the build stops as soon as the answers are memorised, usually far earlier). Trials run
+`resources.cpus_per_trial` CPUs each on a local Ray, so their wall time divides by the number
+that fit side by side.
+
+Not estimated (the reason is in the lines): data that is not on this machine (a hub id: it is
+not downloaded to estimate), a real base model that is not built yet (it is not downloaded or
+loaded to estimate) and the trials of a real base, MUSE-News and image data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Sequence
+
+import torch
+
+from pareto.models._build import format_duration
+from pareto.spec import VISION_SOURCES, SweepSpec, total_steps
+
+__all__ = ["Estimate", "BuildEstimate", "TrialsEstimate", "estimate", "format_duration", "tofu_counts"]
+
+#: Ray's start-up and the trial workers' first imports of torch and transformers, paid once per
+#: sweep and once per worker (docs/benchmarks.md, "Sweeps": ≈ 10 s and ≈ 4 s of one core), and
+#: the driver's own imports, target check, frontier and Ray's shut-down (≈ 5 s, measured around
+#: `pareto sweep sweeps/quickstart.yaml`: 42.6 s in all, 36 s by its own count).
+RAY_START_S, WORKER_START_S, DRIVER_S = 10.0, 4.0, 5.0
+#: Two trials side by side on two cores run 1.36-1.70x as fast as one after another, not 2x (the
+#: driver shares the cores; docs/benchmarks.md, "Sweeps").
+PARALLEL_EFFICIENCY = 0.8
+#: Per trial besides its steps and evaluations: loading the target, Tune's bookkeeping, the
+#: results' Parquet parts (0.59 s measured, docs/benchmarks.md) and encoding the rows.
+TRIAL_OVERHEAD_S = 1.0
+#: TOFU's published sizes (pareto.data.tofu): 200 authors of 20 QA pairs in `full`; forgetNN is
+#: the last NN % of them.
+TOFU_AUTHORS, TOFU_QA_PER_AUTHOR = 200, 20
+TOFU_FORGET_ROWS = {"forget01": 40, "forget05": 200, "forget10": 400}
+
+
+class _NotEstimated(Exception):
+    """Why a part of the estimate is left out."""
+
+
+@dataclass(frozen=True)
+class BuildEstimate:
+    what: str  # "target" or "Retrain reference"
+    seconds: float | None = None  # None: not estimated (see reason); 0 when cached
+    cached: bool = False
+    rows: int | None = None  # examples trained on
+    unit: str = "QA pairs"
+    epochs: int | None = None  # the cap (until_memorised) or the fixed number
+    until_memorised: bool = False
+    epoch_seconds: float | None = None  # training + the accuracy check
+    reason: str = ""
+
+    def line(self) -> str:
+        if self.cached:
+            return f"{self.what}: cached (0s)"
+        if self.seconds is None:
+            return f"{self.what}: not estimated ({self.reason})"
+        if self.until_memorised:
+            return (f"{self.what} build ≤ {format_duration(self.seconds)} ({self.rows} {self.unit}, ≤ {self.epochs} "
+                    f"epochs of ~{format_duration(self.epoch_seconds)}; it stops once memorised)")
+        return (f"{self.what} build ≈ {format_duration(self.seconds)} ({self.rows} {self.unit}, {self.epochs} "
+                f"epochs of ~{format_duration(self.epoch_seconds)})")
+
+
+@dataclass(frozen=True)
+class TrialsEstimate:
+    n_trials: int  # the baseline included
+    n_baseline: int  # trials with no unlearning steps (the No-unlearn baseline)
+    steps: int | None  # unlearning steps of every other trial
+    evaluations: int  # per trial
+    parallel: int  # trials side by side
+    step_seconds: float | None = None  # mean over the trials' (objective, lr rule)
+    eval_seconds: float | None = None
+    seconds: float | None = None  # wall time of all trials
+    reason: str = ""
+
+    def line(self) -> str:
+        head = f"{self.n_trials} trials"
+        if self.seconds is None:
+            steps = f"{self.steps} steps each" if self.steps is not None else "steps unknown"
+            return f"{head} ({steps}): not estimated ({self.reason})"
+        evals = f"{self.evaluations} evaluations" if self.evaluations > 1 else "1 evaluation"
+        return (f"{head} ≈ {format_duration(self.seconds)} ({self.parallel} at a time; {self.steps} steps of "
+                f"~{format_duration(self.step_seconds)} + {evals} of ~{format_duration(self.eval_seconds)} each)")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    machine: str  # "2 CPUs, no GPU, load 1.9"
+    builds: tuple[BuildEstimate, ...]
+    trials: TrialsEstimate
+
+    @property
+    def seconds(self) -> float | None:
+        """The whole run (builds, then trials), None when a part is not estimated."""
+        parts = [b.seconds for b in self.builds] + [self.trials.seconds]
+        return None if any(p is None for p in parts) else sum(parts)
+
+    @property
+    def upper_bound(self) -> bool:
+        return any(b.until_memorised and not b.cached for b in self.builds)
+
+    def lines(self) -> list[str]:
+        builds = ", ".join(b.line() for b in self.builds)
+        out = [f"estimate on this machine ({self.machine}): {builds}", self.trials.line()]
+        if self.seconds is not None:
+            bound = "at most " if self.upper_bound else "about "
+            out[-1] += f" — {bound}{format_duration(self.seconds)} in all"
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def estimate(spec: SweepSpec, points: Sequence[dict]) -> Estimate:
+    """The estimate of running `spec` over `points` (as `pareto.spec.load_spec` returns them)."""
+    n_trials = len(points) if spec.search.algorithm != "optuna" else spec.search.num_samples + spec.search.baseline
+    n_baseline = sum(bool(p.get("baseline")) for p in points)
+    parallel = _parallel(spec)
+    try:
+        work = _workload(spec)
+    except _NotEstimated as exc:
+        steps = _steps_without_data(spec)
+        trials = TrialsEstimate(n_trials, n_baseline, steps, _evaluations(spec, steps or 0), parallel,
+                                reason=str(exc))
+        return Estimate(_machine(), (BuildEstimate("target", reason=str(exc)),), trials)
+    builds = _build_estimates(work)
+    return Estimate(_machine(), builds, _trials_estimate(spec, points, work, n_trials, n_baseline, parallel))
+
+
+# ---------------------------------------------------------------------------------------------
+# counts
+
+
+def tofu_counts(data: dict) -> tuple[int, int]:
+    """(forget rows, retain rows) of a TOFU data section, from TOFU's published sizes (no download)."""
+    if data.get("authors"):
+        n_forget = int(data["forget_fraction"] * data["authors"] + 1e-9)  # as tofu_author_subset
+        return n_forget * TOFU_QA_PER_AUTHOR, (data["authors"] - n_forget) * TOFU_QA_PER_AUTHOR
+    forget = TOFU_FORGET_ROWS[data["forget"]]
+    return forget, TOFU_AUTHORS * TOFU_QA_PER_AUTHOR - forget
+
+
+def _steps_without_data(spec: SweepSpec) -> int | None:
+    """Steps per trial when the data is not read: known for `steps`, and for TOFU's sizes."""
+    unlearn = asdict(spec.unlearn)
+    if not unlearn.get("epochs"):
+        return total_steps(unlearn, 0)
+    if spec.data.source == "tofu":
+        return total_steps(unlearn, tofu_counts(asdict(spec.data))[0])
+    return None
+
+
+def _evaluations(spec: SweepSpec, steps: int) -> int:
+    """Evaluations of a trial of `steps` steps: every `eval.every` steps before the last, and the last."""
+    every = spec.eval.every
+    return 1 + ((steps - 1) // every if every and steps > 0 else 0)
+
+
+def _parallel(spec: SweepSpec) -> int:
+    """Trials side by side on a local Ray: as many as fit in this machine's CPUs."""
+    fit = max(1, int((os.cpu_count() or 1) // spec.resources.cpus_per_trial))
+    return min(fit, spec.resources.max_concurrent or fit)
+
+
+def _machine() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count() or 1} CPUs, {gpu}, load {os.getloadavg()[0]:.1f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# what the spec trains and evaluates
+
+#: The tiny tokenizer's pieces (pareto.models._build._pre_tokenizer: whitespace-separated words,
+#: then 's and every other punctuation character on its own), in plain Python: counting them over
+#: every row is ~10x faster than running the tokenizer, and gives the same vocabulary and lengths.
+_PIECES = re.compile(r"'s\b|[^\w\s]|\w+")
+#: Rows per batch for timing the trials' steps; a larger batch is scaled from it by its rows.
+STEP_BATCH = 8
+
+
+def _pieces(text: str) -> list[str]:
+    return _PIECES.findall(text)
+
+
+@dataclass
+class _Build:
+    what: str
+    cached: bool
+    lengths: list[int]  # tokens of each example trained on ([] for a real base: not estimated)
+    unit: str
+    epochs: int
+    until: bool
+    train: dict  # optimizer, lr, weight_decay, batch_size, seed, group_by_length, micro_batch_size
+    eval_batch_size: int
+    threads: int
+
+
+@dataclass
+class _Workload:
+    """What the spec trains and evaluates. For a tiny base: the vocabulary size and every
+    example's length from the rows' pieces, and a model factory with that vocabulary over a
+    tokenizer of the rows the trials' measurement uses (padded with filler words to that size)."""
+
+    builds: list[_Build]
+    new_model: Callable | None  # () -> a randomly initialised model of the target's shape; None: not estimated
+    tokenizer: object
+    forget: list[dict]
+    retain: list[dict]
+    eval_splits: dict  # split -> rows, as a trial evaluates them
+    settings: object  # EvalSettings of the trials
+    reason: str = ""  # why new_model is None
+
+
+def _workload(spec: SweepSpec) -> _Workload:
+    d = spec.data
+    if d.source in VISION_SOURCES:
+        raise _NotEstimated("image data: not estimated yet")
+    if d.source == "muse_news":
+        raise _NotEstimated("MUSE-News: not estimated yet")
+    if spec.target.source == "embedded":
+        return _embedded_workload(spec)
+    if d.source == "tofu":
+        from pareto.data.tofu import TOFU_REPO, local_directory
+
+        if local_directory(d.path or TOFU_REPO) is None:
+            raise _NotEstimated(f"the data is on the hub ({d.path or TOFU_REPO}) and is not downloaded to estimate; "
+                                f"pass a local copy with --set data.path=DIR")
+    return _trained_workload(spec)
+
+
+def _embedded_workload(spec: SweepSpec) -> _Workload:
+    from pareto.data.synthetic import generate_authors, split_by_author
+    from pareto.models._build import default_cache_dir
+    from pareto.models.embedded import EmbeddedConfig
+
+    cfg = EmbeddedConfig(**spec.target.embedded)
+    rows = generate_authors(cfg.n_authors, cfg.qa_per_author, cfg.data_seed)
+    forget, retain = split_by_author(rows, cfg.forget_fraction)
+    cached = (default_cache_dir() / f"embedded-{cfg.content_hash()[:16]}" / "manifest.json").is_file()
+    prompt = dict(template="plain", add_bos=True, max_length=10**9)  # as the embedded build encodes
+    build = _Build("target", cached, _qa_lengths(rows, **prompt), "QA pairs", cfg.max_epochs, True,
+                   dict(optimizer="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+                        seed=cfg.train_seed, group_by_length=False, micro_batch_size=None),
+                   eval_batch_size=len(rows), threads=1)  # build_embedded_target's default
+    shape = dict(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions)
+    return _tiny_workload(spec, [build], rows, shape, forget, retain, {}, {"max_length": None})
+
+
+def _trained_workload(spec: SweepSpec) -> _Workload:
+    from pareto.data.encode import row_kind
+    from pareto.data.sources import load_data
+    from pareto.models.target import target_path
+    from pareto.prepare import target_config
+
+    data = load_data(asdict(spec.data))
+    cfg = target_config(spec).resolved()
+    vocab_rows = [r for rows in data.eval_splits.values() for r in rows]
+    refs = [("target", cfg)] + ([("Retrain reference", replace(cfg, retain_only=True))]
+                                if spec.target.retain_model else [])
+    cached = {what: (target_path(data.forget, data.retain, c, vocab_rows=vocab_rows) / "manifest.json").is_file()
+              for what, c in refs}
+    epochs = cfg.max_epochs if cfg.until_memorised else cfg.epochs
+    train = dict(optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+                 seed=cfg.seed, group_by_length=cfg.group_by_length, micro_batch_size=cfg.micro_batch_size)
+    if not cfg.is_tiny or row_kind(data.forget) != "qa":
+        reason = (f"base model {cfg.base} is not loaded to estimate" if not cfg.is_tiny
+                  else "text data: not estimated yet")
+        builds = [_Build(what, cached[what], [], "rows", epochs, cfg.until_memorised, train, 0, 1) for what, _ in refs]
+        return _Workload(builds, None, None, data.forget, data.retain, {}, None, reason=reason)
+    prompt = dict(template=cfg.template, add_bos=cfg.add_bos, max_length=cfg.max_length)
+    builds = [_Build(what, cached[what], _qa_lengths(data.retain if c.retain_only else [*data.forget, *data.retain],
+                                                     **prompt),
+                     "QA pairs", epochs, cfg.until_memorised, train, eval_batch_size=256, threads=cfg.num_threads)
+              for what, c in refs]
+    shape = dict(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions)
+    return _tiny_workload(spec, builds, [*data.forget, *data.retain, *vocab_rows], shape, data.forget, data.retain,
+                          data.eval_splits, asdict(cfg))
+
+
+def _qa_lengths(rows: Sequence[dict], *, template: str, add_bos: bool, max_length: int) -> list[int]:
+    """Tokens of each QA example as `encode_qa` makes it: [BOS] prompt, answer, EOS; cut at max_length."""
+    from pareto.data.qa import format_prompt
+    from pareto.data.templates import resolve_template
+
+    fmt = resolve_template(template)
+    return [min(add_bos + len(_pieces(format_prompt(r["question"], fmt))) + len(_pieces(r["answer"])) + 1, max_length)
+            for r in rows]
+
+
+def _tiny_workload(spec: SweepSpec, builds: list[_Build], vocab_rows: Sequence[dict], shape: dict,
+                   forget: list[dict], retain: list[dict], eval_splits: dict, config: dict) -> _Workload:
+    """The tiny base's vocabulary counted over `vocab_rows` (every text field, as build_tokenizer
+    reads them); the measurement's tokenizer knows the words of the rows it encodes, and filler
+    words bring it to that size, so the model's output layer is the real one."""
+    from pareto.data.qa import format_prompt
+    from pareto.data.templates import resolve_template
+    from pareto.models._build import SPECIAL_TOKENS, _row_texts, build_tokenizer, new_tiny_gpt2
+
+    template = format_prompt("", resolve_template(spec.data.template))
+    words = {w for text in [template, *_row_texts(vocab_rows)] for w in _pieces(text)}
+    vocab = len(words | set(SPECIAL_TOKENS))
+    splits = _trial_splits(spec, forget, retain, eval_splits)
+    measured = [*_spread(forget, 4 * STEP_BATCH), *_spread(retain, 4 * STEP_BATCH),
+                *(r for rows in splits.values() for r in _spread(rows, spec.eval.batch_size))]
+    tokenizer = build_tokenizer(measured, extra_texts=[template])
+    filler = " ".join(f"zzfiller{i}" for i in range(max(vocab - len(tokenizer), 0)))
+    tokenizer = build_tokenizer(measured, extra_texts=[template, filler])
+    return _Workload(builds, lambda: new_tiny_gpt2(tokenizer, **shape), tokenizer, forget, retain, splits,
+                     _trial_settings(spec, config))
+
+
+def _spread(rows: Sequence[dict], n: int) -> list[dict]:
+    """At most `n` of `rows`, evenly spread."""
+    return list(rows[:: max(1, len(rows) // n)][:n])
+
+
+def _trial_splits(spec: SweepSpec, forget: list[dict], retain: list[dict], eval_splits: dict) -> dict:
+    """The splits a trial evaluates, as trainables/unlearn.py's lm_target picks them."""
+    return {"forget": forget, "retain": _spread(retain, spec.eval.retain_items), **eval_splits}
+
+
+def _trial_settings(spec: SweepSpec, config: dict):
+    from pareto.metrics import eval_settings
+
+    manifest = {"template": spec.data.template, "add_bos": spec.data.add_bos, "config": config}
+    return eval_settings(manifest, max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+
+
+def _timed(work: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    work()
+    return time.perf_counter() - t0
+
+
+def _build_estimates(work: _Workload) -> tuple[BuildEstimate, ...]:
+    """Every build of the spec; builds of one shape share one measurement of the rates."""
+    rates = None
+    out = []
+    for b in work.builds:
+        base = dict(what=b.what, cached=b.cached, unit=b.unit, epochs=b.epochs, until_memorised=b.until,
+                    rows=len(b.lengths) or None)
+        if b.cached:
+            out.append(BuildEstimate(seconds=0.0, **base))
+            continue
+        if work.new_model is None:
+            out.append(BuildEstimate(reason=work.reason, **base))
+            continue
+        try:
+            rates = rates or _build_rates(b, work)
+        except Exception as exc:  # an estimate must never stop the run it estimates
+            out.append(BuildEstimate(reason=f"the measurement failed: {type(exc).__name__}: {exc}", **base))
+            continue
+        epoch = _epoch_seconds(b, *rates)
+        out.append(BuildEstimate(seconds=epoch * b.epochs, epoch_seconds=epoch, **base))
+    return tuple(out)
+
+
+def _epoch_tokens(b: _Build) -> tuple[list[list[int]], list[int], list[int]]:
+    """An epoch's training batches (as train_on_answers cuts epoch 1), their padded tokens, and
+    the padded tokens of the accuracy check's length-sorted chunks."""
+    from pareto.models._build import epoch_batches
+
+    t = b.train
+    batches = epoch_batches(b.lengths, t["batch_size"], torch.Generator().manual_seed(t["seed"]),
+                            t["group_by_length"])
+    order = sorted(b.lengths)
+    chunks = [order[s:s + b.eval_batch_size] for s in range(0, len(order), b.eval_batch_size)]
+    return batches, [len(i) * max(b.lengths[j] for j in i) for i in batches], [len(c) * c[-1] for c in chunks]
+
+
+def _epoch_seconds(b: _Build, train_rate: float, check_rate: float) -> float:
+    """Training tokens and check tokens of an epoch at the measured rates. The check runs after
+    every epoch once the loss is low, so the bound at the cap counts it every epoch."""
+    _, tokens, check_tokens = _epoch_tokens(b)
+    return train_rate * sum(tokens) + check_rate * sum(check_tokens)
+
+
+def _build_rates(b: _Build, work: _Workload) -> tuple[float, float]:
+    """Seconds per padded token of training (three of the epoch's batches of typical size, after
+    one untimed batch that pays the first-call set-up) and of the accuracy check (one chunk of
+    at most 64 examples of median length), on random tokens of the real lengths."""
+    from pareto.data.qa import IGNORE, Encoded
+    from pareto.models._build import _batch_loss_backward, answer_metrics, isolated_torch_state, make_optimizer
+
+    t, pad_id = b.train, work.tokenizer.pad_token_id
+    batches, tokens, _ = _epoch_tokens(b)
+    typical = sorted(range(len(batches)), key=lambda i: abs(tokens[i] - sum(tokens) / len(tokens)))[:3]
+    with isolated_torch_state(b.threads):
+        torch.manual_seed(0)
+        model = work.new_model()
+        vocab = model.config.vocab_size
+
+        def example(n: int) -> Encoded:  # answer tokens scored, as half of a QA example roughly is
+            ids = torch.randint(4, vocab, (n,)).tolist()
+            return Encoded(ids, [IGNORE] * (n // 2) + ids[n // 2:], n // 2)
+
+        opt = make_optimizer(t["optimizer"], model.parameters(), t["lr"], t["weight_decay"])
+
+        def train(idx: list[int]) -> None:
+            opt.zero_grad(set_to_none=True)
+            _batch_loss_backward(model, [example(b.lengths[i]) for i in idx], pad_id, "cpu", t["micro_batch_size"])
+            opt.step()
+
+        train(batches[typical[0]])
+        train_rate = _timed(lambda: [train(batches[i]) for i in typical]) / sum(tokens[i] for i in typical)
+        n = min(64, len(b.lengths))
+        median = sorted(b.lengths)[len(b.lengths) // 2]
+        check = [example(median) for _ in range(n)]
+        check_rate = _timed(lambda: answer_metrics(model, check, pad_id, batch_size=n)) / (n * median)
+    return train_rate, check_rate
+def _trials_estimate(spec: SweepSpec, points: Sequence[dict], work: _Workload, n_trials: int, n_baseline: int,
+                     parallel: int) -> TrialsEstimate:
+    steps = total_steps(asdict(spec.unlearn), len(work.forget))  # a QA pair is one forget example
+    base = dict(n_trials=n_trials, n_baseline=n_baseline, steps=steps, evaluations=_evaluations(spec, steps),
+                parallel=parallel)
+    if work.new_model is None:
+        return TrialsEstimate(reason=work.reason, **base)
+    from pareto.models._build import isolated_torch_state
+
+    try:
+        with isolated_torch_state(spec.unlearn.threads or max(1, int(spec.resources.cpus_per_trial))):
+            torch.manual_seed(0)
+            model = work.new_model()
+            step = _step_seconds(spec, work, model, _unlearning_points(spec, points)) if steps else 0.0
+            evaluation = _eval_seconds(spec, work, model)
+    except Exception as exc:  # an estimate must never stop the run it estimates
+        return TrialsEstimate(reason=f"the measurement failed: {type(exc).__name__}: {exc}", **base)
+    every_trial = TRIAL_OVERHEAD_S + base["evaluations"] * evaluation
+    busy = n_trials * every_trial + (n_trials - n_baseline) * steps * step
+    side_by_side = parallel * PARALLEL_EFFICIENCY if parallel > 1 else 1
+    seconds = RAY_START_S + WORKER_START_S + DRIVER_S + busy / side_by_side
+    return TrialsEstimate(step_seconds=step, eval_seconds=evaluation, seconds=seconds, **base)
+
+
+def _unlearning_points(spec: SweepSpec, points: Sequence[dict]) -> list[dict]:
+    """The points that unlearn; optuna's are drawn as it goes, so a few random draws stand in."""
+    unlearning = [p for p in points if not p.get("baseline")]
+    if unlearning or spec.search.algorithm != "optuna":
+        return unlearning
+    from pareto.search import sample_random
+    from pareto.spec import search_space
+
+    return sample_random(search_space(spec), 3, spec.search.seed)
+
+
+def _step_seconds(spec: SweepSpec, work: _Workload, model, points: list[dict]) -> float:
+    """Seconds per unlearning step, averaged over the points: the real engine with each distinct
+    (objective, lr rule) for three steps, on batches of at most STEP_BATCH rows of the data
+    (scaled up to the spec's batch by rows). A rule that probes every K steps (AutoLR, from step
+    0) counts step 0's extra time once per K steps."""
+    import json
+
+    from trainables.unlearn import Target, batch_fn, build_components
+
+    from pareto.data.encode import encode_rows
+    from pareto.data.qa import Batches
+    from pareto.lm import LM_TASK, answer_ce
+
+    s, tok = work.settings, work.tokenizer
+    unlearn = asdict(spec.unlearn)
+    full = (unlearn["batch_size"], unlearn["retain_batch_size"] or unlearn["batch_size"])
+    rows = [min(b, max(STEP_BATCH, unlearn["grad_accum"])) for b in full]
+    scale = (full[0] / rows[0] + full[1] / rows[1]) / 2  # half of a step is the forget batch, half the retain
+    unlearn.update(batch_size=rows[0], retain_batch_size=rows[1])
+
+    def streams(batch_size: int, retain_batch_size: int, seed: int):
+        encode = lambda rows: encode_rows(tok, rows, max_length=s.max_length or 128,  # noqa: E731
+                                          template=s.template, add_bos=s.add_bos)
+        return (Batches(encode(_spread(work.forget, 4 * batch_size)), batch_size, tok.pad_token_id, seed),
+                Batches(encode(_spread(work.retain, 4 * retain_batch_size)), retain_batch_size, tok.pad_token_id,
+                        seed + 1))
+
+    target = Target(model, LM_TASK, tok, work.eval_splits, s, streams)
+    batch, every = batch_fn(unlearn, "cpu"), unlearn["measure_after_every"]
+    kinds: dict[str, list[dict]] = {}
+    for p in points:
+        kinds.setdefault(json.dumps([p["objective"], p["lr_rule"]], sort_keys=True), []).append(p)
+    answer_ce(model, batch(streams(rows[0], 1, 0)[0])).backward()  # first-call set-up costs, untimed
+    model.zero_grad(set_to_none=True)
+    per_step = []
+    for group in kinds.values():
+        forget, retain, engine = build_components(target, model, unlearn, group[0], "cpu")
+        times = [_timed(lambda k=k: engine.step(batch(retain), batch(forget),
+                                                measure_after=bool(every) and k % every == 0)) for k in range(3)]
+        probe_every = int(getattr(engine.lr_rule, "every", 0) or 0)
+        usual = sum(times[1:]) / 2
+        step = usual + max(times[0] - usual, 0.0) / probe_every if probe_every else sum(times) / 3
+        per_step += [step * scale] * len(group)
+    return sum(per_step) / len(per_step)
+
+
+def _eval_seconds(spec: SweepSpec, work: _Workload, model) -> float:
+    """One evaluation: every metric of the spec on at most one batch (`eval.batch_size` items,
+    evenly spread) of each split it reads, scaled by the items of those splits."""
+    import numpy as np
+
+    from pareto.metrics import METRICS, EvalContext, evaluate
+
+    needs = {split for name in spec.eval.metrics for split in METRICS.get(name).needs}
+    n = spec.eval.batch_size
+    full = work.eval_splits
+    sub = {k: _spread(v, n) for k, v in full.items()}
+    reference = {"forget_truth_ratios": np.ones(len(sub["forget"])).tolist()}  # forget_quality's Retrain values
+    ctx = EvalContext(model, work.tokenizer, sub, work.settings, reference=reference)
+    seconds = _timed(lambda: evaluate(ctx, spec.eval.metrics))
+    used = needs & set(full) or set(full)
+    return seconds * sum(len(full[k]) for k in used) / max(sum(len(sub[k]) for k in used), 1)
