@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -15,10 +15,21 @@ def embedded_target() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not present at {SHARED_DATA}")
-    return SHARED_DATA
+def real_data():
+    """The one way a test reaches the real data (TOFU, MUSE-News, the CIFAR-10 subset):
+    `real_data("tofu")`, `real_data("muse_news")`, `real_data("cifar10_subset.tar")`, from the folder
+    $PARETO_TEST_DATA if set, else ../shared/data beside the repository. A test asking for one that
+    is absent is skipped, saying where it looked."""
+    root = Path(os.environ["PARETO_TEST_DATA"]) if os.environ.get("PARETO_TEST_DATA") else ROOT.parent / "shared" / "data"
+
+    def get(name: str) -> Path:
+        path = root / name
+        if not path.exists():
+            pytest.skip(f"real data {name!r} not present at {path} "
+                        "(set PARETO_TEST_DATA to a folder holding tofu/, muse_news/, cifar10_subset.tar)")
+        return path
+
+    return get
 
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")

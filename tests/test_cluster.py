@@ -6,11 +6,9 @@ the results equal those of a local run of the same spec, timing and run-id colum
 the worker node dies mid-trial (every process of it SIGKILLed), its trial is rescheduled on the
 head from its last checkpoint and the sweep still equals a local run.
 
-trials.parquet has no column naming the node a trial ran on (Tune's automatic `node_ip` and
-`hostname` cannot tell two nodes of one machine apart anyway), so the spread is read from Ray
-itself: each trial's Tune `pid` (from the experiment state Tune keeps beside the results) joined
-with the GCS actor table's pid → node id. Should trials.parquet gain a `node_id` column, the
-test checks that too.
+The spread is read from trials.parquet's `node_id` (the Ray node id each trial records from
+inside itself; Tune's `node_ip` and `hostname` cannot tell two nodes of one machine apart), checked
+against the cluster's two node ids as `ray.nodes()` lists them.
 
 Both nodes run under one short temporary --temp-dir (their sockets, logs and address file stay
 out of /tmp/ray, so a local Ray that another test starts neither sees nor joins this cluster),
@@ -35,8 +33,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
-from test_sweep import ROOT, TIMING, ok, pareto, write_spec
+from _helpers import ROOT, TIMING, Driver, assert_same_results, ok, pareto, write_spec
 
 # Columns that may differ between two runs of one spec: timing, run id, attempts, and where it ran.
 VARYING = [*TIMING, "node_id", "node_ip", "hostname"]
@@ -174,25 +171,13 @@ def cluster_nodes(embedded_target):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _trial_nodes(address: str, tune_dir: Path) -> dict:
-    """{"nodes": {node id: custom resources}, "trials": {trial index: node id}} while connected to the cluster.
-
-    A trial's Tune result carries the pid of the actor that ran it; the GCS actor table maps that pid
-    (unique on this one machine) to the node the actor lived on."""
+def _cluster_nodes(address: str) -> dict[str, list[str]]:
+    """{node id: its pareto_* custom resources} of the cluster's live nodes, as Ray lists them."""
     proc = _python(f"""
-        import glob, json, logging, ray
-        from ray.tune import ExperimentAnalysis
-        logging.disable(logging.WARNING)  # "result.json not found": pareto turns Tune's file loggers off
+        import json, ray
         ray.init(address={address!r}, logging_level="ERROR", log_to_driver=False)
-        nodes = {{n["NodeID"]: sorted(k for k in n["Resources"] if k.startswith("pareto_"))
-                 for n in ray.nodes() if n["Alive"]}}
-        pid_node = {{a["Pid"]: a["Address"]["NodeID"] for a in ray._private.state.actors().values()
-                    if a["ActorClassName"] == "ImplicitFunc"}}  # Tune's function-trainable actors
-        trials = {{}}
-        for exp in sorted(glob.glob({str(tune_dir / "*")!r})):
-            for t in ExperimentAnalysis(exp).trials:
-                trials[t.config["point"]["index"]] = pid_node.get(t.last_result.get("pid"))
-        print("RESULT " + json.dumps({{"nodes": nodes, "trials": trials}}))
+        print("RESULT " + json.dumps({{n["NodeID"]: sorted(k for k in n["Resources"] if k.startswith("pareto_"))
+                                      for n in ray.nodes() if n["Alive"]}}))
     """)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -216,17 +201,13 @@ def test_sweep_on_a_two_node_cluster_spreads_trials_and_equals_a_local_run(tmp_p
     trials = pd.read_parquet(out / "trials.parquet")
     assert len(trials) == 4 and (trials.status == "ok").all(), trials[["trial_id", "status", "error"]]
 
-    # where each trial ran, from Ray (while the cluster is still up)
-    seen = _trial_nodes(address, out / ".ray")
-    head = [n for n, res in seen["nodes"].items() if res == ["pareto_head_node"]]
-    worker = [n for n, res in seen["nodes"].items() if res == ["pareto_worker_node"]]
-    assert len(head) == len(worker) == 1, seen["nodes"]
-    ran_on = seen["trials"]
-    assert sorted(int(i) for i in ran_on) == [0, 1, 2, 3] and None not in ran_on.values(), ran_on
-    assert set(ran_on.values()) == {head[0], worker[0]}, f"every trial on one node: {ran_on}"
-    if "node_id" in trials.columns:  # once trials.parquet records the node itself
-        assert set(trials.node_id) == {head[0], worker[0]}
-        assert {f"t{int(i):03d}": n for i, n in ran_on.items()} == dict(zip(trials.trial_id, trials.node_id))
+    # where each trial ran: its recorded node id, one of the cluster's two, both used
+    nodes = _cluster_nodes(address)
+    head = [n for n, res in nodes.items() if res == ["pareto_head_node"]]
+    worker = [n for n, res in nodes.items() if res == ["pareto_worker_node"]]
+    assert len(head) == len(worker) == 1, nodes
+    ran_on = dict(zip(trials.trial_id, trials.node_id))
+    assert set(ran_on.values()) == {head[0], worker[0]}, f"not both of the cluster's nodes {nodes}: {ran_on}"
 
     # the same spec on a local Ray (no --address): the same results
     t0 = time.time()
@@ -239,7 +220,7 @@ def test_sweep_on_a_two_node_cluster_spreads_trials_and_equals_a_local_run(tmp_p
         assert len(a) > 0, name
         pd.testing.assert_frame_equal(_drop(a, varying), _drop(b, varying), obj=name)
     print(f"two-node sweep {cluster_s:.0f}s, local sweep {local_s:.0f}s; trial → node: "
-          + ", ".join(f"t{int(i):03d}→{'head' if n == head[0] else 'worker'}" for i, n in sorted(ran_on.items())))
+          + ", ".join(f"{t}→{'head' if n == head[0] else 'worker'}" for t, n in sorted(ran_on.items())))
 
 
 LEAVING = """name: leaving
@@ -270,8 +251,6 @@ def test_a_worker_node_leaving_mid_trial_gets_its_trial_rescheduled(tmp_path, cl
     """Two trials run at once, one per node; the worker node dies (SIGKILL to every process of it)
     while both are mid-way. Its trial is retried on the head from its last checkpoint; the sweep
     finishes with each trial once, every step once, equal to a local run."""
-    from test_faults import Driver, assert_same_results
-
     address, (_, worker) = cluster_nodes
     spec = tmp_path / "leaving.yaml"
     spec.write_text(LEAVING)
@@ -320,7 +299,7 @@ def test_cluster_launcher_files_pass_rays_own_schema_check(name):
     config = prepare_config(raw)
     validate_config(config)  # Ray's ray-schema.json (unknown keys rejected) and its cross-checks
     nodes = config["available_node_types"]
-    head, workers = nodes[config["head_node_type"]], [v for k, v in nodes.items() if k != config["head_node_type"]]
+    workers = [v for k, v in nodes.items() if k != config["head_node_type"]]
     assert workers and all(w["min_workers"] >= 1 for w in workers)  # a GPU is up when the sweep checks
     assert "-gpu" in config["docker"]["worker_image"] and "-gpu" not in config["docker"]["head_image"]
     assert config["file_mounts"]["~/pareto"] == "."

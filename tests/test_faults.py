@@ -18,16 +18,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
-from test_sweep import ROOT, TIMING
+from _helpers import ROOT, Driver, assert_same_results, kill_tagged, tagged
 
 SPEC = """name: faults
 unlearn: {steps: 40, batch_size: 4}
@@ -37,78 +33,10 @@ resources: {cpus_per_trial: 1, max_failures: 2}
 storage: {checkpoints: last}
 """
 
-#: What differs between two runs of one experiment besides timing: the spec's storage section
-#: (checkpoints on or off is not part of the experiment) and where a retried trial resumed.
-RUN_COLUMNS = [*TIMING, "resumed_from_step", "spec", "spec_hash"]
-
-
-def tagged(tag: str) -> list[tuple[int, bytes]]:
-    """(pid, command line) of every live process carrying PARETO_FAULT_TAG=tag in its environment."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            env = (entry / "environ").read_bytes()
-            cmd = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if f"PARETO_FAULT_TAG={tag}".encode() in env.split(b"\0") and cmd:
-            found.append((int(entry.name), cmd))
-    return found
-
 
 def trial_workers(tag: str) -> list[int]:
     """The trial actors (Tune's function trainables) of the Ray started by the driver that carries `tag`."""
     return [pid for pid, cmd in tagged(tag) if cmd.startswith(b"ray::ImplicitFunc")]
-
-
-def kill_tagged(tag: str) -> int:
-    """SIGKILL every process that carries the tag (a dead driver's Ray); how many there were."""
-    pids = [pid for pid, _ in tagged(tag)]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return len(pids)
-
-
-class Driver:
-    """`pareto sweep ...` in a process of its own, tagged, its output collected line by line."""
-
-    def __init__(self, *args: str, env: dict | None = None, preexec_fn=None) -> None:
-        self.tag = uuid.uuid4().hex
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "pareto", "sweep", *args], cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     preexec_fn=preexec_fn,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "PARETO_FAULT_TAG": self.tag,
-                                          **(env or {})})
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    def wait_for(self, done, timeout: float = 300) -> bool:
-        """Poll `done()` until it holds (True), the driver exits or the time is up (False)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            if done():
-                return True
-            time.sleep(0.05)
-        return False
-
-    def printed(self, text: str) -> bool:
-        return any(text in line for line in list(self.lines))
-
-    def finish(self, timeout: float = 600) -> str:
-        try:
-            self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self._reader.join(timeout=10)
-            kill_tagged(self.tag)
-        return "".join(self.lines)
 
 
 def sweep(*args: str) -> str:
@@ -125,23 +53,6 @@ def calm(tmp_path_factory, embedded_target) -> Path:
     (base / "faults.yaml").write_text(SPEC)
     sweep(str(base / "faults.yaml"), "--storage", str(base))
     return base / "faults"
-
-
-def assert_same_results(calm: Path, hurt: Path, n_steps: int = 40) -> pd.DataFrame:
-    """Each trial once, each of its steps once, and every value equal to the uninterrupted run."""
-    calm_t, hurt_t = pd.read_parquet(calm / "trials.parquet"), pd.read_parquet(hurt / "trials.parquet")
-    assert not hurt_t.trial_id.duplicated().any() and sorted(hurt_t.trial_id) == sorted(calm_t.trial_id)
-    assert (hurt_t.status == "ok").all(), hurt_t[["trial_id", "status", "error"]]
-    pd.testing.assert_frame_equal(calm_t.drop(columns=RUN_COLUMNS), hurt_t.drop(columns=RUN_COLUMNS))
-    calm_s = pd.read_parquet(calm / "steps.parquet").drop(columns=["step_time_s"])
-    hurt_s = pd.read_parquet(hurt / "steps.parquet").drop(columns=["step_time_s"])
-    assert not hurt_s.duplicated(["trial_id", "step"]).any()
-    assert hurt_s.groupby("trial_id").step.apply(list).map(lambda s: s == list(range(n_steps))).all()
-    pd.testing.assert_frame_equal(calm_s, hurt_s)
-    for name, varying in (("evals", ["wall_s"]), ("items", [])):
-        a, b = pd.read_parquet(calm / f"{name}.parquet"), pd.read_parquet(hurt / f"{name}.parquet")
-        pd.testing.assert_frame_equal(a.drop(columns=varying), b.drop(columns=varying), obj=name)
-    return hurt_t
 
 
 def kill_worker_mid_trial(spec: Path, storage: Path, when) -> tuple[Driver, str, list[int]]:
@@ -283,11 +194,14 @@ def test_full_disk_stops_the_sweep_with_a_clear_error_and_no_partial_parquet(tmp
     assert d.proc.returncode == 2, out[-3000:]
     assert "Traceback" not in out
     assert "No space left on device" in out and "--storage" in out and "--resume" in out, out[-3000:]
-    n = all_parquet_whole(tiny_tmpfs)
-    assert not (tiny_tmpfs / "full" / "trials.parquet").exists() or n  # never a torn final table
-    # space freed → the same command with --resume finishes it
+    all_parquet_whole(tiny_tmpfs)  # what it wrote is whole
+    assert not (tiny_tmpfs / "full" / "trials.parquet").exists()  # a stopped sweep has no final table
+    done_before = len(list((tiny_tmpfs / "full" / "parts").glob("*/trials.parquet")))
+    assert 1 <= done_before < 3, f"{done_before} of 3 trials written before the disk filled"
+    # space freed → the same command with --resume runs exactly the trials without a complete part
     (tiny_tmpfs / "ballast").unlink()
-    sweep(str(spec), "--storage", str(tiny_tmpfs), "--resume")
+    out = sweep(str(spec), "--storage", str(tiny_tmpfs), "--resume")
+    assert f"{done_before} trial(s) already done, {3 - done_before} to run" in out, out[-2000:]
     trials = pd.read_parquet(tiny_tmpfs / "full" / "trials.parquet")
     assert len(trials) == 3 and not trials.trial_id.duplicated().any() and (trials.status == "ok").all()
     all_parquet_whole(tiny_tmpfs)

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MUSE = ROOT.parent / "shared" / "data" / "muse_news"
 MUSE_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 # 8 + 8 articles, 64-token windows; no BOS and a non-default template, to see both reach the results
 SMALL = ["data.articles=8", "data.context=64", "data.add_bos=false", "data.template=llama2-chat",
@@ -21,13 +20,13 @@ SMALL = ["data.articles=8", "data.context=64", "data.add_bos=false", "data.templ
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    if not MUSE.is_dir():
-        pytest.skip(f"MUSE-News data not present at {MUSE}")
+def run(tmp_path_factory, real_data):
+    muse = real_data("muse_news")
     tmp = tmp_path_factory.mktemp("muse")
     env = {**os.environ, "PARETO_CACHE": str(tmp / "cache"), "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "pareto", "sweep", "sweeps/muse_news.yaml", "--storage", str(tmp / "results")]
-    proc = subprocess.run(args + [a for s in SMALL for a in ("--set", s)], cwd=ROOT, capture_output=True,
+    sets = [f"data.path={muse}", *SMALL]
+    proc = subprocess.run(args + [a for s in sets for a in ("--set", s)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return tmp, proc

@@ -69,7 +69,7 @@ def test_two_sweeps_of_one_spec_write_identical_parquet(tmp_path, embedded_targe
 
     import pandas as pd
 
-    from test_sweep import ROOT
+    from _helpers import ROOT
 
     spec = tmp_path / "repro.yaml"
     spec.write_text(SWEEP)

@@ -68,9 +68,9 @@ def test_full_spaces_expand_as_documented(name, n_points):
     ("repro_gen", "search.space.combiner=[ngdiff]", 1),  # GeN's clipped, smoothed AutoLR
     ("repro_sgd", "search.space.combiner=[ngdiff]", 1),  # plain SGD
 ])
-def test_tofu_specs(name, space, n_trials, tmp_path, shared_data):
+def test_tofu_specs(name, space, n_trials, tmp_path, real_data):
     """Each spec's data, target, evaluation and search settings, on a few of its methods."""
-    sets = [f"data.path={shared_data / 'tofu'}", *TINY_TOFU, *SMALL_RUN, space]
+    sets = [f"data.path={real_data('tofu')}", *TINY_TOFU, *SMALL_RUN, space]
     if name == "autolr":
         sets.append("search.space.combiner=[ngdiff]")
     if name.startswith("repro_"):  # one rate, one seed
@@ -93,9 +93,9 @@ def test_gpu_specs_say_they_need_a_gpu(name, tmp_path):
 
 
 @pytest.mark.slow
-def test_cifar10_cpu_spec(tmp_path, shared_data):
+def test_cifar10_cpu_spec(tmp_path, real_data):
     """The CPU vision spec on the subset tar, shrunk: every method, a tiny ResNet, 2 steps."""
-    sets = [f"data.path={shared_data / 'cifar10_subset.tar'}", "data.per_class=30", "data.forget_images=20",
+    sets = [f"data.path={real_data('cifar10_subset.tar')}", "data.per_class=30", "data.forget_images=20",
             "target.train={arch: resnet_small, width: 8, max_epochs: 2, augment: false}", *SMALL_RUN]
     trials = run_spec("cifar10_cpu", tmp_path, sets)
     assert len(trials) == 11 and trials.forget_acc.between(0, 1).all() and trials.rouge_f.isna().all()

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from _helpers import local_data_overrides
 
 from pareto.search import expand_grid, parse_space
 from pareto.spec import SpecError, load_spec, parse_spec, trial_label
@@ -18,8 +19,8 @@ SWEEPS = sorted(p for p in (Path(__file__).parents[1] / "sweeps").glob("*.yaml")
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
-def test_every_shipped_spec_validates_and_opens_with_its_command(path):
-    spec, points = load_spec(path)
+def test_every_shipped_spec_validates_and_opens_with_its_command(path, real_data):
+    spec, points = load_spec(path, local_data_overrides(path, real_data))
     assert points
     assert path.read_text().splitlines()[0].startswith(f"# pareto sweep sweeps/{path.name}")
 

@@ -6,39 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-TIMING = ["wall_s", "cpu_s", "gpu_s", "run_id", "attempts", "node_id"]
-
-SMALL = """name: {name}
-unlearn: {{steps: 6, batch_size: 4}}
-eval: {{retain_items: 8, max_new_tokens: 6, metrics: [loss_f_eval, loss_r_eval, rouge_f, utility_r]{extra_eval}}}
-search:
-{search}
-resources: {{cpus_per_trial: 1}}
-"""
-
-
-def pareto(*args, cwd=ROOT, timeout=900, env=None):
-    return subprocess.run([sys.executable, "-m", "pareto", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-
-
-def write_spec(tmp_path, name, search, extra_eval=""):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(SMALL.format(name=name, search=search, extra_eval=extra_eval))
-    return path
-
-
-def ok(proc):
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Traceback" not in proc.stdout + proc.stderr
-    return proc
-
+from _helpers import ROOT, TIMING, ok, pareto, write_spec
 
 RANDOM = """  algorithm: random
   num_samples: 4

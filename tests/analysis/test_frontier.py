@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -294,15 +291,6 @@ def test_columns_argument_and_format_errors(trials):
     with pytest.raises(ValueError, match="Did you mean 'json'"):
         format_table(t, "jsno")
     assert "'md'" in str(exc.value)
-
-
-# ------------------------------------------------------------------------------- dependencies
-def test_analysis_imports_neither_torch_nor_pareto_core():
-    code = ("import sys, analysis; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pareto')); "
-            "assert not bad, bad")
-    root = Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
 
 @settings(max_examples=100, deadline=None)

@@ -11,7 +11,6 @@ from pareto.data.muse import (
 )
 from pareto.data.tofu import HubUnavailableError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 
 LOCAL_COUNTS = {
@@ -25,11 +24,8 @@ KEYS = {"raw": {"text"}, "privleak": {"text"}, "verbmem": {"prompt", "gt"}, "kno
 
 
 @pytest.fixture(scope="module")
-def muse_dir() -> Path:
-    path = SHARED / "muse_news"
-    if not path.is_dir():
-        pytest.skip(f"MUSE-News data not present at {path}")
-    return path
+def muse_dir(real_data) -> Path:
+    return real_data("muse_news")
 
 
 @pytest.mark.parametrize("part,split", sorted(LOCAL_COUNTS))

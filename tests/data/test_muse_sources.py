@@ -2,23 +2,19 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from pareto.data.muse import occurs, verbmem_from_articles
 from pareto.data.sources import load_data
 
-MUSE = Path(__file__).resolve().parents[3] / "shared" / "data" / "muse_news"
 SPLITS = {"verbmem", "knowmem_forget", "knowmem_forget_icl", "knowmem_retain", "knowmem_retain_icl",
           "privleak_forget", "privleak_holdout"}
 
 
 @pytest.fixture(scope="module")
-def muse_dir():
-    if not MUSE.is_dir():
-        pytest.skip(f"MUSE-News data not present at {MUSE}")
-    return MUSE
+def muse_dir(real_data):
+    return real_data("muse_news")
 
 
 def load(path, **kw):

@@ -6,7 +6,6 @@ import pytest
 
 from pareto.data.tofu import TOFU_CONFIGS, HubUnavailableError, load_tofu, tofu_split
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 COUNTS = {
@@ -24,11 +23,8 @@ N_PERTURBED = {"forget01_perturbed": 5, "forget05_perturbed": 5, "forget10_pertu
 
 
 @pytest.fixture(scope="module")
-def tofu_dir() -> Path:
-    path = SHARED / "tofu"
-    if not path.is_dir():
-        pytest.skip(f"TOFU data not present at {path}")
-    return path
+def tofu_dir(real_data) -> Path:
+    return real_data("tofu")
 
 
 def strip_ids(rows):
@@ -52,7 +48,7 @@ def test_configs_cover_the_documented_names():
     assert len(TOFU_CONFIGS) == len(set(TOFU_CONFIGS))
 
 
-def test_shared_copies_are_json_lines(tofu_dir):
+def test_the_local_copy_is_json_lines(tofu_dir):
     for config in TOFU_CONFIGS:
         head = (tofu_dir / f"{config}.json").read_text()[:1]
         assert head == "{", config

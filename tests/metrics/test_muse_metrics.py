@@ -2,7 +2,6 @@
 AUC against a brute-force pair count, the privleak formula and MUSE's AUC orientation."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from pareto.metrics.muse import (
     privleak, rouge_l, verbmem,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def direct_rouge(gens, refs, use_stemmer, field):
@@ -189,11 +187,8 @@ def test_muse_orientation_and_privleak():
 
 
 @pytest.fixture(scope="module")
-def muse_news():
-    root = SHARED_DATA / "muse_news"
-    if not root.is_dir():
-        pytest.skip(f"MUSE-News copy not present at {root}")
-    return root
+def muse_news(real_data):
+    return real_data("muse_news")
 
 
 def test_muse_news_files_fit_the_functions(muse_news):

@@ -68,10 +68,10 @@ def test_a_missing_split_is_named(ctx):
         evaluate(ctx, ["verbmem_f"])
 
 
-def test_muse_metrics_on_real_muse_news(shared_data, ctx):
+def test_muse_metrics_on_real_muse_news(real_data, ctx):
     from pareto.data.muse import load_muse_news
 
-    src = shared_data / "muse_news"
+    src = real_data("muse_news")
     data = {"verbmem": load_muse_news("verbmem", "forget", src)[:3],
             "knowmem_forget": load_muse_news("knowmem", "forget_qa", src)[:3],
             "knowmem_forget_icl": load_muse_news("knowmem", "forget_qa_icl", src)[:2],

@@ -18,7 +18,6 @@ from pareto.models.target import (
     TargetConfig, build_target, data_hash, load_target, rouge_item_indices, target_path,
 )
 
-TOFU = Path(__file__).resolve().parents[3] / "shared" / "data" / "tofu"
 # builds in about a second: 4 synthetic authors (1 forgotten), a 1-layer model, 3 epochs
 SMALL = TargetConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64, max_epochs=3)
 QUIET = dict(log=lambda s: None)
@@ -43,10 +42,8 @@ def small(tmp_path_factory, rows):
 
 
 @pytest.fixture(scope="module")
-def tofu_dir():
-    if not (TOFU / "full.json").is_file():
-        pytest.skip(f"TOFU data not present at {TOFU}")
-    return TOFU
+def tofu_dir(real_data):
+    return real_data("tofu")
 
 
 # ------------------------------------------------------------------------------- config

@@ -2,7 +2,6 @@
 evaluation texts, a verbmem-style check in the manifest, and the text loss metric."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,16 +15,13 @@ from pareto.metrics.generation import encode_text
 from pareto.models._build import answer_metrics
 from pareto.models.target import TargetConfig, build_target, load_target, target_path
 
-MUSE = Path(__file__).resolve().parents[3] / "shared" / "data" / "muse_news"
 CFG = TargetConfig(n_layer=1, n_embd=32, n_head=2, n_positions=384, max_length=48, max_epochs=2)
 QUIET = dict(log=lambda s: None)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    if not MUSE.is_dir():
-        pytest.skip(f"MUSE-News data not present at {MUSE}")
-    data = load_data({"source": "muse_news", "path": str(MUSE), "articles": 8, "context": 48})
+def built(tmp_path_factory, real_data):
+    data = load_data({"source": "muse_news", "path": str(real_data("muse_news")), "articles": 8, "context": 48})
     forget, retain = data.forget[:2], data.retain[:2]
     vocab = [r for rows in data.eval_splits.values() for r in rows]
     cache = tmp_path_factory.mktemp("cache")

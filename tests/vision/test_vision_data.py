@@ -8,8 +8,6 @@ import torch
 from pareto.vision.data import (DataLayoutError, ImageBatches, augment, class_counts, forget_index, image_root,
                                 load_images)
 
-from conftest import write_folder
-
 
 def test_folder_decodes_to_uint8_tensors_with_sorted_classes_and_ids(image_folder):
     sets, digest = load_images("image_folder", str(image_folder))

@@ -1,6 +1,6 @@
 """Class unlearning on the CIFAR-10 subset, for real (paper App. C at test size).
 
-A small ResNet is trained on 50 images per class of ../shared/data/cifar10_subset.tar, then 40
+A small ResNet is trained on 50 images per class of the CIFAR-10 subset tar (the `real_data` fixture), then 40
 dog images are unlearned: forget accuracy must fall while retain accuracy holds. The same target
 (cached by content hash) then runs through `pareto sweep` on real Ray, and `pareto frontier` reads
 the vision plane. Skips when the subset is absent.
@@ -23,10 +23,8 @@ SETS = ["data.per_class=50", "data.forget_images=40", f"target.train={TARGET}", 
 
 
 @pytest.fixture(scope="module")
-def subset(shared_data, tmp_path_factory):
-    tar = shared_data / "cifar10_subset.tar"
-    if not tar.is_file():
-        pytest.skip(f"{tar} is not present")
+def subset(real_data, tmp_path_factory):
+    tar = real_data("cifar10_subset.tar")
     cache = tmp_path_factory.mktemp("vision-cache")
     before = os.environ.get("PARETO_CACHE")
     os.environ["PARETO_CACHE"] = str(cache)
