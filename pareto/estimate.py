@@ -21,7 +21,8 @@ that fit side by side.
 
 Not estimated (the reason is in the lines): data that is not on this machine (a hub id: it is
 not downloaded to estimate), a real base model that is not built yet (it is not downloaded or
-loaded to estimate) and the trials of a real base, MUSE-News and image data.
+loaded to estimate) and the trials of a real base, MUSE-News, image data, and any run on a
+machine with a GPU (the measurement runs on the CPU).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def estimate(spec: SweepSpec, points: Sequence[dict]) -> Estimate:
     except _NotEstimated as exc:
         steps = _steps_without_data(spec)
         trials = TrialsEstimate(n_trials, n_baseline, steps, _evaluations(spec, steps or 0), parallel,
-                                reason=str(exc))
+                                reason="as the target")
         return Estimate(_machine(), (BuildEstimate("target", reason=str(exc)),), trials)
     builds = _build_estimates(work)
     return Estimate(_machine(), builds, _trials_estimate(spec, points, work, n_trials, n_baseline, parallel))
@@ -236,6 +237,8 @@ class _Workload:
 
 def _workload(spec: SweepSpec) -> _Workload:
     d = spec.data
+    if torch.cuda.is_available():  # the measurement below runs on the CPU only
+        raise _NotEstimated("a GPU machine: not estimated yet (the short measurement runs on the CPU)")
     if d.source in VISION_SOURCES:
         raise _NotEstimated("image data: not estimated yet")
     if d.source == "muse_news":
