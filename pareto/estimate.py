@@ -142,11 +142,12 @@ def estimate(spec: SweepSpec, points: Sequence[dict]) -> Estimate:
     parallel = _parallel(spec)
     try:
         work = _workload(spec)
-    except _NotEstimated as exc:
+    except (_NotEstimated, OSError, ValueError) as exc:  # data that cannot be read says so in the line
         steps = _steps_without_data(spec)
         trials = TrialsEstimate(n_trials, n_baseline, steps, _evaluations(spec, steps or 0), parallel,
                                 reason="as the target")
-        return Estimate(_machine(), (BuildEstimate("target", reason=str(exc)),), trials)
+        reason = str(exc) if isinstance(exc, _NotEstimated) else f"the data could not be read: {exc}"
+        return Estimate(_machine(), (BuildEstimate("target", reason=reason),), trials)
     builds = _build_estimates(work)
     return Estimate(_machine(), builds, _trials_estimate(spec, points, work, n_trials, n_baseline, parallel))
 
