@@ -152,6 +152,23 @@ def estimate(spec: SweepSpec, points: Sequence[dict]) -> Estimate:
     return Estimate(_machine(), builds, _trials_estimate(spec, points, work, n_trials, n_baseline, parallel))
 
 
+#: A run estimated to take longer than this on a machine without a GPU gets `long_run_hint`.
+LONG_RUN_SECONDS = 3600
+
+
+def long_run_hint(spec: SweepSpec, est: Estimate) -> str | None:
+    """For a run estimated at hours on a CPU: where it belongs, and the laptop-sized variant."""
+    if est.seconds is None or est.seconds < LONG_RUN_SECONDS or torch.cuda.is_available():
+        return None
+    smaller = ""
+    if spec.data.source == "tofu" and not spec.data.authors:
+        smaller = (" or on a laptop-sized subset, the last 40 authors: --set data.authors=40 (`pareto validate` "
+                   "with the same --set prices it)")
+    bound = " at the epoch cap (builds stop once memorised, often far earlier)" if est.upper_bound else ""
+    return (f"that can be hours on this CPU{bound}: run it on a GPU (a Ray cluster: --address, docs/cluster.md)"
+            f"{smaller}. Targets are cached, so a build is paid once")
+
+
 # ---------------------------------------------------------------------------------------------
 # counts
 

@@ -291,3 +291,45 @@ def test_validate_skips_include_only_base_files_but_checks_a_spec_without_a_name
     proc = pareto("validate", *sorted(str(p) for p in (ROOT / "sweeps").glob("*.yaml")), env=no_hub)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "_tofu_base.yaml: skipped" in proc.stdout and "_repro_base.yaml: skipped" in proc.stdout
+
+
+# --- what a spec costs ------------------------------------------------------------------------
+
+
+def test_validate_prices_one_spec_and_several_only_when_asked(tmp_path, no_hub, embedded_target):
+    proc = pareto("validate", "sweeps/quickstart.yaml", env=no_hub)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "sweeps/quickstart.yaml: ok (11 trials)"
+    assert lines[1].startswith("  estimate on this machine (") and "target: cached (0s)" in lines[1]
+    assert lines[2].startswith("  11 trials ≈ ") and "about" in lines[2]
+    proc = pareto("validate", "sweeps/quickstart.yaml", "sweeps/gdiff_c.yaml", env=no_hub)
+    assert proc.returncode == 0 and "estimate" not in proc.stdout
+    proc = pareto("validate", "sweeps/quickstart.yaml", "sweeps/gdiff_c.yaml", "--estimate", env=no_hub)
+    assert proc.returncode == 0 and proc.stdout.count("estimate on this machine") == 2
+    # hub data is counted, not downloaded to price
+    assert "the data is on the hub (locuslab/TOFU) and is not downloaded to estimate" in proc.stdout
+
+
+def _estimate(seconds: float, until: bool):
+    from pareto.estimate import BuildEstimate, Estimate, TrialsEstimate
+
+    build = BuildEstimate("target", seconds=seconds, rows=4000, epochs=300, until_memorised=until, epoch_seconds=60)
+    return Estimate("2 CPUs, no GPU", (build,), TrialsEstimate(14, 1, 188, 1, 2, 1.0, 30.0, seconds=600))
+
+
+def test_a_run_of_hours_on_a_cpu_says_where_it_belongs_and_the_laptop_variant():
+    import torch
+
+    from pareto.estimate import long_run_hint
+    from pareto.spec import load_spec
+
+    if torch.cuda.is_available():
+        pytest.skip("the hint is for machines without a GPU")
+    full, _ = load_spec(ROOT / "sweeps" / "gdiff_c.yaml")
+    subset, _ = load_spec(ROOT / "sweeps" / "gdiff_c.yaml", ["data.authors=40"])
+    hint = long_run_hint(full, _estimate(18000, until=True))
+    assert "--address" in hint and "--set data.authors=40" in hint and "at the epoch cap" in hint
+    assert "--set data.authors" not in long_run_hint(subset, _estimate(18000, until=False))
+    assert "epoch cap" not in long_run_hint(subset, _estimate(18000, until=False))
+    assert long_run_hint(full, _estimate(1800, until=True)) is None  # under an hour: nothing to say

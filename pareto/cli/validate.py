@@ -12,17 +12,24 @@ import click
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value, e.g. --set unlearn.steps=50.")
 @click.option("--storage", default=None, help="Check this storage location instead of the spec's storage.root.")
-def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | None) -> None:
+@click.option("--estimate/--no-estimate", "priced", default=None,
+              help="Estimate what each valid spec costs on this machine (a few seconds of measuring each; "
+                   "default: on for one spec, off for several).")
+def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | None, priced: bool | None) -> None:
     """Check sweep specs without running them: the spec itself, then its data files, target model,
     storage location and resources (what this machine lacks is a note, not an error: the spec may
-    be meant for a GPU cluster).
+    be meant for a GPU cluster), and estimate what running it costs here.
 
     \b
       pareto validate sweeps/quickstart.yaml
       pareto validate sweeps/*.yaml
+      pareto validate sweeps/*.yaml --estimate
     """
     from pareto.spec import SpecError, load_spec  # lazily: it imports torch
     from pareto.sweep import preflight
+
+    if priced is None:
+        priced = len(specs) == 1
 
     bad = 0
     bases = _base_files(specs)
@@ -48,6 +55,13 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | 
         else:
             notes = f"; {len(found.environment)} note(s) above" if found.environment else ""
             click.echo(f"{path}: ok ({len(points)} trials{notes})")
+            if priced:
+                from pareto.estimate import estimate, long_run_hint
+
+                est = estimate(spec, points)
+                hint = long_run_hint(spec, est)
+                for line in est.lines() + ([hint] if hint else []):
+                    click.echo(f"  {line}")
     sys.exit(2 if bad else 0)
 
 
