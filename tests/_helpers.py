@@ -4,6 +4,7 @@ the data a shipped spec names."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +36,33 @@ resources: {{cpus_per_trial: 1}}
 def pareto(*args, cwd=ROOT, timeout=900, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pareto", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+_IN_ONE_PROCESS = """
+import json, sys, traceback
+from click.testing import CliRunner
+from pareto.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    r = CliRunner().invoke(main, args)
+    output = r.output
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        output += "".join(traceback.format_exception(r.exception))
+    results.append({"returncode": r.exit_code, "output": output})
+    print(args[:2], "exit", r.exit_code, flush=True)
+with open(sys.argv[2], "w") as f:
+    json.dump(results, f)
+"""
+
+
+def pareto_in_one_process(commands: list[list[str]], results: Path, timeout=1800) -> list[dict]:
+    """Several `pareto` commands, one after another in one Python process (torch imported once,
+    one local Ray for all the sweeps), each as the CLI runs it; [{"returncode", "output"}] each."""
+    proc = subprocess.run([sys.executable, "-c", _IN_ONE_PROCESS, json.dumps(commands), str(results)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0 and results.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(results.read_text())
 
 
 def write_spec(tmp_path: Path, name: str, search: str, extra_eval: str = "") -> Path:

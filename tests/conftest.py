@@ -19,12 +19,14 @@ def real_data():
     """The one way a test reaches the real data (TOFU, MUSE-News, the CIFAR-10 subset):
     `real_data("tofu")`, `real_data("muse_news")`, `real_data("cifar10_subset.tar")`, from the folder
     $PARETO_TEST_DATA if set, else ../shared/data beside the repository. A test asking for one that
-    is absent is skipped, saying where it looked."""
+    is absent is skipped, saying where it looked; `real_data(name, required=False)` is None then."""
     root = Path(os.environ["PARETO_TEST_DATA"]) if os.environ.get("PARETO_TEST_DATA") else ROOT.parent / "shared" / "data"
 
-    def get(name: str) -> Path:
+    def get(name: str, required: bool = True) -> Path | None:
         path = root / name
         if not path.exists():
+            if not required:
+                return None
             pytest.skip(f"real data {name!r} not present at {path} "
                         "(set PARETO_TEST_DATA to a folder holding tofu/, muse_news/, cifar10_subset.tar)")
         return path

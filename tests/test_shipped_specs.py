@@ -2,8 +2,9 @@
 
 The TOFU specs share one shrunken target (the last 10 authors of the real TOFU copy, one of them
 forgotten, a one-layer tiny GPT-2), built once and cached; each spec keeps its own methods and
-only its step count, evaluation size and learning-rate list shrink. The GPU specs cannot run on a
-machine without a GPU: they must say so and exit 2 before any work.
+only its step count, evaluation size and learning-rate list shrink. All these sweeps run one after
+another in one process (`runs`: torch imported once, one local Ray), each as `pareto sweep` runs
+it. The GPU specs cannot run on a machine without a GPU: they must say so and exit 2 before any work.
 """
 
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _helpers import pareto_in_one_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = ROOT / "sweeps"
@@ -20,6 +22,19 @@ SWEEPS = ROOT / "sweeps"
 SMALL_RUN = ["unlearn.steps=2", "unlearn.epochs=null", "eval.retain_items=4", "eval.max_new_tokens=4"]
 TINY_TOFU = ["data.authors=10",
              "target.train={base: tiny, n_layer: 1, n_embd: 64, n_head: 2, max_epochs: 40, target_accuracy: 0.9}"]
+TOFU_RUNS = [  # spec, its search space shrunk, the trials that leaves
+    ("gdiff_c", "search.space.combiner=[{gdiff: {c: [0.0, 1.0]}}, ngdiff]", 4),
+    ("mto", "search.space.combiner=[pcgrad, mgda]", 3),
+    ("autolr", "search.space.lr=[1.0e-4]", 3),  # ngdiff (below) × fixed/autolr, and the baseline
+    ("npo", "search.space.combiner=[famo]", 5),  # famo × npo/simnpo × fixed/autolr, and the baseline
+    ("repro_fixed", "search.space.combiner=[ngdiff, {gdiff: {c: [0.0]}}]", 3),  # and the baseline
+    ("repro_autolr", "search.space.combiner=[ngdiff]", 1),
+    ("repro_npo", "search.space.lr=[1.0e-4]", 2),  # npo × fixed/autolr
+    ("repro_gen", "search.space.combiner=[ngdiff]", 1),  # GeN's clipped, smoothed AutoLR
+    ("repro_sgd", "search.space.combiner=[ngdiff]", 1),  # plain SGD
+]
+CIFAR10_CPU = ["data.per_class=30", "data.forget_images=20",
+               "target.train={arch: resnet_small, width: 8, max_epochs: 2, augment: false}", *SMALL_RUN]
 
 
 def pareto(*args, timeout=1200):
@@ -27,21 +42,45 @@ def pareto(*args, timeout=1200):
                           timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def run_spec(name: str, storage: Path, sets: list[str]) -> pd.DataFrame:
-    args = ["sweep", f"sweeps/{name}.yaml", "--storage", str(storage)]
-    for s in sets:
-        args += ["--set", s]
-    proc = pareto(*args)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "Traceback" not in proc.stdout + proc.stderr
-    trials = pd.read_parquet(storage / name / "trials.parquet")
+def tofu_sets(name: str, space: str, tofu: Path) -> list[str]:
+    """Each spec's data, target, evaluation and search settings, on a few of its methods."""
+    sets = [f"data.path={tofu}", *TINY_TOFU, *SMALL_RUN, space]
+    if name == "autolr":
+        sets.append("search.space.combiner=[ngdiff]")
+    if name.startswith("repro_"):  # one rate, one seed
+        sets += ["search.space.seed=[0]"] + (["search.space.lr=[1.0e-4]"] if name == "repro_fixed" else
+                                              ["search.space.lr=[0.01]"] if name == "repro_sgd" else [])
+    return sets
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, real_data, embedded_target) -> dict:
+    """{spec name: its trials.parquet as a frame} for every sweep of this file, the real-data ones
+    only where real_data has their data; all in one process. A sweep that failed fails its test."""
+    storage = tmp_path_factory.mktemp("shipped")
+    sets = {"frontier_search": [*SMALL_RUN, "search.num_samples=3"]}
+    if tofu := real_data("tofu", required=False):
+        sets.update({name: tofu_sets(name, space, tofu) for name, space, _ in TOFU_RUNS})
+    if tar := real_data("cifar10_subset.tar", required=False):
+        sets["cifar10_cpu"] = [f"data.path={tar}", *CIFAR10_CPU]
+    commands = [["sweep", f"sweeps/{name}.yaml", "--storage", str(storage), *(a for s in v for a in ("--set", s))]
+                for name, v in sets.items()]
+    results = pareto_in_one_process(commands, storage / "results.json")
+    return {name: (result, storage / name) for name, result in zip(sets, results)}
+
+
+def trials_of(runs: dict, name: str) -> pd.DataFrame:
+    result, folder = runs[name]
+    assert result["returncode"] == 0, result["output"][-3000:]
+    assert "Traceback" not in result["output"]
+    trials = pd.read_parquet(folder / "trials.parquet")
     assert (trials.status == "ok").all(), trials[["label", "status", "error"]]
     return trials
 
 
 @pytest.mark.slow
-def test_frontier_search(tmp_path, embedded_target):
-    trials = run_spec("frontier_search", tmp_path, SMALL_RUN + ["search.num_samples=3"])
+def test_frontier_search(runs):
+    trials = trials_of(runs, "frontier_search")
     assert len(trials) == 4 and set(trials.search) == {"optuna"}
 
 
@@ -57,26 +96,10 @@ def test_full_spaces_expand_as_documented(name, n_points):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, space, n_trials", [
-    ("gdiff_c", "search.space.combiner=[{gdiff: {c: [0.0, 1.0]}}, ngdiff]", 4),
-    ("mto", "search.space.combiner=[pcgrad, mgda]", 3),
-    ("autolr", "search.space.lr=[1.0e-4]", 3),  # ngdiff (below) × fixed/autolr, and the baseline
-    ("npo", "search.space.combiner=[famo]", 5),  # famo × npo/simnpo × fixed/autolr, and the baseline
-    ("repro_fixed", "search.space.combiner=[ngdiff, {gdiff: {c: [0.0]}}]", 3),  # and the baseline
-    ("repro_autolr", "search.space.combiner=[ngdiff]", 1),
-    ("repro_npo", "search.space.lr=[1.0e-4]", 2),  # npo × fixed/autolr
-    ("repro_gen", "search.space.combiner=[ngdiff]", 1),  # GeN's clipped, smoothed AutoLR
-    ("repro_sgd", "search.space.combiner=[ngdiff]", 1),  # plain SGD
-])
-def test_tofu_specs(name, space, n_trials, tmp_path, real_data):
-    """Each spec's data, target, evaluation and search settings, on a few of its methods."""
-    sets = [f"data.path={real_data('tofu')}", *TINY_TOFU, *SMALL_RUN, space]
-    if name == "autolr":
-        sets.append("search.space.combiner=[ngdiff]")
-    if name.startswith("repro_"):  # one rate, one seed
-        sets += ["search.space.seed=[0]"] + (["search.space.lr=[1.0e-4]"] if name == "repro_fixed" else
-                                                  ["search.space.lr=[0.01]"] if name == "repro_sgd" else [])
-    trials = run_spec(name, tmp_path, sets)
+@pytest.mark.parametrize("name, n_trials", [(name, n) for name, _, n in TOFU_RUNS])
+def test_tofu_specs(name, n_trials, runs, real_data):
+    real_data("tofu")
+    trials = trials_of(runs, name)
     assert len(trials) == n_trials
     assert trials.forget_quality.between(0, 1).all() and trials.model_utility.notna().all()
 
@@ -93,9 +116,8 @@ def test_gpu_specs_say_they_need_a_gpu(name, tmp_path):
 
 
 @pytest.mark.slow
-def test_cifar10_cpu_spec(tmp_path, real_data):
+def test_cifar10_cpu_spec(runs, real_data):
     """The CPU vision spec on the subset tar, shrunk: every method, a tiny ResNet, 2 steps."""
-    sets = [f"data.path={real_data('cifar10_subset.tar')}", "data.per_class=30", "data.forget_images=20",
-            "target.train={arch: resnet_small, width: 8, max_epochs: 2, augment: false}", *SMALL_RUN]
-    trials = run_spec("cifar10_cpu", tmp_path, sets)
+    real_data("cifar10_subset.tar")
+    trials = trials_of(runs, "cifar10_cpu")
     assert len(trials) == 11 and trials.forget_acc.between(0, 1).all() and trials.rouge_f.isna().all()
