@@ -117,15 +117,11 @@ def _python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout, env={**os.environ, **ENV})
 
 
-@pytest.fixture
-def two_node_cluster(cluster_nodes):
-    """A head node and a worker node, one CPU each, told apart by a custom resource; yields the head's address."""
-    yield cluster_nodes[0]
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster_nodes(embedded_target):
-    """The same cluster; yields (the head's address, [head node, worker node])."""
+    """A head node and a worker node, one CPU each, told apart by a custom resource; yields (the
+    head's address, [head node, worker node]). One cluster for the module: the test that kills its
+    worker node comes last."""
     if sys.platform != "linux":
         pytest.skip("the two-node cluster test runs on Linux")
     temp_dir = tempfile.mkdtemp(prefix="pareto-ray-", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
@@ -189,8 +185,8 @@ def _drop(df: pd.DataFrame, cols) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_sweep_on_a_two_node_cluster_spreads_trials_and_equals_a_local_run(tmp_path, two_node_cluster):
-    address = two_node_cluster
+def test_sweep_on_a_two_node_cluster_spreads_trials_and_equals_a_local_run(tmp_path, cluster_nodes):
+    address, _ = cluster_nodes
     spec = write_spec(tmp_path, "twonode", SPACE)
 
     t0 = time.time()

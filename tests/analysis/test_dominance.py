@@ -268,7 +268,7 @@ def test_ranks_match_brute_force_peeling_any_k(case):
 
 def test_2d_ranks_on_a_large_grid_match_peeling():
     rng = np.random.default_rng(1)
-    p = rng.integers(0, 40, size=(4000, 2)).astype(float)
+    p = rng.integers(0, 40, size=(1500, 2)).astype(float)  # ties everywhere, 76 ranks
     peeled = np.full(len(p), -1)
     rest, r = np.arange(len(p)), 0
     while rest.size:
