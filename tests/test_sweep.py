@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from _helpers import ROOT, TIMING, ok, pareto, write_spec
+from _helpers import ROOT, TIMING, ok, pareto, pareto_in_one_process, write_spec
 
 RANDOM = """  algorithm: random
   num_samples: 4
@@ -61,38 +61,60 @@ def test_random_search_resume_equals_an_uninterrupted_run_and_a_finished_sweep_d
     assert changed.returncode == 2 and "different spec" in changed.stderr
 
 
-@pytest.mark.slow
-def test_optuna_multi_objective_and_asha(tmp_path, embedded_target):
-    spec = write_spec(tmp_path, "mo", """  algorithm: optuna
+MO = """  algorithm: optuna
   num_samples: 4
   objectives: [rouge_f, utility_r]
   space:
     combiner: [{gdiff: {c: {uniform: [0.0, 1.0]}}}, ngdiff]
-    lr: {loguniform: [1.0e-5, 1.0e-3]}""", extra_eval=", every: 2")
-    proc = ok(pareto("sweep", str(spec), "--storage", str(tmp_path)))
-    trials = pd.read_parquet(tmp_path / "mo" / "trials.parquet")
-    assert len(trials) == 5 and (trials.status == "ok").all() and set(trials.search) == {"optuna"}
-    assert (tmp_path / "mo" / "optuna.journal").is_file()
-    evals = pd.read_parquet(tmp_path / "mo" / "evals.parquet")
-    assert sorted(evals[evals.trial_id == "t001"].eval_step) == [2, 4, 6]  # every 2 steps and the end
-    assert "[5/5 done" in proc.stdout
+    lr: {loguniform: [1.0e-5, 1.0e-3]}"""
+ASHA = RANDOM.replace("num_samples: 4", "num_samples: 6") + \
+    "\nscheduler: {name: asha, metric: loss_r_eval, grace_period: 1, reduction_factor: 2}"
 
-    spec = write_spec(tmp_path, "asha", RANDOM.replace("num_samples: 4", "num_samples: 6")
-                      + "\nscheduler: {name: asha, metric: loss_r_eval, grace_period: 1, reduction_factor: 2}",
-                      extra_eval=", every: 2")
-    # one trial at a time: ASHA's decisions depend on the order results arrive in
-    ok(pareto("sweep", str(spec), "--storage", str(tmp_path), "--set", "resources.max_concurrent=1"))
-    trials = pd.read_parquet(tmp_path / "asha" / "trials.parquet")
-    assert len(trials) == 7 and set(trials.status) <= {"ok", "stopped"}
-    stopped = trials[trials.status == "stopped"]
-    assert len(stopped) >= 1, trials[["label", "status", "steps"]]
-    assert (stopped.steps < 6).all() and stopped.loss_r_eval.notna().all()  # the metrics of its last evaluation
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, embedded_target) -> dict:
+    """Three sweeps, one after another in one process (one torch import, one Ray): {name: (its
+    `pareto sweep` exit and output, its results folder)}."""
+    tmp = tmp_path_factory.mktemp("sweeps")
+    commands = {
+        "mo": ["sweep", str(write_spec(tmp, "mo", MO, extra_eval=", every: 2")), "--storage", str(tmp)],
+        # one trial at a time: ASHA's decisions depend on the order results arrive in
+        "asha": ["sweep", str(write_spec(tmp, "asha", ASHA, extra_eval=", every: 2")), "--storage", str(tmp),
+                 "--set", "resources.max_concurrent=1"],
+        "uri": ["sweep", str(write_spec(tmp, "uri", """  space: {combiner: [ngdiff, lossnorm]}""")),
+                "--storage", f"file://{tmp}/store"],
+    }
+    results = pareto_in_one_process(list(commands.values()), tmp / "results.json")
+    for name, result in zip(commands, results):
+        assert result["returncode"] == 0 and "Traceback" not in result["output"], (name, result["output"][-3000:])
+    return {name: (result, tmp / ("store" if name == "uri" else "") / name) for name, result in zip(commands, results)}
 
 
 @pytest.mark.slow
-def test_storage_uri_and_every_reader(tmp_path, embedded_target):
-    spec = write_spec(tmp_path, "uri", """  space: {combiner: [ngdiff, lossnorm]}""")
-    ok(pareto("sweep", str(spec), "--storage", f"file://{tmp_path}/store"))
+def test_optuna_multi_objective(runs):
+    result, folder = runs["mo"]
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 5 and (trials.status == "ok").all() and set(trials.search) == {"optuna"}
+    assert (folder / "optuna.journal").is_file()
+    evals = pd.read_parquet(folder / "evals.parquet")
+    assert sorted(evals[evals.trial_id == "t001"].eval_step) == [2, 4, 6]  # every 2 steps and the end
+    assert "[5/5 done" in result["output"]
+
+
+@pytest.mark.slow
+def test_asha_stops_trials_with_the_metrics_of_their_last_evaluation(runs):
+    _, folder = runs["asha"]
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 7 and set(trials.status) <= {"ok", "stopped"}
+    stopped = trials[trials.status == "stopped"]
+    assert len(stopped) >= 1, trials[["label", "status", "steps"]]
+    assert (stopped.steps < 6).all() and stopped.loss_r_eval.notna().all()
+
+
+@pytest.mark.slow
+def test_storage_uri_and_every_reader(runs, tmp_path):
+    _, folder = runs["uri"]
+    shutil.copytree(folder.parent, tmp_path / "store")  # the module's copy stays as it is
     folder = tmp_path / "store" / "uri"
     import duckdb
     import polars as pl
