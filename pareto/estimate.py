@@ -135,19 +135,24 @@ class Estimate:
         return "\n".join(self.lines())
 
 
-def estimate(spec: SweepSpec, points: Sequence[dict]) -> Estimate:
-    """The estimate of running `spec` over `points` (as `pareto.spec.load_spec` returns them)."""
+def estimate(spec: SweepSpec, points: Sequence[dict], *, unless_cached: bool = False) -> Estimate | None:
+    """The estimate of running `spec` over `points` (as `pareto.spec.load_spec` returns them);
+    `unless_cached`: None, without measuring anything, when every target it needs is cached."""
     n_trials = len(points) if spec.search.algorithm != "optuna" else spec.search.num_samples + spec.search.baseline
     n_baseline = sum(bool(p.get("baseline")) for p in points)
     parallel = _parallel(spec)
     try:
         work = _workload(spec)
     except (_NotEstimated, OSError, ValueError) as exc:  # data that cannot be read says so in the line
+        if unless_cached:  # whether it is cached is unknown too: nothing useful to say
+            return None
         steps = _steps_without_data(spec)
         trials = TrialsEstimate(n_trials, n_baseline, steps, _evaluations(spec, steps or 0), parallel,
                                 reason="as the target")
         reason = str(exc) if isinstance(exc, _NotEstimated) else f"the data could not be read: {exc}"
         return Estimate(_machine(), (BuildEstimate("target", reason=reason),), trials)
+    if unless_cached and all(b.cached for b in work.builds):
+        return None
     builds = _build_estimates(work)
     return Estimate(_machine(), builds, _trials_estimate(spec, points, work, n_trials, n_baseline, parallel))
 

@@ -368,13 +368,13 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
         log(f"resuming {store.display(spec.name)}: {len(finished)} trial(s) already done, "
             f"{len(todo) + max(n_optuna, 0)} to run")
 
-    if spec.target.source == "train":  # the embedded default builds in seconds; a trained target can take hours
+    if spec.target.source == "train":  # a trained target can take hours to build (the embedded one: seconds)
         from pareto.estimate import estimate, long_run_hint
 
-        est = estimate(spec, points)
-        hint = long_run_hint(spec, est)
-        for line in est.lines() + ([hint] if hint else []):
-            log(line)
+        est = estimate(spec, points, unless_cached=True)
+        for line in [*est.lines(), long_run_hint(spec, est)] if est else []:
+            if line:
+                log(line)
     prepared = prepare_target(spec, log)
     manifest = prepared.manifest
     log(f"target: {prepared.target_dir} ({manifest.get('n_params', 0):,} parameters, answer accuracy "

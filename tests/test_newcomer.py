@@ -305,7 +305,7 @@ def test_validate_prices_one_spec_and_several_only_when_asked(tmp_path, no_hub, 
     assert lines[2].startswith("  11 trials ≈ ") and "about" in lines[2]
     proc = pareto("validate", "sweeps/quickstart.yaml", "sweeps/gdiff_c.yaml", env=no_hub)
     assert proc.returncode == 0 and "estimate" not in proc.stdout
-    proc = pareto("validate", "sweeps/quickstart.yaml", "sweeps/gdiff_c.yaml", "--estimate", env=no_hub)
+    proc = pareto("validate", "sweeps/gdiff_c.yaml", "sweeps/mto.yaml", "--estimate", env=no_hub)
     assert proc.returncode == 0 and proc.stdout.count("estimate on this machine") == 2
     # hub data is counted, not downloaded to price
     assert "the data is on the hub (locuslab/TOFU) and is not downloaded to estimate" in proc.stdout
@@ -333,3 +333,22 @@ def test_a_run_of_hours_on_a_cpu_says_where_it_belongs_and_the_laptop_variant():
     assert "--set data.authors" not in long_run_hint(subset, _estimate(18000, until=False))
     assert "epoch cap" not in long_run_hint(subset, _estimate(18000, until=False))
     assert long_run_hint(full, _estimate(1800, until=True)) is None  # under an hour: nothing to say
+
+
+def test_a_sweep_prices_its_run_only_when_a_target_must_be_built(tmp_path, real_data, monkeypatch):
+    from pareto.estimate import estimate
+    from pareto.spec import load_spec
+
+    sets = [f"data.path={real_data('tofu')}", "data.authors=4", "data.forget_fraction=0.25",
+            "target.train={base: tiny, n_layer: 1, n_embd: 32, n_head: 2, max_epochs: 3}", "unlearn.steps=2",
+            "unlearn.epochs=null", "eval.retain_items=4", "eval.max_new_tokens=4", "search.space.lr=[1.0e-4]",
+            "search.space.combiner=[ngdiff]", "search.baseline=false"]
+    monkeypatch.setenv("PARETO_CACHE", str(tmp_path / "cache"))
+    spec, points = load_spec(ROOT / "sweeps" / "gdiff_c.yaml", sets)
+    est = estimate(spec, points, unless_cached=True)
+    assert est is not None and "target build ≤ " in est.lines()[0] and "Retrain reference build ≤ " in est.lines()[0]
+    proc = pareto("sweep", "sweeps/gdiff_c.yaml", "--storage", str(tmp_path / "r"), *(a for s in sets for a in ("--set", s)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.index("estimate on this machine") < proc.stdout.index("[target] building")
+    assert estimate(spec, points, unless_cached=True) is None  # built now: nothing measured, nothing said
+    assert "target: cached (0s), Retrain reference: cached (0s)" in estimate(spec, points).lines()[0]
