@@ -214,7 +214,7 @@ def _check_base(spec: SweepSpec, where, out: Preflight) -> None:
         why = "downloads are off (HF_HUB_OFFLINE)" if offline else "the hub cannot be reached from here"
         out.environment.append(f"{where(('target', 'train', 'base'))}: model {base!r} is not in the Hugging Face "
                                f"cache and {why}, so it cannot be loaded: check the name, download it first "
-                               f"(huggingface-cli download {base}) or give a local folder saved with "
+                               f"(hf download {base}, where the hub is reachable) or give a local folder saved with "
                                f"save_pretrained, or use base: tiny")
 
 
