@@ -41,18 +41,25 @@ def build_optimizer(name: str, params, lr: float, **kwargs) -> torch.optim.Optim
         raise ValueError(f"optimizer {name!r}: {exc}") from None
 
 
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
 @torch.no_grad()
-def step_direction(opt: torch.optim.Optimizer, p: torch.Tensor) -> torch.Tensor:
-    """u such that opt.step() would set p ← p − lr·u (for p.grad as it is now)."""
+def step_direction(opt: torch.optim.Optimizer, p: torch.Tensor, local=_same) -> torch.Tensor:
+    """u such that opt.step() would set p ← p − lr·u (for p.grad as it is now). `local` maps a
+    parameter, its gradient and its state to what this rank holds (FSDP: the DTensor's shard);
+    u is returned in that form."""
     group = next(g for g in opt.param_groups if any(q is p for q in g["params"]))
-    g = p.grad
-    state = opt.state.get(p, {})
+    state = {k: (local(v) if isinstance(v, torch.Tensor) and k != "step" else v)
+             for k, v in opt.state.get(p, {}).items()}
+    p, g = local(p), local(p.grad)
     wd = group.get("weight_decay", 0.0)
     if isinstance(opt, torch.optim.SGD):
         g = g + wd * p if wd else g
         mu = group["momentum"]
         if mu == 0:
-            return g.clone() if g is p.grad else g
+            return g if wd else g.clone()
         buf = state.get("momentum_buffer")
         buf = g.clone() if buf is None else buf * mu + (1 - group["dampening"]) * g
         return g + mu * buf if group["nesterov"] else buf

@@ -78,15 +78,35 @@ class _TokenGA(OBJECTIVES.get("ga")):
         return token_mean(model, batch)
 
 
-def test_weighting_by_examples_would_be_wrong_for_a_token_mean():
-    """The normaliser matters: weighting micro-batches equally gives a different gradient."""
+def test_a_loss_without_a_normaliser_is_refused_for_micro_batches():
+    """Weighting micro-batches by examples would change a token mean's gradient; the engine refuses."""
     rb, fb = ragged_batch(0), ragged_batch(1)
-    a = engine(llama(), token_mean).step(rb, fb)
     e = engine(llama(), token_mean)
     e.objective = _TokenGA()
-    b = e.step(split_batch(rb, 3), split_batch(fb, 3))  # token_mean has no normaliser: examples
-    assert b["loss_r"] != pytest.approx(a["loss_r"], rel=1e-3)
-    assert b["gram_rr"] != pytest.approx(a["gram_rr"], rel=1e-3)
+    e.step(rb, fb)  # one batch needs no weights
+    with pytest.raises(ValueError, match="token_mean declares no normaliser"):
+        e.step(split_batch(rb, 3), split_batch(fb, 3))
+
+
+def test_the_default_retain_loss_accumulates_exactly():
+    """The engine's default L_R (the LM task's answer CE) carries its normaliser (scored tokens):
+    3 micro-batches give the full batch's Gram matrix (it used to weight by examples)."""
+    rb, fb = ragged_batch(0), ragged_batch(1)
+    full, acc = llama(), llama()
+    a = UnlearnEngine(full, build_combiner("ngdiff"), OBJECTIVES.build("ga"), LR_RULES.build("fixed"),
+                      build_optimizer("sgd", list(full.parameters()), lr=1e-2), lr=1e-2).step(rb, fb)
+    b = UnlearnEngine(acc, build_combiner("ngdiff"), OBJECTIVES.build("ga"), LR_RULES.build("fixed"),
+                      build_optimizer("sgd", list(acc.parameters()), lr=1e-2), lr=1e-2).step(
+        split_batch(rb, 3), split_batch(fb, 3))
+    for k in KEYS:
+        assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-7), k
+
+
+def test_mixed_parameter_dtypes_get_a_clear_error():
+    model = llama()
+    model.model.layers[0].to(torch.bfloat16)
+    with pytest.raises(ValueError, match="mix dtypes or devices .*bfloat16 on cpu, float32 on cpu"):
+        engine(model, exact_token_mean)
 
 
 def test_split_batch_covers_every_example_once():
