@@ -22,7 +22,8 @@ from pareto._registry import did_you_mean
 from pareto.core.optim import OPTIMIZERS
 from pareto.search import ALGORITHMS, check_pairs, expand_grid, has_dist, parse_space, sample_random, trial_label
 
-__all__ = ["SpecError", "SweepSpec", "load_spec", "parse_spec", "search_space", "trial_label", "expand_grid"]
+__all__ = ["SpecError", "SweepSpec", "load_spec", "parse_spec", "precision_warnings", "search_space", "trial_label",
+           "expand_grid"]
 
 
 class SpecError(Exception):
@@ -85,6 +86,8 @@ class UnlearnSpec:
     lora: dict | None = None  # LoRA adapters via peft: {r, alpha, dropout, target_modules}; the target stays frozen
     deterministic: bool = False  # GPU: deterministic kernels, no TF32 (docs/reliability.md); CPU is deterministic anyway
     batchnorm: str = "batch"  # image classifiers: batch (train-mode statistics) | frozen (the target's running ones)
+    parallel: str | None = None  # ddp | fsdp: one trial on resources.workers_per_trial torch.distributed workers
+    #                              (None: one process, as before); ddp copies the model, fsdp shards it
 
 
 DEFAULT_METRICS = ("loss_f_eval", "loss_r_eval", "rouge_f", "utility_r")
@@ -124,6 +127,8 @@ class ResourcesSpec:
     gpus_per_trial: float = 0.0  # fractions share a GPU between trials (e.g. 0.25: four per GPU)
     max_concurrent: int | None = None
     max_failures: int = 1  # retries of a trial whose worker died (from the start); -1: unlimited
+    workers_per_trial: int | None = None  # torch.distributed workers of one trial (with unlearn.parallel); each
+    #                                       gets cpus_per_trial/N CPUs and, on GPUs, one GPU (gpus_per_trial = N)
 
 
 @dataclass(frozen=True)
@@ -516,6 +521,57 @@ def _check_values(spec: SweepSpec, problems: _Problems) -> None:
         problems.add(("resources", "cpus_per_trial"), "must be > 0")
     if spec.resources.gpus_per_trial < 0:
         problems.add(("resources", "gpus_per_trial"), "must be ≥ 0")
+    _check_parallel(spec, problems)
+
+
+PARALLEL_MODES = ("ddp", "fsdp")
+
+
+def _check_parallel(spec: SweepSpec, problems: _Problems) -> None:
+    """Multi-worker trials: unlearn.parallel (ddp | fsdp) with resources.workers_per_trial workers,
+    each with one GPU (NCCL) or none (gloo), and a batch that splits evenly over the workers."""
+    u, r = spec.unlearn, spec.resources
+    n = r.workers_per_trial
+    if u.parallel is not None and u.parallel not in PARALLEL_MODES:
+        problems.add(("unlearn", "parallel"), f"unknown parallel mode {u.parallel!r}.{did_you_mean(u.parallel, list(PARALLEL_MODES))} "
+                                              "Available: ddp (each worker holds the whole model), fsdp (the model "
+                                              "sharded over the workers); leave it out for one process per trial")
+    if n is None:
+        given = any(p.startswith("resources.workers_per_trial") for p in problems.items)  # not an integer
+        if u.parallel is not None and not given:
+            problems.add(("unlearn", "parallel"), f"unlearn.parallel: {u.parallel} needs resources.workers_per_trial, "
+                                                  "the torch.distributed workers of one trial, e.g. "
+                                                  "resources.workers_per_trial: 2 (or drop unlearn.parallel: one "
+                                                  "process per trial)")
+        return
+    if n < 1:
+        problems.add(("resources", "workers_per_trial"), f"workers_per_trial must be an integer ≥ 1, got {n}")
+        return
+    if n > 1 and u.parallel is None:
+        problems.add(("resources", "workers_per_trial"), f"resources.workers_per_trial: {n} needs unlearn.parallel to "
+                                                         "say how the workers share the model, e.g. unlearn.parallel: "
+                                                         "ddp (each holds the whole model) or fsdp (shards it)")
+    if r.gpus_per_trial > 0 and r.gpus_per_trial != n:
+        problems.add(("resources", "gpus_per_trial"), f"gpus_per_trial is {r.gpus_per_trial:g} with {n} worker(s) per "
+                                                      f"trial: set resources.gpus_per_trial: {n} (one GPU per worker; "
+                                                      "NCCL cannot put two ranks of a trial on one GPU) or 0 (CPU "
+                                                      "workers, gloo)")
+    if u.parallel == "fsdp" and spec.data.source in VISION_SOURCES:
+        problems.add(("unlearn", "parallel"), "FSDP wraps transformer blocks; use parallel: ddp for image classifiers")
+    accum = u.grad_accum if isinstance(u.grad_accum, int) and u.grad_accum >= 1 else 1
+    for key in ("batch_size", "retain_batch_size"):
+        b = getattr(u, key)
+        if b is None or b < 1 or accum > b:  # reported above (batch_size, grad_accum)
+            continue
+        if b % n:
+            fit = -(-b // n) * n
+            problems.add(("unlearn", key), f"{key} {b} does not split evenly over resources.workers_per_trial {n} "
+                                           f"(each worker takes {key}/{n} examples of every batch): set unlearn.{key} "
+                                           f"to a multiple of {n}, e.g. {max(fit, n * accum)}")
+        elif b // n < accum:
+            problems.add(("unlearn", key), f"each of the {n} workers gets {b // n} example(s) of {key} {b}, fewer "
+                                           f"than unlearn.grad_accum {accum} micro-batches: raise unlearn.{key} to "
+                                           f"at least {n * accum} or lower unlearn.grad_accum to {b // n}")
 
 
 #: Metrics that read QA rows (TOFU's, or your own with the fields they name) and MUSE's text metrics.
@@ -669,6 +725,66 @@ def total_steps(unlearn: dict, n_forget: int) -> int:
 
         return math.ceil(unlearn["epochs"] * n_forget / unlearn["batch_size"])
     return int(unlearn["steps"])
+
+
+#: Typical size of a transformer weight (initialised N(0, 0.02) and not far from it after finetuning).
+TYPICAL_WEIGHT = 0.02
+#: Below this learning rate, pure-bf16 training loses a sizeable share of its updates to rounding.
+BF16_MIN_LR = TYPICAL_WEIGHT * 2 ** -8  # ≈ 7.8e-5
+
+
+def precision_warnings(spec: SweepSpec, points: Sequence[dict]) -> list[str]:
+    """Warnings for a spec whose updates mostly round away: unlearn.dtype bfloat16 (pure bf16
+    parameters, no fp32 master weights) with a small learning rate.
+
+    bf16 has an 8-bit significand (7 bits stored): at a weight w with 2^e ≤ |w| < 2^(e+1) its unit
+    in the last place is 2^(e-7), and an update smaller than half of it, 2^(e-8) — between |w|·2^-9
+    and |w|·2^-8 — is rounded away: w + Δ == w. Adam's first steps move every weight by ≈ lr
+    (m̂/√v̂ ≈ ±1), so a weight moves only if |w| < 2^ceil(log2(lr) + 8), about lr·2^8 to lr·2^9.
+    With weights of typical size 0.02 (N(0, 0.02)) that is fewer than half of them below
+    lr ≈ 2^-15 ≈ 3e-5, and ≈ 16 % at lr 1e-5 (only |w| < 2^-8 ≈ 0.004 move; issue 16 measured
+    ~16 %, tests/test_precision.py measures it on a Linear stack). The warning fires below
+    lr = 0.02·2^-8 ≈ 7.8e-5 (BF16_MIN_LR), where a sizeable share is lost (≈ 44 % at 5e-5). With
+    SGD the step is lr·|d_i|, usually far smaller than lr, so it warns with the same threshold,
+    which is lenient there: an SGD run can lose most of its updates at larger rates too.
+
+    This is a rule of thumb on the spec alone (typical weights, Adam-sized steps). Every trial
+    records the measured fraction in the results column `first_step_changed_frac`: of the
+    parameter entries the first optimizer step meant to change (non-zero update), the share it
+    did change. The fix keeps fp32 master weights and runs the matmuls in bf16:
+    `unlearn.dtype: float32` with `unlearn.autocast: bfloat16`.
+
+    `points` are the spec's known points (parse_spec's second value); an optuna search's
+    learning rates come from its search space (the low end of a distribution). `pareto validate`
+    prints these as `warning:` lines, as `pareto sweep` does before it runs.
+    """
+    u = spec.unlearn
+    if u.dtype != "bfloat16":
+        return []
+    lrs = [p["lr"] for p in points if "lr" in p]
+    space_lr = (spec.search.space or {}).get("lr")  # optuna draws as it goes: its space says how low it may go
+    if isinstance(space_lr, dict) and len(space_lr) == 1:
+        kind, args = next(iter(space_lr.items()))
+        lrs += list(args)[:1] if kind in ("uniform", "loguniform") else list(args)
+    lrs = [float(lr) for lr in lrs if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0]
+    if not lrs or min(lrs) >= BF16_MIN_LR:
+        return []
+    lr = min(lrs)
+    import math
+
+    # A weight keeps an update of lr when half its ulp, 2^(floor(log2|w|) - 8), is below lr: when
+    # |w| < 2^ceil(log2(lr) + 8). For w ~ N(0, 0.02) that is P(|z| < 2^ceil(log2(lr) + 8) / 0.02).
+    below = 2.0 ** math.ceil(math.log2(lr) + 8)
+    kept = math.erf(below / TYPICAL_WEIGHT / math.sqrt(2))
+    step = "an Adam step moves each weight by ≈ lr" if u.optimizer in ("adam", "adamw") else \
+        f"a {u.optimizer} step moves each weight by lr·|d|, less than lr"
+    extra = " (grad_dtype float32 does not help: the parameters stay bf16)" if u.grad_dtype == "float32" else ""
+    return [f"unlearn.dtype bfloat16 keeps the parameters in bf16 with no fp32 master weights{extra}, and the "
+            f"smallest learning rate here is {lr:.3g}: {step}, and an update below half a bf16 unit in the last "
+            f"place (|w|·2^-9 … |w|·2^-8) rounds away, so with weights of typical size 0.02 only about "
+            f"{kept:.0%} of the entries change on the first step (a rule of thumb for lr < {BF16_MIN_LR:.2g}; each "
+            f"trial records the measured share as first_step_changed_frac). Keep fp32 master weights and bf16 "
+            f"matmuls instead: --set unlearn.dtype=float32 --set unlearn.autocast=bfloat16"]
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> tuple[SweepSpec, list[dict]]:

@@ -25,7 +25,7 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | 
       pareto validate sweeps/*.yaml
       pareto validate sweeps/*.yaml --estimate
     """
-    from pareto.spec import SpecError, load_spec  # lazily: it imports torch
+    from pareto.spec import SpecError, load_spec, precision_warnings  # lazily: it imports torch
     from pareto.sweep import preflight
 
     if priced is None:
@@ -44,7 +44,8 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | 
             click.echo(str(exc), err=True)
             continue
         found = preflight(spec, source=path, storage=storage)
-        for warning in found.warnings:
+        extra = [w for w in precision_warnings(spec, points) if not any(w in f for f in found.warnings)]
+        for warning in found.warnings + extra:  # the precision ones once, should preflight add them too
             click.echo(f"{path}: warning: {warning}", err=True)
         for note in found.environment:
             click.echo(f"{path}: note: not runnable on this machine as it is: {note}", err=True)
