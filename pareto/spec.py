@@ -533,7 +533,8 @@ def _check_parallel(spec: SweepSpec, problems: _Problems) -> None:
     u, r = spec.unlearn, spec.resources
     n = r.workers_per_trial
     if u.parallel is not None and u.parallel not in PARALLEL_MODES:
-        problems.add(("unlearn", "parallel"), f"unknown parallel mode {u.parallel!r}.{did_you_mean(u.parallel, list(PARALLEL_MODES))} "
+        hint = did_you_mean(u.parallel, list(PARALLEL_MODES))
+        problems.add(("unlearn", "parallel"), f"unknown parallel mode {u.parallel!r}.{hint} "
                                               "Available: ddp (each worker holds the whole model), fsdp (the model "
                                               "sharded over the workers); leave it out for one process per trial")
     if n is None:

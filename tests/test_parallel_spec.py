@@ -186,7 +186,8 @@ def test_a_trial_that_fits_has_no_resource_problems():
 
 def test_more_gpu_workers_than_gpus_names_both_fixes():
     [msg] = parallel_resource_problems(parallel_spec(4, 4), cpus=16, gpus=2, where="the Ray cluster at ray://head")
-    for fragment in ["resources.workers_per_trial is 4 with one GPU per worker", "the Ray cluster at ray://head has 2 GPU(s)",
+    for fragment in ["resources.workers_per_trial is 4 with one GPU per worker",
+                     "the Ray cluster at ray://head has 2 GPU(s)",
                      "--set resources.workers_per_trial=2 --set resources.gpus_per_trial=2",
                      "--set resources.gpus_per_trial=0 for 4 CPU workers (gloo)"]:
         assert fragment in msg, (fragment, msg)
