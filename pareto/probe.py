@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -147,20 +146,16 @@ def default_etas(eta_in: float, eta_used: float, eta_star: float = math.nan, spa
 
 # ------------------------------------------------------------------------------------ the probe
 def _components(rec: TrialRecord, target_dir: Path, device: str):
-    """The trial's model, batch streams and engine, built by the functions `run_trial` builds them
-    with (same order, same seeds, the same memory options). Returns (model, forget, retain,
+    """The trial's model, batch streams and engine, set up by `start_trial` — the function the trial
+    itself ran (same threads, seeds, device, memory options, components; a trial that ran on several
+    workers is replayed in one process on the same global batches). Returns (model, forget, retain,
     engine, measure_every, batch): `batch(stream)` is the trial's next batch on the device."""
-    import torch
+    from trainables.unlearn import start_trial
 
-    from trainables.unlearn import batch_fn, build_components, open_target, prepare_model
-
-    unlearn, point = rec.spec["unlearn"], rec.point
-    seed = point["seed"]
-    torch.manual_seed(seed), random.seed(seed), np.random.seed(seed)
-    target = open_target({"spec": rec.spec, "target_dir": str(target_dir)})
-    model = prepare_model(target, unlearn, device)
-    forget, retain, engine = build_components(target, model, unlearn, point, device)
-    return model, forget, retain, engine, unlearn["measure_after_every"], batch_fn(unlearn, device)
+    setup = {"spec": rec.spec, "target_dir": str(target_dir)}
+    trial = start_trial(setup, rec.point, device=device)
+    return (trial.model, trial.forget, trial.retain, trial.engine, rec.spec["unlearn"]["measure_after_every"],
+            trial.batch)
 
 
 class _Landscape:
@@ -199,21 +194,24 @@ class _Landscape:
         return vals[0], vals[1]
 
     def _grad_dots(self, u, d) -> dict:
-        """g_R·u, g_F·u, g_R·d, g_F·d, with g_R and g_F recomputed on the step's batches (one
-        at a time); `.grad` holds d again afterwards."""
+        """g_R·u, g_F·u, g_R·d, g_F·d, with g_R and g_F recomputed on the step's batches (one at a
+        time, through the engine: its micro-batches, normalisers and autocast, as the step took
+        them); `.grad` holds d again afterwards."""
         import torch
+
+        from pareto.core.engine import as_micro_batches
 
         e, (rb, fb) = self.engine, self.batches
         out = {}
-        for key, loss_fn in (("r", lambda: e.retain_loss(e.model, rb)), ("f", lambda: e.objective.value(e.model, fb))):
-            for p in e.params:
-                p.grad = None
-            with torch.enable_grad():
-                loss_fn().backward()
-            g = [torch.zeros_like(p) if p.grad is None else p.grad for p in e.params]
-            out[f"g{key}_u"] = sum(float((a.double() * b.double()).sum()) for a, b in zip(g, u))
-            out[f"g{key}_d"] = sum(float((a.double() * b.double()).sum()) for a, b in zip(g, d))
-            del g
+        flat = torch.zeros_like(e._flat_r)
+        views = e._views(flat)
+        for key, fn, batch in (("r", e.retain_loss, rb), ("f", e.objective.value, fb)):
+            e._backward(fn, as_micro_batches(batch), flat, views)
+            out[f"g{key}_u"] = sum(float((a.double() * b.double()).sum()) for a, b in zip(views, u))
+            out[f"g{key}_d"] = sum(float((a.double() * b.double()).sum()) for a, b in zip(views, d))
+        del flat, views
+        if e._flat_s is not None:  # the backward used the parameter-dtype scratch that held d: again
+            e._flat_s.copy_(e._flat_g)
         for p, v in zip(e.params, d):
             p.grad = v
         return out
@@ -281,9 +279,7 @@ def probe_step(rec: TrialRecord, step: int, etas: Sequence[float] | None = None,
     if device.startswith("cuda") and not torch.cuda.is_available():
         log(f"note: {rec.trial_id} ran on {device}; probing on the CPU (expect differences in the last digits)")
         device = "cpu"
-    threads_before = torch.get_num_threads()
-    # the trial's thread count (float sums depend on it): its CPU share unless set
-    torch.set_num_threads(int(unlearn["threads"] or max(1, int(rec.spec["resources"]["cpus_per_trial"]))))
+    threads_before = torch.get_num_threads()  # start_trial sets the trial's (float sums depend on it)
     try:
         model, forget, retain, engine, every, batch = _components(rec, target_dir, device)
         wrap = _Landscape(engine.lr_rule, engine, step, etas, full, forget, retain, device)

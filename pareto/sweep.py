@@ -143,13 +143,18 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if r.gpus_per_trial > gpus:
+        if r.workers_per_trial:  # a trial of several workers: GPUs per worker, CPUs split among them
+            from pareto.resources import parallel_resource_problems
+
+            out.environment.extend(f"{where(('resources', 'workers_per_trial'))}: {m}" for m in
+                                   parallel_resource_problems(spec, os.cpu_count() or 1, gpus, "this machine"))
+        elif r.gpus_per_trial > gpus:
             out.environment.append(
                 f"{where(('resources', 'gpus_per_trial'))}: resources.gpus_per_trial is {r.gpus_per_trial:g} but "
                 f"this machine has {gpus} GPU(s). Run on a GPU machine or cluster (--address), or "
                 f"--set resources.gpus_per_trial=0 to run on CPU.")
         cpus = os.cpu_count() or 1
-        if r.cpus_per_trial > cpus:
+        if r.cpus_per_trial > cpus and not r.workers_per_trial:
             out.environment.append(
                 f"{where(('resources', 'cpus_per_trial'))}: resources.cpus_per_trial is {r.cpus_per_trial:g} but "
                 f"this machine has {cpus} CPU(s). Lower it with --set resources.cpus_per_trial=1.")
@@ -474,6 +479,15 @@ def _check_resources(spec: SweepSpec, address: str | None, log: Log) -> None:
     have = ray.cluster_resources()
     where = f"the Ray cluster at {address}" if address else "this machine"
     r = spec.resources
+    if r.workers_per_trial:
+        from pareto.resources import parallel_resource_problems
+
+        found = parallel_resource_problems(spec, have.get("CPU", 0), have.get("GPU", 0), where)
+        if found and address and r.gpus_per_trial > have.get("GPU", 0):  # an autoscaler may add GPU nodes
+            log(f"warning: {where} has {have.get('GPU', 0):g} GPU(s) now; trials wait until an autoscaler adds them")
+        elif found:
+            raise SweepStateError(" ".join(found))
+        return
     if r.gpus_per_trial > have.get("GPU", 0):
         if address:  # an autoscaling cluster may add GPU nodes once trials ask for them
             log(f"warning: {where} has {have.get('GPU', 0):g} GPU(s) now; trials wait until an autoscaler adds them")
@@ -728,7 +742,8 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: d
         "batch_size": spec.unlearn.batch_size,
         **{k: final.get(k) if ok else None for k in METRICS},
         **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes", "gpu_peak_bytes",
-                                     "device", "dtype", "node_id", "resumed_from_step")},
+                                     "first_step_changed_frac", "workers", "parallel", "device", "dtype", "node_id",
+                                     "resumed_from_step")},
         **meta,
     }
 

@@ -111,7 +111,8 @@ def test_gpu_specs_say_they_need_a_gpu(name, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     proc = pareto("sweep", f"sweeps/{name}.yaml", "--storage", str(tmp_path))
-    assert proc.returncode == 2 and "gpus_per_trial is 1" in proc.stderr and "GPU(s)" in proc.stderr, proc.stderr
+    asks = "workers_per_trial is 4 with one GPU per worker" if name == "llama2_7b_tofu" else "gpus_per_trial is 1"
+    assert proc.returncode == 2 and asks in proc.stderr and "GPU(s)" in proc.stderr, proc.stderr
     assert not (tmp_path / name).exists()
 
 

@@ -33,6 +33,7 @@ from pareto.core.engine import Divergence, UnlearnEngine, split_batch
 from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
+from pareto.core.parallel import SINGLE, worker_device
 from pareto.data.encode import encode_rows
 from pareto.data.qa import Batches, to_device
 from pareto.lm import LM_TASK
@@ -47,29 +48,70 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir: str | None = None) -> dict:
-    """Run one trial of a sweep. `setup`: the sweep-wide settings; `point`: this trial's grid point.
+@dataclass
+class Trial:
+    """One trial, set up: what `run_trial` steps and `pareto probe` replays (both through `start_trial`)."""
 
-    With `storage.checkpoints: last`, each evaluation's report also carries a checkpoint directory
-    (`report(row, checkpoint_dir)`); `restore_dir` continues a retried trial from one."""
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    unlearn, ev = setup["spec"]["unlearn"], setup["spec"]["eval"]
+    target: "Target"
+    model: Any
+    device: str
+    parallel: Any  # pareto.core.parallel strategy (one process unless unlearn.parallel)
+    forget: Any = None  # the batch streams and the engine (None for the No-unlearn baseline)
+    retain: Any = None
+    engine: Any = None
+    batch: Callable | None = None  # stream → this rank's next batch on the device (micro-batches if asked)
+
+
+def trial_device(unlearn: dict, parallel=SINGLE) -> str:
+    """The trial's device: unlearn.device, `auto` meaning cuda when there is one; a worker's own GPU."""
+    device = unlearn["device"] if unlearn["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    return worker_device(device) if parallel.world > 1 else device
+
+
+def start_trial(setup: dict, point: dict, *, parallel=SINGLE, device: str | None = None) -> Trial:
+    """Everything before the first step, in one place so a trial and its replay cannot drift: threads
+    (the trial's CPU share per worker unless set), seeds, determinism, device, target, model (with
+    its memory options and parallel wrapping) and the components with their batch streams."""
+    spec = setup["spec"]
+    unlearn, resources = spec["unlearn"], spec["resources"]
     seed = int(point["seed"])
-
-    # 1. Determinism: threads (the trial's CPU share unless set) and seeds.
-    torch.set_num_threads(int(unlearn["threads"] or max(1, int(setup["spec"]["resources"]["cpus_per_trial"]))))
+    share = float(resources["cpus_per_trial"]) / max(1, int(resources.get("workers_per_trial") or 1))
+    torch.set_num_threads(int(unlearn["threads"] or max(1, int(share))))
     torch.manual_seed(seed), random.seed(seed), np.random.seed(seed)
     if unlearn.get("deterministic"):
         make_deterministic()
+    device = device or trial_device(unlearn, parallel)
+    target = open_target(setup)
+    unlearning = not point.get("baseline")
+    model = prepare_model(target, unlearn, device, unlearning=unlearning, parallel=parallel)
+    trial = Trial(target, model, device, parallel)
+    if unlearning:
+        trial.forget, trial.retain, trial.engine = build_components(target, model, unlearn, point, device, parallel)
+        trial.batch = batch_fn(unlearn, device, parallel)
+    return trial
 
-    # 2. The target model (shared, read-only, cached by content hash), its task and its data.
-    device = unlearn["device"] if unlearn["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+
+def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir: str | None = None,
+              parallel=SINGLE) -> dict:
+    """Run one trial of a sweep. `setup`: the sweep-wide settings; `point`: this trial's grid point.
+
+    With `storage.checkpoints: last`, each evaluation's report also carries a checkpoint directory
+    (`report(row, checkpoint_dir)`); `restore_dir` continues a retried trial from one. With several
+    workers (`parallel`), every rank runs this function and reports (the same rows: every number is
+    reduced over ranks); each rank's checkpoint directory holds its shard."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    unlearn, ev = setup["spec"]["unlearn"], setup["spec"]["eval"]
+
+    # 1–4. Threads, seeds, device; the target (shared, read-only, cached by content hash), its task,
+    #      its data; the batch streams and the engine with its components, by registered name.
+    device = trial_device(unlearn, parallel)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    target = open_target(setup)
-    model = prepare_model(target, unlearn, device, unlearning=not point.get("baseline"))
+    trial = start_trial(setup, point, parallel=parallel, device=device)
+    target, model, engine = trial.target, trial.model, trial.engine
 
-    final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"]}
+    final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"],
+             "workers": parallel.world, "parallel": unlearn.get("parallel")}
     step_rows: list[dict] = []
 
     def evaluate_now(at_step: int) -> dict:
@@ -85,12 +127,9 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         step_rows.clear()
         return out
 
-    if not point.get("baseline"):
-        # 3–4. The batch streams and the engine with its components, by registered name.
-        forget, retain, engine = build_components(target, model, unlearn, point, device)
-        optimizer = engine.optimizer
+    if engine is not None:
+        forget, retain, optimizer, batch = trial.forget, trial.retain, engine.optimizer, trial.batch
         final["grad_buffer_bytes"] = engine.gradient_buffer_bytes()
-        batch = batch_fn(unlearn, device)
 
         start = 0
         if restore_dir is not None:  # a retried trial continues from its last checkpoint, exactly
@@ -112,6 +151,8 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
                 row = engine.step(batch(retain), batch(forget), measure_after=bool(every) and step % every == 0)
                 step_rows.append(row)
                 final["steps_done"] = step + 1
+                if step == 0:
+                    final["first_step_changed_frac"] = engine.first_step_changed_frac
                 if eval_every and (step + 1) % eval_every == 0 and step + 1 < n_steps:
                     row, saved = evaluate_now(step + 1), save_state(step + 1)
                     if saved:
@@ -134,16 +175,18 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
             final.update(status="failed", error=f"evaluation at step {final['steps_done']}: {type(exc).__name__}: {exc}")
     step_rows.clear()
     last.update(final, final=True, wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
-    last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0
+    gpus_per_worker = float(setup["spec"]["resources"]["gpus_per_trial"]) / parallel.world
+    last["gpu_s"] = last["wall_s"] * gpus_per_worker * parallel.world if device.startswith("cuda") else 0.0
     if device.startswith("cuda"):
         last["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
     report(last)
     return last
 
 
-def prepare_model(target: "Target", unlearn: dict, device: str, unlearning: bool = True):
+def prepare_model(target: "Target", unlearn: dict, device: str, unlearning: bool = True, parallel=SINGLE):
     """The target's model on the trial's device and dtype, with the memory options for real models
-    (pareto/memory.py): gradient checkpointing and LoRA adapters (not for the No-unlearn baseline)."""
+    (pareto/memory.py): gradient checkpointing and LoRA adapters (not for the No-unlearn baseline),
+    then wrapped for the trial's workers (FSDP shards it; DDP makes every rank start equal)."""
     model = target.model
     model.to(device=device, dtype=getattr(torch, unlearn["dtype"]))
     if unlearning:
@@ -151,13 +194,13 @@ def prepare_model(target: "Target", unlearn: dict, device: str, unlearning: bool
             enable_checkpointing(model)
         if unlearn.get("lora"):  # adapters only are trained: the gradients, Gram and AutoLR live on them
             model = apply_lora(model, **unlearn["lora"])
-    return model
+    return parallel.wrap(model)
 
 
-def build_components(target: "Target", model, unlearn: dict, point: dict, device: str):
+def build_components(target: "Target", model, unlearn: dict, point: dict, device: str, parallel=SINGLE):
     """A trial's forget and retain streams (each seeded: QA pairs, windows of texts, or images)
-    and its engine with the point's combiner, forget objective, lr rule and optimizer.
-    `pareto probe` rebuilds a trial with the same function."""
+    and its engine with the point's combiner, forget objective, lr rule and optimizer. Every rank
+    draws the same global batches; `batch_fn` gives each its slice."""
     seed = int(point["seed"])
     forget, retain = target.streams(unlearn["batch_size"], unlearn["retain_batch_size"] or unlearn["batch_size"], seed)
     combiner = build_combiner(point["combiner"]["name"], seed=seed, **point["combiner"]["params"])
@@ -166,20 +209,73 @@ def build_components(target: "Target", model, unlearn: dict, point: dict, device
     lr_rule = LR_RULES.build(point["lr_rule"]["name"], **point["lr_rule"]["params"])
     optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
                                 lr=point["lr"], **unlearn["optimizer_args"])
-    objective.prepare(model, [to_device(b, device) for b in forget.all()])  # NPO: reference log-probs, once, before unlearning
     engine = UnlearnEngine(model, combiner, objective, lr_rule, optimizer, lr=point["lr"], retain_loss=target.task.loss,
                            autocast=getattr(torch, unlearn["autocast"]) if unlearn.get("autocast") else None,
-                           grad_dtype=torch.float32 if unlearn.get("grad_dtype") == "float32" else None)
+                           grad_dtype=torch.float32 if unlearn.get("grad_dtype") == "float32" else None,
+                           parallel=parallel)
+    prepare_objective(engine, forget, batch_fn(unlearn, device, parallel))
     return forget, retain, engine
 
 
-def batch_fn(unlearn: dict, device: str) -> Callable:
-    """stream → its next batch on the device, split into `grad_accum` micro-batches when asked."""
+def prepare_objective(engine, forget, batch: Callable) -> None:
+    """The forget objective's one-off preparation (NPO: the reference log-probabilities) on the
+    batches the trial will draw — each rank's slice, its micro-batches — in eval mode and under the
+    trial's autocast: the same computation as the step's own forward, so at step 0, with nothing
+    changed, NPO reads exactly 2/β·ln 2 (a different batch shape alone moves bf16 log-probs by
+    ~1e-4 nat). The stream is drawn until every forget example has been seen, then rewound; each
+    example keeps the value of its first batch, and the ranks' tables are merged, so every rank
+    holds all of them (as one process would)."""
+    from pareto.checkpoint import batches_state, load_batches_state
+    from pareto.core.engine import as_micro_batches
+
+    par, objective = engine.parallel, engine.objective
+    saved, seen, draws = batches_state(forget), set(), []
+    while len(seen) < len(forget.examples):  # the global batches: every rank draws the same ones
+        drawn = forget.next()
+        seen.update(drawn["index"].tolist())
+        draws.append(batch.piece(drawn))
+    load_batches_state(forget, saved)
+    first: dict[str, dict] = {}  # state attribute → example → (draw, value)
+    with engine.amp():
+        for k, drawn in enumerate(draws):
+            for b in as_micro_batches(drawn):
+                for key in component_state_dicts(objective):
+                    setattr(objective, key, {})
+                objective.prepare(engine.model, [b])
+                for key, table in component_state_dicts(objective).items():
+                    for i, v in table.items():
+                        first.setdefault(key, {}).setdefault(i, (k, v))
+    for key in first:
+        merged: dict = {}
+        for part in par.gather_objects(first[key]):
+            for i, (k, v) in part.items():
+                if i not in merged or k < merged[i][0]:
+                    merged[i] = (k, v)
+        setattr(objective, key, {i: v for i, (k, v) in merged.items()})
+
+
+def component_state_dicts(component) -> dict:
+    """The dict-valued state of a component (NPO's `_ref`; not a setting: no __init__ argument), what
+    `prepare_objective` merges over ranks."""
+    import dataclasses
+
+    settings = {f.name for f in dataclasses.fields(component) if f.init} if dataclasses.is_dataclass(component) else set()
+    return {k: v for k, v in vars(component).items() if k not in settings and isinstance(v, dict)}
+
+
+def batch_fn(unlearn: dict, device: str, parallel=SINGLE) -> Callable:
+    """stream → this rank's slice of its next (global) batch on the device, split into `grad_accum`
+    micro-batches when asked."""
     accum = int(unlearn.get("grad_accum") or 1)
 
-    def batch(stream):
-        b = to_device(stream.next(), device)
+    def piece(drawn: dict):
+        b = to_device(parallel.shard(drawn), device)
         return split_batch(b, accum) if accum > 1 else b
+
+    def batch(stream):
+        return piece(stream.next())
+
+    batch.piece = piece  # a drawn global batch → this rank's part (prepare_objective)
 
     return batch
 

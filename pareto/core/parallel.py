@@ -45,6 +45,9 @@ class Single:
     def shard(self, batch: dict) -> dict:
         return batch
 
+    def split(self, batch: dict) -> dict:
+        return batch
+
     def all_sum(self, values: Sequence[float]) -> list[float]:
         return [float(v) for v in values]
 
@@ -88,6 +91,16 @@ class _Distributed(Single):
             raise ValueError(f"a batch of {n} examples does not split over {self.world} workers; make "
                              "unlearn.batch_size (and retain_batch_size) a multiple of resources.workers_per_trial")
         a, b = self.rank * n // self.world, (self.rank + 1) * n // self.world
+        return {k: (v[a:b] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == n else v)
+                for k, v in batch.items()}
+
+    def split(self, batch: dict) -> dict:
+        """This rank's part of a batch of any size (for one-off passes such as NPO's reference):
+        the same bounds as `shard`, and where that part is empty the batch's last example, so every
+        rank runs the same number of forwards (FSDP needs them all)."""
+        n = _examples(batch)
+        a, b = self.rank * n // self.world, (self.rank + 1) * n // self.world
+        a, b = (a, b) if b > a else (n - 1, n)
         return {k: (v[a:b] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == n else v)
                 for k, v in batch.items()}
 
@@ -156,9 +169,12 @@ class FSDP(_Distributed):
         blocks = fsdp_blocks(model)
         for m in blocks:
             fully_shard(m)
-        fully_shard(model)
+        # the root too frees its gathered parameters after each forward: the engine's measurements
+        # (AutoLR's probes, the after-step losses) move the shards between forwards without a backward
+        fully_shard(model, reshard_after_forward=True)
         for m in [*blocks, model]:
             m.set_gradient_divide_factor(1.0)  # sum over ranks: the engine weights by the global normaliser
+            m.set_force_sum_reduction_for_comms(True)  # a plain SUM (gloo has no pre-multiplied sum)
         return model
 
 

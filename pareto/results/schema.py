@@ -56,7 +56,9 @@ TRIAL_SCHEMA = pa.schema([
     ("wall_s", pa.float64()), ("cpu_s", pa.float64()), ("gpu_s", pa.float64()), ("attempts", pa.int64()),
     ("resumed_from_step", pa.int64()),  # a retried trial that continued from its checkpoint: the step it resumed at
     ("grad_buffer_bytes", pa.int64()),  # the memory the engine adds to plain training (its g_R buffer, …)
-    ("gpu_peak_bytes", pa.int64()),  # torch.cuda.max_memory_allocated over the trial (null on CPU)
+    ("gpu_peak_bytes", pa.int64()),  # torch.cuda.max_memory_allocated over the trial (null on CPU; rank 0's)
+    ("first_step_changed_frac", pa.float64()),  # of the entries the first step's d moves, the fraction that changed
+    ("workers", pa.int64()), ("parallel", pa.string()),  # torch.distributed workers of the trial, ddp | fsdp | null
     ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
     ("add_bos", pa.bool_()), ("prompt_template", pa.string()),
     ("pareto_version", pa.string()), ("torch_version", pa.string()), ("transformers_version", pa.string()),
