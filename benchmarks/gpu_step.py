@@ -6,6 +6,8 @@
     python benchmarks/gpu_step.py --fit                           # the largest model that fits, full and LoRA
     python benchmarks/gpu_step.py --smoke                         # a tiny config, on CPU when there is no GPU
     python benchmarks/gpu_step.py --arch llama-1b --json out.json # every number to a file
+    python benchmarks/gpu_step.py --arch llama-1b --workers 2 --parallel fsdp   # one trial on 2 GPUs
+    python benchmarks/gpu_step.py --smoke --workers 2 --parallel ddp,fsdp       # the same on CPU (gloo)
 
 Models are built from their architecture's config with random weights (the GPU machines have no
 hub access; speed and memory do not depend on the weights), in bf16 (pure: parameters, gradients
@@ -33,13 +35,32 @@ width d, sequence s) divided by the step time and by the card's bf16 matmul rate
 (the best of several 8192³ matmuls). Targets (issue 9): MFU ≥ 40 % for a 1B architecture,
 NGDiff ≤ 1.05 × GDiff, peak ≤ GDiff + one gradient buffer, a 7B architecture with LoRA on one
 80 GB card.
+
+Several workers (`--workers N`, issue 16): one trial's step spread over N torch.distributed
+processes started with torch.multiprocessing (spawn): NCCL with one GPU per rank where there are
+N GPUs, else gloo on the CPU (cores shared out: `--threads` per rank, default cores // N).
+`--parallel` names the strategies, one after the other, each in its own N processes (default
+with N > 1: `ddp,fsdp`; `--workers 1 --parallel fsdp` runs FSDP in a group of one, the baseline
+for per-rank memory). The model is built on every rank from the same seed, wrapped by the
+strategy (pareto/core/parallel.py) BEFORE its optimizer is built, and each rank takes
+`strategy.shard(batch)`: `--batch` is the GLOBAL batch (a multiple of N). gdiff_usual under
+several workers is the usual data-parallel step: one backward of the rank's loss / N, then FSDP's
+reduce-scatter (a sum) or, for DDP, an all-reduce of each `.grad`. Reported per strategy and
+method: ms/step (the slowest rank's median), the bytes each rank holds of parameters, gradient
+buffers (the engine's g_R and g_F buffers; the usual step's `.grad`) and Adam's state — the local
+shards (DTensor.to_local()) under FSDP — and on CUDA torch.cuda.max_memory_allocated per rank.
+MFU under N workers divides by N cards.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import statistics
+import sys
+import tempfile
 import time
 
 import torch
@@ -49,6 +70,7 @@ from pareto.core.engine import UnlearnEngine
 from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
+from pareto.core.parallel import SINGLE, STRATEGIES
 from pareto.data.qa import IGNORE
 from pareto.lm import answer_ce
 
@@ -68,6 +90,9 @@ ARCHS = {
                                          max_position_embeddings=4096)),
     "llama2-13b": ("LlamaConfig", dict(vocab_size=32000, hidden_size=5120, intermediate_size=13824, num_hidden_layers=40,
                                        num_attention_heads=40, num_key_value_heads=40, max_position_embeddings=4096)),
+    # ~30 M parameters (24.7 M in its 8 blocks): big enough on a CPU that sharding, not the
+    # embeddings' rounding or Python, decides the per-rank bytes (benchmarks/parallel_memory.py)
+    "gpt2-30m": ("GPT2Config", dict(vocab_size=8192, n_embd=512, n_layer=8, n_head=8, n_positions=1024)),
 }
 METHODS = ("gdiff_usual", "gdiff", "ngdiff", "ngdiff_autolr", "npo")
 FIT_LADDER = ("llama-1b", "llama2-7b", "llama2-13b")
@@ -103,51 +128,87 @@ def shape_of(config) -> tuple[int, int]:
     return layers, width
 
 
-def batches(vocab: int, batch: int, seq: int, device: str, n: int, seed: int = 0) -> list[dict]:
+def batches(vocab: int, batch: int, seq: int, device: str, n: int, seed: int = 0, par=SINGLE) -> list[dict]:
+    """n global batches (the same on every rank: one seed), each cut to this rank's slice."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(n):
         ids = torch.randint(3, vocab, (batch, seq), generator=g)
         labels = ids.clone()
         labels[:, : seq // 2] = IGNORE
-        out.append({"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
-                    "labels": labels.to(device), "index": torch.arange(i * batch, (i + 1) * batch).to(device)})
+        b = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels,
+             "index": torch.arange(i * batch, (i + 1) * batch)}
+        out.append({k: v.to(device) for k, v in par.shard(b).items()})
     return out
 
 
-def make_step(method: str, model, lr: float, forget_all: list[dict], autocast):
+def device_type(device: str) -> str:
+    return device.split(":")[0]
+
+
+def make_step(method: str, model, lr: float, forget_all: list[dict], autocast, par=SINGLE, device: str = "cuda"):
+    """(step(rb, fb), the engine's extra gradient buffer in bytes, the optimizer, the engine or None)."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = build_optimizer("adam", params, lr=lr)
     if method == "gdiff_usual":
         def step(rb, fb):
-            with (torch.autocast("cuda", dtype=autocast) if autocast else torch.enable_grad()):
+            with (torch.autocast(device_type(device), dtype=autocast) if autocast else torch.enable_grad()):
                 loss = 0.5 * answer_ce(model, rb) - 0.5 * answer_ce(model, fb)
-            loss.backward()
+            (loss / par.world if par.world > 1 else loss).backward()  # the mean over ranks, as DDP's
+            if par.name == "ddp":  # FSDP has reduce-scattered (summed) during backward
+                for p in params:
+                    par.dist.all_reduce(p.grad)
             opt.step()
             opt.zero_grad(set_to_none=True)
-        return step, 0
+        return step, 0, opt, None
     combiner = {"gdiff": "gdiff", "ngdiff": "ngdiff", "ngdiff_autolr": "ngdiff", "npo": "gdiff"}[method]
     objective = OBJECTIVES.build("npo" if method == "npo" else "ga")
-    if method == "npo":
-        objective.prepare(model, forget_all)
     rule = LR_RULES.build("autolr", every=10) if method == "ngdiff_autolr" else LR_RULES.build("fixed")
     engine = UnlearnEngine(model, build_combiner(combiner, **({"c": 0.5} if combiner == "gdiff" else {})),
-                           objective, rule, opt, lr=lr, autocast=autocast)
-    return (lambda rb, fb: engine.step(rb, fb, measure_after=False)), engine.gradient_buffer_bytes()
+                           objective, rule, opt, lr=lr, autocast=autocast, parallel=par)
+    if method == "npo":  # this rank's slices (every rank runs the same forwards), under the step's autocast
+        with engine.amp():
+            objective.prepare(model, forget_all)
+    return (lambda rb, fb: engine.step(rb, fb, measure_after=False)), engine.gradient_buffer_bytes(), opt, engine
 
 
 def sync(device: str) -> None:
-    if device == "cuda":
+    if device_type(device) == "cuda":
         torch.cuda.synchronize()
 
 
-def measure_method(method, model, config, args, device, autocast) -> dict:
-    data = batches(config.vocab_size, args.batch, args.seq, device, 2 * (args.warmup + args.steps) + 2)
+def _nbytes(t: torch.Tensor, par=SINGLE) -> int:
+    t = par.local(t)
+    return t.numel() * t.element_size()
+
+
+def rank_bytes(model, opt, engine, par=SINGLE) -> dict:
+    """What this rank holds, in bytes: parameters (all; trained), gradient buffers (the engine's
+    g_R and g_F buffers and its scratch one, or the usual step's `.grad`: one per trained parameter,
+    in its dtype) and the optimizer's state — the local shards under FSDP."""
+    params = list(model.parameters())
+    trained = [p for p in params if p.requires_grad]
+    if engine is not None:
+        grads = sum(b.numel() * b.element_size() for b in (engine._flat_r, engine._flat_g, engine._flat_s)
+                    if b is not None)
+    else:
+        grads = sum(_nbytes(p, par) for p in trained)
+    state = sum(_nbytes(t, par) for st in opt.state.values() for t in st.values()
+                if isinstance(t, torch.Tensor) and t.dim())  # Adam's exp_avg, exp_avg_sq (not the step count)
+    out = {"param_bytes": sum(_nbytes(p, par) for p in params), "trained_param_bytes": sum(_nbytes(p, par) for p in trained),
+           "grad_bytes": grads, "optim_bytes": state}
+    out["total_bytes"] = out["param_bytes"] + grads + state
+    return out
+
+
+def measure_method(method, model, config, args, device, autocast, par=SINGLE) -> dict:
+    data = batches(config.vocab_size, args.batch, args.seq, device, 2 * (args.warmup + args.steps) + 2, par=par)
     forget_all = data[1::2]
-    if device == "cuda":
+    cuda = device_type(device) == "cuda"
+    if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    step, buffer = make_step(method, model, args.lr, forget_all, autocast)
+    step, buffer, opt, engine = make_step(method, model, args.lr, forget_all, autocast, par, device)
     times = []
     for i in range(args.warmup + args.steps):
         sync(device)
@@ -156,15 +217,17 @@ def measure_method(method, model, config, args, device, autocast) -> dict:
         sync(device)
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
+    peak = torch.cuda.max_memory_allocated() if cuda else None
+    out = {"ms": 1e3 * statistics.median(times), "mean_ms": 1e3 * statistics.fmean(times), "peak_bytes": peak,
+           "grad_buffer_bytes": buffer, **rank_bytes(model, opt, engine, par)}
     for p in model.parameters():
         p.grad = None
-    return {"ms": 1e3 * statistics.median(times), "mean_ms": 1e3 * statistics.fmean(times), "peak_bytes": peak,
-            "grad_buffer_bytes": buffer}
+    del step, opt, engine
+    return out
 
 
 def matmul_tflops(device: str, dtype: torch.dtype, n: int = 8192, reps: int = 10) -> float:
-    if device != "cuda":
+    if device_type(device) != "cuda":
         n, reps = 512, 3
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -185,30 +248,145 @@ def step_flops(model, config, args) -> float:
     return 2 * (6 * n * tokens + 12 * layers * width * args.seq * tokens)
 
 
-def run_arch(arch: str, args, device: str, methods) -> dict:
-    dtype = torch.bfloat16 if (args.precision == "bf16" and device == "cuda") or args.precision == "bf16-cpu" else torch.float32
+def model_dtype(args, device: str) -> torch.dtype:
+    cuda = device_type(device) == "cuda"
+    return torch.bfloat16 if (args.precision == "bf16" and cuda) or args.precision == "bf16-cpu" else torch.float32
+
+
+def run_arch(arch: str, args, device: str, methods, par=SINGLE) -> dict:
+    dtype = model_dtype(args, device)
     autocast = torch.bfloat16 if args.precision == "autocast" else None
     model, config = build_model(arch, device, dtype, args.checkpointing, args.lora)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     out = {"arch": arch, "params": n_params, "trainable": n_train, "dtype": str(dtype), "lora": args.lora,
-           "checkpointing": args.checkpointing, "batch": args.batch, "seq": args.seq, "methods": {}}
-    flops = step_flops(model, config, args)
+           "precision": args.precision, "checkpointing": args.checkpointing, "batch": args.batch, "seq": args.seq,
+           "workers": par.world, "parallel": None if par is SINGLE else par.name, "methods": {}}
+    flops = step_flops(model, config, args)  # before wrapping: the full model's count
+    model = par.wrap(model)  # before any optimizer: FSDP turns the parameters into DTensors
     for m in methods:
         try:
-            out["methods"][m] = measure_method(m, model, config, args, device, autocast)
+            out["methods"][m] = measure_method(m, model, config, args, device, autocast, par)
         except torch.OutOfMemoryError as exc:  # what it needed, as torch reports it
             out["methods"][m] = {"oom": str(exc).split("\n")[0]}
+            for p in model.parameters():
+                p.grad = None
             torch.cuda.empty_cache()
     out["step_flops"] = flops
     return out
 
 
-def main() -> None:
+# --- several workers ------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, world: int, port: int, name: str, args: argparse.Namespace, use_cuda: bool,
+               out: str) -> None:
+    """One rank: a process group (NCCL on cuda:<rank>, else gloo), the strategy, the methods; rank 0
+    writes every rank's numbers to `out`."""
+    import torch.distributed as dist
+
+    from pareto.core.parallel import strategy
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    if use_cuda:
+        torch.cuda.set_device(rank)
+        device = f"cuda:{rank}"
+        dist.init_process_group("nccl", rank=rank, world_size=world, device_id=torch.device(device))
+    else:
+        device = "cpu"
+        torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    par = strategy(name)
+    info = {}
+    if rank == 0:
+        info["card"] = torch.cuda.get_device_name(device) if use_cuda else "CPU (no GPU)"
+        info["matmul_tflops"] = matmul_tflops(device, torch.bfloat16 if use_cuda else torch.float32)
+        info["threads_per_rank"] = torch.get_num_threads()
+    result = run_arch(args.arch, args, device, args.methods.split(","), par)
+    ranks = par.gather_objects(result["methods"])  # each rank's numbers, by method
+    if rank == 0:
+        result["per_rank"] = ranks
+        for m, v in result["methods"].items():  # the step ends with the slowest rank
+            if "oom" not in v:
+                v["ms"] = max(r[m]["ms"] for r in ranks if "ms" in r[m])
+                if use_cuda:
+                    v["peak_bytes"] = max(r[m]["peak_bytes"] for r in ranks if "ms" in r[m])
+        with open(out, "w") as fh:
+            json.dump({**info, "run": result}, fh)
+    par.barrier()
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # gloo's threads can abort a process as the interpreter tears down, after the work is done
+    # (tests/test_parallel_trial.py): leave without that teardown
+    os._exit(0)
+
+
+def run_workers(name: str, args) -> dict:
+    """One strategy on `args.workers` spawned processes; {card, matmul_tflops, run} from rank 0."""
+    import torch.multiprocessing as mp
+
+    world = args.workers
+    if args.batch % world:
+        raise SystemExit(f"--batch {args.batch} does not split over {world} workers: use a multiple of {world}")
+    use_cuda = torch.cuda.is_available() and not args.cpu and torch.cuda.device_count() >= world
+    if torch.cuda.is_available() and not args.cpu and not use_cuda:
+        print(f"{world} workers need {world} GPUs, {torch.cuda.device_count()} here: gloo on the CPU instead")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rank0.json")
+        mp.start_processes(_rank_main, args=(world, _free_port(), name, args, use_cuda, out), nprocs=world,
+                           join=True, start_method="spawn")
+        with open(out) as fh:
+            return json.load(fh)
+
+
+def print_table(r: dict, peak_rate: float) -> None:
+    base = r["methods"].get("gdiff_usual", {})
+    gib = (lambda b: f"{b / 2**30:.2f}" if b is not None else "–")
+    print("| method | ms/step | × gdiff_usual | peak GiB | Δ peak vs gdiff_usual GiB | grad buffer GiB | MFU |")
+    print("|---|---|---|---|---|---|---|")
+    for m, v in r["methods"].items():
+        if "oom" in v:
+            print(f"| {m} | out of memory: {v['oom']} | | | | | |")
+            continue
+        mfu = r["step_flops"] / (v["ms"] / 1e3) / (peak_rate * 1e12 * r.get("workers", 1))
+        ratio = f"{v['ms'] / base['ms']:.3f}" if base.get("ms") else "–"
+        dpeak = (v["peak_bytes"] - base["peak_bytes"]) if v["peak_bytes"] is not None and base.get("peak_bytes") else None
+        print(f"| {m} | {v['ms']:.1f} | {ratio} | {gib(v['peak_bytes'])} | {gib(dpeak)} | "
+              f"{gib(v['grad_buffer_bytes'])} | {mfu:.1%} |")
+
+
+def print_rank_table(r: dict) -> None:
+    """Per rank: what it holds (MiB) — parameters, gradient buffers, Adam — and its CUDA peak."""
+    mib = (lambda b: f"{b / 2**20:.1f}" if b is not None else "–")
+    print("| strategy | workers | method | rank | params MiB | grad buffers MiB | Adam MiB | total MiB | CUDA peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k, methods in enumerate(r.get("per_rank") or [r["methods"]]):
+        for m, v in methods.items():
+            if "oom" in v:
+                continue
+            print(f"| {r['parallel'] or 'single'} | {r['workers']} | {m} | {k} | {mib(v['param_bytes'])} | "
+                  f"{mib(v['grad_bytes'])} | {mib(v['optim_bytes'])} | {mib(v['total_bytes'])} | {mib(v['peak_bytes'])} |")
+
+
+def describe(r: dict) -> str:
+    par = f", {r['workers']} workers, {r['parallel']}" if r.get("parallel") else ""
+    return (f"{r['arch']}: {r['params'] / 1e9:.3f} B params ({r['trainable'] / 1e6:.1f} M trained), "
+            f"batch {r['batch']} × {r['seq']} tokens (global), {r['dtype']}"
+            f"{' + bf16 autocast' if r.get('precision') == 'autocast' else ''}{' + LoRA' if r['lora'] else ''}{par}")
+
+
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="llama-1b", choices=sorted(ARCHS))
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=8, help="the global batch (split over --workers)")
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -218,11 +396,47 @@ def main() -> None:
     ap.add_argument("--lora", action="store_true", help="LoRA adapters (r 16, every linear layer) via peft")
     ap.add_argument("--fit", action="store_true", help=f"try {', '.join(FIT_LADDER)}, full and LoRA, one NGDiff step each")
     ap.add_argument("--smoke", action="store_true", help="the tiny config, 2 steps (CPU when there is no GPU)")
+    ap.add_argument("--workers", type=int, default=1, help="processes for one trial (one GPU each, or gloo on CPU)")
+    ap.add_argument("--parallel", help=f"strategies, comma-separated, of {', '.join(STRATEGIES)} "
+                                       "(default with --workers > 1: ddp,fsdp)")
+    ap.add_argument("--threads", type=int, help="torch threads per rank on CPU (default: cores // workers)")
+    ap.add_argument("--cpu", action="store_true", help="the CPU even where there is a GPU")
     ap.add_argument("--json")
-    args = ap.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    args = ap.parse_args(argv)
     if args.smoke:
-        args.arch, args.batch, args.seq, args.steps, args.warmup = "tiny", 2, 32, 2, 1
+        args.arch, args.batch, args.seq, args.steps, args.warmup = "tiny", 2 * max(1, args.workers), 32, 2, 1
+    if args.workers > 1 and not args.parallel:
+        args.parallel = "ddp,fsdp"
+    if args.parallel:
+        bad = [n for n in args.parallel.split(",") if n not in STRATEGIES]
+        if bad or args.fit:
+            ap.error(f"--parallel takes {', '.join(STRATEGIES)} (comma-separated), not with --fit" if not bad
+                     else f"--parallel: unknown strategy {', '.join(bad)}; choose from {', '.join(STRATEGIES)}")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.parallel:
+        results = {"runs": []}
+        for name in args.parallel.split(","):
+            got = run_workers(name, args)
+            results.update(card=got["card"], matmul_tflops=got["matmul_tflops"])
+            r = got["run"]
+            r["threads_per_rank"] = got.get("threads_per_rank")
+            results["runs"].append(r)
+            print(f"{got['card']}: measured matmul rate {got['matmul_tflops']:.3g} TFLOP/s per rank; "
+                  f"torch {torch.__version__}")
+            print(describe(r))
+            print_table(r, got["matmul_tflops"])
+            print()
+            print_rank_table(r)
+            print()
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+        return results
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     card = torch.cuda.get_device_name() if device == "cuda" else "CPU (no GPU)"
     peak_rate = matmul_tflops(device, torch.bfloat16 if device == "cuda" else torch.float32)
     print(f"{card}: measured matmul rate {peak_rate:.3g} TFLOP/s; torch {torch.__version__}")
@@ -245,24 +459,12 @@ def main() -> None:
     else:
         r = run_arch(args.arch, args, device, args.methods.split(","))
         results["runs"].append(r)
-        base = r["methods"].get("gdiff_usual", {})
-        print(f"{args.arch}: {r['params'] / 1e9:.3f} B params ({r['trainable'] / 1e6:.1f} M trained), "
-              f"batch {args.batch} × {args.seq} tokens, {r['dtype']}{' + LoRA' if args.lora else ''}")
-        print("| method | ms/step | × gdiff_usual | peak GiB | Δ peak vs gdiff_usual GiB | grad buffer GiB | MFU |")
-        print("|---|---|---|---|---|---|---|")
-        for m, v in r["methods"].items():
-            if "oom" in v:
-                print(f"| {m} | out of memory: {v['oom']} | | | | | |")
-                continue
-            mfu = r["step_flops"] / (v["ms"] / 1e3) / (peak_rate * 1e12)
-            gib = (lambda b: f"{b / 2**30:.2f}" if b is not None else "–")
-            ratio = f"{v['ms'] / base['ms']:.3f}" if base.get("ms") else "–"
-            dpeak = (v["peak_bytes"] - base["peak_bytes"]) if v["peak_bytes"] is not None and base.get("peak_bytes") else None
-            print(f"| {m} | {v['ms']:.1f} | {ratio} | {gib(v['peak_bytes'])} | {gib(dpeak)} | "
-                  f"{gib(v['grad_buffer_bytes'])} | {mfu:.1%} |")
+        print(describe(r))
+        print_table(r, peak_rate)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)
+    return results
 
 
 if __name__ == "__main__":

@@ -28,3 +28,27 @@ def test_gpu_step_smoke(tmp_path, extra):
                 assert run["methods"]["gdiff"]["grad_buffer_bytes"] == 4 * run["trainable"]
     if not extra:
         assert set(runs[0]["methods"]) == {"gdiff_usual", "gdiff", "ngdiff", "ngdiff_autolr", "npo"}
+
+
+@pytest.mark.slow
+def test_gpu_step_two_workers_fsdp(tmp_path):
+    """`--workers 2 --parallel fsdp`: two gloo processes (spawned), every method; each rank holds half
+    of the parameters, gradient buffers and Adam state that one process holds (local shards)."""
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_step.py", "--smoke", "--cpu", "--workers", "2",
+                           "--parallel", "fsdp", "--threads", "1", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["workers"] == 2 and run["parallel"] == "fsdp" and run["batch"] == 4
+    assert set(run["methods"]) == {"gdiff_usual", "gdiff", "ngdiff", "ngdiff_autolr", "npo"}
+    assert len(run["per_rank"]) == 2
+    full = 4 * run["params"]  # fp32
+    for ranks in run["per_rank"]:
+        for method, v in ranks.items():
+            assert "oom" not in v and v["ms"] > 0, (method, v)
+            assert 0.45 * full < v["param_bytes"] < 0.55 * full, (method, v)  # a half, padding aside
+            assert v["optim_bytes"] == 2 * v["param_bytes"]  # exp_avg, exp_avg_sq of the local shard
+            # the engine: g_R and the .grad buffer over the local shard; the usual step: .grad only
+            assert v["grad_bytes"] == (1 if method == "gdiff_usual" else 2) * v["param_bytes"]
+    assert "| fsdp | 2 | ngdiff | 1 |" in proc.stdout  # the per-rank table
