@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gpu_step  # noqa: E402  (benchmarks/gpu_step.py: models, the spawn machinery, the byte counts)
+import gpu_step  # (benchmarks/gpu_step.py: models, the spawn machinery, the byte counts)
 
 CONFIGS = (("fsdp", 1), ("fsdp", 2), ("ddp", 1), ("ddp", 2))
 

@@ -1,7 +1,9 @@
 """benchmarks/gpu_step.py runs end to end (on CPU here, with the tiny config): every method, with
-and without LoRA, and the fit ladder's code path."""
+and without LoRA, the fit ladder's code path, 2 FSDP workers (gloo), and benchmarks/gpu_all.sh --cpu-smoke."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +54,23 @@ def test_gpu_step_two_workers_fsdp(tmp_path):
             # the engine: g_R and the .grad buffer over the local shard; the usual step: .grad only
             assert v["grad_bytes"] == (1 if method == "gdiff_usual" else 2) * v["param_bytes"]
     assert "| fsdp | 2 | ngdiff | 1 |" in proc.stdout  # the per-rank table
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and timeout")
+def test_gpu_all_cpu_smoke(tmp_path):
+    """benchmarks/gpu_all.sh --cpu-smoke: every part of the GPU script, tiny sizes on the CPU, each
+    writes its JSON; summary.json records every part's exit status (and the env part's findings)."""
+    env = {**os.environ, "OUT": str(tmp_path)}
+    proc = subprocess.run(["bash", "benchmarks/gpu_all.sh", "--cpu-smoke"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    parts = {p["part"]: p for p in summary["parts"]}
+    assert set(parts) == {"env", "single_1b", "lora_7b", "fsdp_1gpu", "fsdp_multi", "fit"}
+    assert all(p["rc"] == 0 for p in parts.values()), parts
+    assert summary["env"]["torch"] and "import" not in str(summary["env"]["transformers"])
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) <= 8, files  # what the device tool brings back from $OUT
+    multi = json.loads((tmp_path / "fsdp_multi.json").read_text())["runs"]
+    assert [(r["parallel"], r["workers"]) for r in multi] == [("ddp", 2), ("fsdp", 2)]
