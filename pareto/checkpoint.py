@@ -11,6 +11,11 @@ Component state is read from the instance's attributes that are not dataclass fi
 settings come from the spec again); numbers, lists, dicts, numpy arrays and numpy random
 generators are encoded, anything else is refused by name so a new component cannot silently
 lose state.
+
+A trial on several workers (pareto/core/parallel.py) saves its model and optimizer with
+`torch.distributed.checkpoint`: each rank writes its own shard (FSDP) into its own directory and
+rank 0 adds the metadata and state.json; Ray Train merges the ranks' directories into one
+checkpoint, from which every rank of a restarted worker group reads what it holds.
 """
 
 from __future__ import annotations
@@ -91,16 +96,23 @@ def save(directory: str | Path, *, model, optimizer, engine, forget, retain, ste
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     trained_only = any(not p.requires_grad for p in model.parameters())
-    if trained_only:  # LoRA: the frozen target is shared and unchanged; keep the adapters only
+    if engine.parallel.world > 1:
+        _save_distributed(d, model, optimizer, trained_only)
+        if engine.parallel.rank != 0:
+            return d
+    elif trained_only:  # LoRA: the frozen target is shared and unchanged; keep the adapters only
         from safetensors.torch import save_file
 
         save_file({n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad},
                   str(d / "model.safetensors"))
     else:
         save_model(model, str(d / "model.safetensors"))  # handles tied weights (GPT-2's lm_head = wte)
-    torch.save(optimizer.state_dict(), d / "optimizer.pt")
+    if engine.parallel.world == 1:
+        torch.save(optimizer.state_dict(), d / "optimizer.pt")
     state = {
-        "format": FORMAT, "steps_done": steps_done, "trained_only": trained_only, "engine": {"step_index": engine.step_index, "lr": engine.lr},
+        "format": FORMAT, "workers": engine.parallel.world, "steps_done": steps_done, "trained_only": trained_only,
+        "engine": {"step_index": engine.step_index, "lr": engine.lr,
+                   "first_step_changed_frac": engine.first_step_changed_frac},
         "combiner": component_state(engine.combiner), "lr_rule": component_state(engine.lr_rule),
         "objective": component_state(engine.objective),
         "forget": batches_state(forget), "retain": batches_state(retain),
@@ -118,7 +130,13 @@ def load(directory: str | Path, *, model, optimizer, engine, forget, retain) -> 
     if state.get("format") != FORMAT:
         raise ValueError(f"{d}: checkpoint format {state.get('format')} is not {FORMAT}; start the trial over")
     device = str(next(model.parameters()).device)
-    if state.get("trained_only"):
+    workers = int(state.get("workers", 1))
+    if workers != engine.parallel.world:
+        raise ValueError(f"{d}: the checkpoint was written by {workers} worker(s), this trial runs "
+                         f"{engine.parallel.world}; start the trial over")
+    if workers > 1:
+        _load_distributed(d, model, optimizer, state.get("trained_only", False))
+    elif state.get("trained_only"):
         from safetensors.torch import load_file
 
         saved = load_file(str(d / "model.safetensors"), device=device)
@@ -132,8 +150,10 @@ def load(directory: str | Path, *, model, optimizer, engine, forget, retain) -> 
                 params[n].copy_(t)
     else:
         load_model(model, str(d / "model.safetensors"), device=device)
-    optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
+    if workers == 1:
+        optimizer.load_state_dict(torch.load(d / "optimizer.pt", weights_only=True))
     engine.step_index, engine.lr = state["engine"]["step_index"], state["engine"]["lr"]
+    engine.first_step_changed_frac = state["engine"].get("first_step_changed_frac", float("nan"))
     for group in optimizer.param_groups:
         group["lr"] = engine.lr
     load_component_state(engine.combiner, state["combiner"])
@@ -142,3 +162,29 @@ def load(directory: str | Path, *, model, optimizer, engine, forget, retain) -> 
     load_batches_state(forget, state["forget"])
     load_batches_state(retain, state["retain"])
     return int(state["steps_done"])
+
+
+def _options(trained_only: bool):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(ignore_frozen_params=trained_only)  # LoRA: the adapters only
+
+
+def _save_distributed(d: Path, model, optimizer, trained_only: bool) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    msd, osd = get_state_dict(model, optimizer, options=_options(trained_only))
+    dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(d / "distributed"))
+
+
+def _load_distributed(d: Path, model, optimizer, trained_only: bool) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    options = _options(trained_only)
+    msd, osd = get_state_dict(model, optimizer, options=options)  # the layout to read into (initialises the state)
+    state = {"model": msd, "optimizer": osd}
+    dcp.load(state, checkpoint_id=str(d / "distributed"))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+                   options=options)

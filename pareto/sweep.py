@@ -387,6 +387,10 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
         f"{manifest.get('n_retain')} retain rows)")
     setup = {"spec": spec.to_dict(), "target_dir": str(prepared.target_dir), "eval_splits": prepared.eval_splits,
              "reference": prepared.reference, "target_archive": _ship_target(prepared.target_dir, address, log)}
+    if spec.resources.workers_per_trial:  # Ray Train keeps a multi-worker trial's checkpoints beside Tune's
+        local = sweep.store.local_path(f"{sweep.folder}/.ray")
+        setup["train_storage"] = f"{local.resolve() if local else sweep.store.display(f'{sweep.folder}/.ray')}/train"
+        setup["run_name"] = f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     meta = {"spec_hash": spec.hash(), "spec": json.dumps(spec.to_dict(), sort_keys=True),
             "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
             "add_bos": manifest.get("add_bos", True), "prompt_template": manifest.get("template", "plain"),
@@ -394,8 +398,11 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
 
     total = len(todo) + max(n_optuna, 0)
     collector = _Collector(sweep, spec, meta, log, total)
-    trainable_fn = tune.with_resources(tune.with_parameters(trainable, setup=setup),
-                                       {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
+    # a trial of several workers is a driver that needs no CPU: its Ray Train workers hold the trial's
+    # resources (Tune wants the driver to ask for something: one byte of memory)
+    trial_resources = ({"cpu": 0, "memory": 1} if spec.resources.workers_per_trial else
+                       {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
+    trainable_fn = tune.with_resources(tune.with_parameters(trainable, setup=setup), trial_resources)
     log(f"running {total} trial(s) on Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs, "
         f"{ray.cluster_resources().get('GPU', 0):g} GPUs, {len(ray.nodes())} node(s))")
     n_forget = manifest.get("n_forget_examples", manifest.get("n_forget"))  # text data: windows, not articles

@@ -151,8 +151,6 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
                 row = engine.step(batch(retain), batch(forget), measure_after=bool(every) and step % every == 0)
                 step_rows.append(row)
                 final["steps_done"] = step + 1
-                if step == 0:
-                    final["first_step_changed_frac"] = engine.first_step_changed_frac
                 if eval_every and (step + 1) % eval_every == 0 and step + 1 < n_steps:
                     row, saved = evaluate_now(step + 1), save_state(step + 1)
                     if saved:
@@ -165,6 +163,7 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
             estimate = estimate_bytes(model, unlearn["optimizer"], engine._flat_r.dtype)
             final.update(status="failed", error=out_of_memory_message(exc, estimate, device))
         final["final_lr"] = engine.lr
+        final["first_step_changed_frac"] = engine.first_step_changed_frac  # kept by a checkpoint
 
     # 6. The last evaluation (a diverged trial has none: analysis lists it as excluded), and the record.
     last = {"step_rows": step_rows[:], "evaluated": False}
@@ -338,13 +337,18 @@ def vision_target(setup: dict) -> Target:
 
 
 def trainable(config: dict, setup: dict) -> None:
-    """Ray Tune function trainable: `tune.with_parameters(trainable, setup=...)`.
+    """Ray Tune function trainable: `tune.with_parameters(trainable, setup=...)`. A trial of
+    several workers (resources.workers_per_trial) is run by Ray Train (trainables/distributed.py).
 
     On a node that does not have the target (a cluster without a shared cache), it is unpacked
     once from the archive the driver put in Ray's object store. Every report names the node."""
     import ray
     from ray import tune
 
+    if setup["spec"]["resources"].get("workers_per_trial"):  # one trial, several workers: Ray Train
+        from trainables.distributed import run_on_workers
+
+        return run_on_workers(setup, config["point"], f"{setup.get('run_name', 'run')}-p{config['point']['index']:04d}")
     setup = {**setup, "target_dir": local_target(setup)}
     node = ray.get_runtime_context().get_node_id()
 
