@@ -38,6 +38,7 @@ CASES = {  # name: (combiner, objective, lr_rule, lr, grad_accum, optimizer)
     "ngdiff+autolr": ("ngdiff", "ga", "{autolr: {every: 2}}", 0.05, 1, "sgd"),
     "grad_accum 2": ("ngdiff", "npo", "fixed", 0.05, 2, "sgd"),
     "adam": ("ngdiff", "ga", "fixed", 1e-3, 1, "adam"),
+    "lora": ("ngdiff", "npo", "fixed", 0.5, 1, "sgd"),  # AutoLR on LoRA: its second difference of near-equal losses is float32-noisy
 }
 TELEMETRY = [c for c in STEP_COLUMNS if c not in ("step", "step_time_s", "autolr_accepted")]
 
@@ -46,6 +47,8 @@ def spec_setup(target: Path, case: str, parallel: str | None, steps: int = STEPS
     combiner, objective, lr_rule, lr, accum, optimizer = CASES[case]
     resources = f", workers_per_trial: 2, gpus_per_trial: 0" if parallel else ""
     extra = (f", parallel: {parallel}" if parallel else "") + extra
+    if case == "lora":  # adapters only are trained (the target frozen): g_R, g_F, Gram, AutoLR live on them
+        extra += ", lora: {r: 4, alpha: 8}"
     spec, points = parse_spec(SPEC.format(steps=steps, accum=accum, optimizer=optimizer, extra=extra, combiner=combiner,
                                           objective=objective, lr_rule=lr_rule, lr=lr, resources=resources))
     return {"spec": spec.to_dict(), "target_dir": str(target)}, points[0]
@@ -61,6 +64,8 @@ def run_steps(setup: dict, point: dict, parallel) -> tuple[list[dict], dict[str,
     rows = [e.step(trial.batch(trial.retain), trial.batch(trial.forget)) for _ in range(STEPS)]
     params = {}
     for name, p in trial.model.named_parameters():
+        if not p.requires_grad:
+            continue
         full = p.full_tensor() if hasattr(p, "full_tensor") else p
         params[name.replace("_fsdp_wrapped_module.", "")] = full.detach().cpu().clone()
     return rows, params, e.first_step_changed_frac
