@@ -173,8 +173,7 @@ class UnlearnEngine:
         n = sum(p.numel() for p in local)
         ref = local[0]
         self.autocast = autocast
-        self.has_dropout = any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
-                               for m in model.modules())
+        self.has_dropout = has_dropout(model)
         dtype = grad_dtype or ref.dtype
         self._flat_r = torch.zeros(n, dtype=dtype, device=ref.device)  # g_R (and θ while probing)
         self._flat_g = torch.zeros(n, dtype=dtype, device=ref.device)  # g_F, then d
@@ -323,6 +322,19 @@ class UnlearnEngine:
             changed += int((nz & (p != s.to(p.dtype))).sum())
         changed, moved = self.parallel.all_sum([changed, moved])
         self.first_step_changed_frac = changed / moved if moved else math.nan
+
+
+def has_dropout(model) -> bool:
+    """Whether train mode makes the model's forward random: a dropout module with p > 0, or a
+    transformers config with a dropout rate > 0 (attention dropout is applied functionally)."""
+    if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
+        return True
+    for m in model.modules():
+        config = getattr(m, "config", None)
+        for key, value in (vars(config).items() if config is not None and hasattr(config, "__dict__") else ()):
+            if ("dropout" in key or "pdrop" in key) and isinstance(value, (int, float)) and value > 0:
+                return True
+    return False
 
 
 def _check_uniform(params: list[torch.Tensor]) -> None:

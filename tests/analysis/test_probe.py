@@ -170,3 +170,26 @@ def test_bad_input_exits_2_naming_the_problem_and_the_fix(sgd_sweep, tmp_path):
         assert isinstance(result.exception, SystemExit), result.exception
         assert expected in result.output and "error:" in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_a_trial_with_micro_batches_and_autocast_is_replayed_exactly(tmp_path, embedded_target):
+    """grad_accum 2 and bf16 autocast: the probe rebuilds the step through the engine (its micro-batches,
+    normalisers and autocast) — its gradient dots included, which used to call the loss on a list of
+    micro-batches and crash, and ran without the trial's autocast."""
+    from real_sweep import SGD_SWEEP, pareto
+
+    from pareto.probe import load_trial, probe_step
+
+    proc = pareto("sweep", "sweeps/quickstart.yaml", "--storage", str(tmp_path), *SGD_SWEEP,
+                  "--set", "name=probe_accum", "--set", "unlearn.grad_accum=2", "--set", "unlearn.autocast=bfloat16")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep = tmp_path / "probe_accum"
+    t = probe_step(load_trial(str(sweep), "t001", 2), 2, etas=[-1e-4, 1e-4], log=lambda s: None)
+    rec = _recorded(sweep, "t001", 2)
+    b = _batch(t)
+    assert t["repro_rel_err"].iloc[0] < 1e-6
+    assert b.loc[0.0, "loss_r"] == pytest.approx(rec["loss_r"], abs=1e-6)
+    assert b.loc[float(t["eta_used"].iloc[0]), "loss_r"] == pytest.approx(rec["loss_r_after"], abs=1e-6)
+    # SGD: u = d, so the recomputed g·u are the recorded g·d (bf16 forwards: to bf16's precision)
+    assert t["gr_u"].iloc[0] == pytest.approx(rec["dot_r_upd"], rel=1e-2)
+    assert t["gf_u"].iloc[0] == pytest.approx(rec["dot_f_upd"], rel=1e-2)

@@ -168,3 +168,35 @@ def test_bf16_autocast_keeps_fp32_master_weights(lr_rule):
     for k in ("loss_r", "loss_f", "gram_rr", "gram_ff"):
         assert b[k] == pytest.approx(a[k], rel=5e-2), k
     assert b["dot_r_upd"] >= 0 >= b["dot_f_upd"]
+
+
+def test_measurements_run_in_eval_mode_on_a_model_with_dropout():
+    """AutoLR's probe losses (L₀ included) and the after-step losses are measurements: with dropout
+    active in training they are taken in eval mode, so they are one deterministic function."""
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
+                      attention_dropout=0.5)
+    model = LlamaForCausalLM(cfg)
+    seen = {}
+
+    class Capture:  # an lr rule that records what the probe measures, then keeps η
+        def next_lr(self, step, lr, probe):
+            seen["minus_plus"], seen["loss0"] = probe(lr), probe.loss0
+            seen["again"] = probe(lr)
+            return lr, None
+
+    e = engine(model, exact_token_mean)
+    e.objective, e.lr_rule = _TokenGA(), Capture()
+    assert e.has_dropout
+    rb, fb = ragged_batch(0), ragged_batch(1)
+    with torch.no_grad():
+        model.eval()
+        before = exact_token_mean(model, rb)
+    row = e.step(rb, fb)
+    assert model.training  # the training forwards ran in train mode, and it is left there
+    assert seen["loss0"] == pytest.approx(float(before), abs=1e-6) != row["loss_r"]  # L₀ re-measured in eval mode
+    assert seen["again"] == seen["minus_plus"]  # no dropout noise between two probes
+    with torch.no_grad():
+        model.eval()
+        assert row["loss_r_after"] == pytest.approx(float(exact_token_mean(model, rb)), abs=1e-6)
