@@ -90,9 +90,10 @@ ARCHS = {
                                          max_position_embeddings=4096)),
     "llama2-13b": ("LlamaConfig", dict(vocab_size=32000, hidden_size=5120, intermediate_size=13824, num_hidden_layers=40,
                                        num_attention_heads=40, num_key_value_heads=40, max_position_embeddings=4096)),
-    # ~30 M parameters (24.7 M in its 8 blocks): big enough on a CPU that sharding, not the
+    # ~30 M parameters (25.2 M in its 8 blocks): big enough on a CPU that sharding, not the
     # embeddings' rounding or Python, decides the per-rank bytes (benchmarks/parallel_memory.py)
-    "gpt2-30m": ("GPT2Config", dict(vocab_size=8192, n_embd=512, n_layer=8, n_head=8, n_positions=1024)),
+    "gpt2-30m": ("GPT2Config", dict(vocab_size=8192, n_embd=512, n_layer=8, n_head=8, n_positions=1024,
+                                     bos_token_id=0, eos_token_id=0)),
 }
 METHODS = ("gdiff_usual", "gdiff", "ngdiff", "ngdiff_autolr", "npo")
 FIT_LADDER = ("llama-1b", "llama2-7b", "llama2-13b")
@@ -448,6 +449,9 @@ def main(argv=None) -> dict:
             for arch in FIT_LADDER if not args.smoke else ("tiny",):
                 r = run_arch(arch, args, device, ["ngdiff"])
                 results["runs"].append(r)
+                if args.json:  # after each rung: a run stopped by a time limit keeps what it found
+                    with open(args.json, "w") as fh:
+                        json.dump(results, fh, indent=1)
                 fits = "oom" not in r["methods"]["ngdiff"]
                 print(f"{arch:>11} {'LoRA' if lora else 'full'}: {r['params'] / 1e9:.2f} B params, "
                       f"{'fits' if fits else 'does not fit: ' + r['methods']['ngdiff']['oom']}"
