@@ -61,7 +61,7 @@ def test_gpu_step_two_workers_fsdp(tmp_path):
 def test_gpu_all_cpu_smoke(tmp_path):
     """benchmarks/gpu_all.sh --cpu-smoke: every part of the GPU script, tiny sizes on the CPU, each
     writes its JSON; summary.json records every part's exit status (and the env part's findings)."""
-    env = {**os.environ, "OUT": str(tmp_path)}
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}  # the interpreter running the tests
     proc = subprocess.run(["bash", "benchmarks/gpu_all.sh", "--cpu-smoke"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
