@@ -161,6 +161,18 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
     return out
 
 
+def _check_fsdp(spec: SweepSpec, config_json: Path, where, out: Preflight) -> None:
+    """unlearn.parallel fsdp: the base model's class names the transformer blocks FSDP shards one by
+    one (`_no_split_modules`). Read from its config.json alone (no weights are loaded)."""
+    if spec.unlearn.parallel != "fsdp":
+        return
+    from pareto.core.parallel import fsdp_problem
+
+    why = fsdp_problem(config_json)
+    if why:
+        out.problems.append(f"{where(('unlearn', 'parallel'))}: {why}")
+
+
 def _check_base(spec: SweepSpec, where, out: Preflight) -> None:
     """target.train: its settings build a TargetConfig, and its base model can be loaded from here."""
     from pareto.models.target import TargetConfig
@@ -189,6 +201,8 @@ def _check_base(spec: SweepSpec, where, out: Preflight) -> None:
             out.problems.append(f"{where(('target', 'train', 'base'))}: {base} is a folder without config.json, not "
                                 f"a model saved with save_pretrained. Point base at such a folder, a hub model "
                                 f"name (owner/name), or use base: tiny")
+        else:
+            _check_fsdp(spec, path / "config.json", where, out)
         return
     if path.is_absolute() or base.startswith((".", "~")) or base.count("/") > 1:
         out.problems.append(f"{where(('target', 'train', 'base'))}: no such model folder: {base}. Give a folder "
@@ -201,6 +215,7 @@ def _check_base(spec: SweepSpec, where, out: Preflight) -> None:
     except Exception:  # noqa: BLE001 — a malformed repo id: the hub check below names it
         cached = False
     if cached:
+        _check_fsdp(spec, Path(try_to_load_from_cache(base, "config.json", revision=cfg.revision)), where, out)
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     exists = None
@@ -343,7 +358,9 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
 
     t0 = time.time()
     found = preflight(spec, source=source, storage=storage, address=address)
-    for warning in found.warnings:
+    from pareto.spec import precision_warnings
+
+    for warning in found.warnings + precision_warnings(spec, points):
         log(f"warning: {warning}")
     if found.problems or found.environment:
         raise PreflightError(source or spec.name, found.problems + found.environment)

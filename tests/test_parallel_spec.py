@@ -203,3 +203,26 @@ def test_more_cpus_than_there_are_names_the_fix():
         assert fragment in msg, (fragment, msg)
     both = parallel_resource_problems(parallel_spec(4, 4, 8), cpus=2, gpus=1, where="this machine")
     assert len(both) == 2 and "GPU(s)" in both[0] and "CPU(s)" in both[1]
+
+
+@pytest.mark.parametrize("config, refused", [("BertConfig", True), ("LlamaConfig", False)])
+def test_fsdp_needs_a_model_it_can_wrap(tmp_path, config, refused):
+    """Preflight reads the base model's config.json (no weights): FSDP shards a causal LM's transformer
+    blocks (`_no_split_modules`); a class that names none is refused, naming parallel: ddp."""
+    import transformers
+
+    from pareto.sweep import preflight
+
+    base = tmp_path / "base"
+    getattr(transformers, config)().save_pretrained(base)
+    data = ROOT / "tests" / "bad_specs" / "data"
+    spec, _ = parse_spec(BASE + f"data: {{source: custom, forget_file: {data / 'forget.json'}, "
+                                f"retain_file: {data / 'retain.json'}}}\n"
+                                f"target: {{source: train, train: {{base: {base}}}}}\n"
+                                "unlearn: {parallel: fsdp, batch_size: 4}\nresources: {workers_per_trial: 2}\n")
+    found = preflight(spec, storage=str(tmp_path / "results"))
+    hits = [p for p in found.problems if "FSDP" in p]
+    if refused:
+        assert hits and "BertLMHeadModel names no transformer blocks" in hits[0] and "use unlearn.parallel: ddp" in hits[0]
+    else:
+        assert not hits, found.problems

@@ -151,3 +151,33 @@ def test_validate_prints_the_warning_for_pure_bf16_only():
                            "--set", "search.space.lr=[1.0e-5]")
     assert proc.returncode == 0 and "ok (" in proc.stdout, proc.stdout + proc.stderr
     assert "warning" not in proc.stderr and "bfloat16" not in proc.stderr, proc.stderr
+
+
+def _gpu_spec_precision(name: str) -> dict:
+    """The precision settings (dtype, autocast, grad_dtype) of a shipped GPU spec."""
+    spec, _ = load_spec(ROOT / "sweeps" / f"{name}.yaml")
+    return {k: getattr(spec.unlearn, k) for k in ("dtype", "autocast", "grad_dtype")}
+
+
+@pytest.mark.parametrize("name", ["phi15_tofu", "llama2_7b_tofu"])
+def test_a_trial_with_a_shipped_gpu_specs_precision_changes_every_weight_it_moves(name, embedded_target):
+    """End to end on the tiny model, through run_trial and the results column: the shipped GPU
+    specs' precision (fp32 master weights, bf16 autocast) at their smallest rate, lr 1e-5, Adam:
+    ≥ 99 % of the entries the first step moves change. Pure bf16 at the same rate: most do not."""
+    from trainables.unlearn import run_trial
+
+    def first_step_changed(unlearn: dict) -> float:
+        text = ("name: precision\nunlearn: {steps: 1, batch_size: 4, optimizer: adam, " +
+                ", ".join(f"{k}: {v}" for k, v in unlearn.items() if v is not None) + "}\n"
+                "eval: {retain_items: 4, max_new_tokens: 2, metrics: [loss_f_eval]}\n"
+                "search: {baseline: false, space: {combiner: [ngdiff], lr: [1.0e-5]}}\n")
+        spec, points = parse_spec(text)
+        last = run_trial({"spec": spec.to_dict(), "target_dir": str(embedded_target)}, points[0], lambda *a: None)
+        assert last["status"] == "ok", last
+        return last["first_step_changed_frac"]
+
+    shipped = _gpu_spec_precision(name)
+    assert shipped["dtype"] == "float32" and shipped["autocast"] == "bfloat16"
+    assert first_step_changed(shipped) >= 0.99
+    pure = first_step_changed({"dtype": "bfloat16"})
+    assert pure < 0.5, pure

@@ -191,6 +191,25 @@ def fsdp_blocks(model) -> list:
     return blocks
 
 
+def fsdp_problem(config_json) -> str | None:
+    """Why FSDP cannot shard the causal LM that `config_json` describes (None if it can): its
+    transformers class names no blocks (`_no_split_modules`), or transformers has no such class."""
+    import json
+
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.for_model(**json.loads(open(config_json).read()))
+        cls = transformers.MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    except (KeyError, ValueError, OSError) as exc:
+        return (f"FSDP needs to know the model's transformer blocks, and {config_json} names no causal LM "
+                f"class transformers has ({type(exc).__name__}: {exc}); use unlearn.parallel: ddp")
+    if not getattr(cls, "_no_split_modules", None):
+        return (f"{cls.__name__} names no transformer blocks (`_no_split_modules`) for FSDP to shard one by "
+                "one; use unlearn.parallel: ddp")
+    return None
+
+
 def _examples(batch: dict) -> int:
     return int(next(v for v in batch.values() if isinstance(v, torch.Tensor)).shape[0])
 
