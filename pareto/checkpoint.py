@@ -131,9 +131,10 @@ def load(directory: str | Path, *, model, optimizer, engine, forget, retain) -> 
         raise ValueError(f"{d}: checkpoint format {state.get('format')} is not {FORMAT}; start the trial over")
     device = str(next(model.parameters()).device)
     workers = int(state.get("workers", 1))
-    if workers != engine.parallel.world:
+    world = getattr(getattr(engine, "parallel", None), "world", 1)
+    if workers != world:
         raise ValueError(f"{d}: the checkpoint was written by {workers} worker(s), this trial runs "
-                         f"{engine.parallel.world}; start the trial over")
+                         f"{world}; start the trial over")
     if workers > 1:
         _load_distributed(d, model, optimizer, state.get("trained_only", False))
     elif state.get("trained_only"):
