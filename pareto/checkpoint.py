@@ -168,7 +168,8 @@ def load(directory: str | Path, *, model, optimizer, engine, forget, retain) -> 
 def _options(trained_only: bool):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-    return StateDictOptions(ignore_frozen_params=trained_only)  # LoRA: the adapters only
+    # LoRA: the adapters only (the frozen target is loaded from the target, not the checkpoint)
+    return StateDictOptions(ignore_frozen_params=trained_only, strict=not trained_only)
 
 
 def _save_distributed(d: Path, model, optimizer, trained_only: bool) -> None:

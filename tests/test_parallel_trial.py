@@ -165,3 +165,50 @@ def test_npo_reference_under_autocast_reads_2_over_beta_ln2_at_step_0(embedded_t
     trial = start_trial(setup, point, parallel=SINGLE)
     row = trial.engine.step(trial.batch(trial.retain), trial.batch(trial.forget))
     assert -row["loss_f"] == pytest.approx(20 * math.log(2), rel=1e-6)
+
+
+def _save_then_resume(setup, point, name, tmp: str):
+    """2 steps, a checkpoint (each rank its own folder, merged as Ray Train merges them), a fresh
+    trial restored from it, 2 more steps: the rows of all 4 steps and the final parameters."""
+    import shutil
+
+    import torch.distributed as dist
+
+    from pareto import checkpoint
+    from pareto.core.parallel import strategy
+    from trainables.unlearn import start_trial
+
+    par = strategy(name)
+    first = start_trial(setup, point, parallel=par)
+    e = first.engine
+    rows = [e.step(first.batch(first.retain), first.batch(first.forget)) for _ in range(2)]
+    mine = Path(tmp) / f"rank{par.rank}"
+    checkpoint.save(mine, model=first.model, optimizer=e.optimizer, engine=e, forget=first.forget,
+                    retain=first.retain, steps_done=2)
+    dist.barrier()
+    merged = Path(tmp) / f"merged{par.rank}"
+    for r in range(par.world):
+        shutil.copytree(Path(tmp) / f"rank{r}", merged, dirs_exist_ok=True)
+    second = start_trial(setup, point, parallel=par)
+    e2 = second.engine
+    assert checkpoint.load(merged, model=second.model, optimizer=e2.optimizer, engine=e2, forget=second.forget,
+                           retain=second.retain) == 2
+    rows += [e2.step(second.batch(second.retain), second.batch(second.forget)) for _ in range(2)]
+    params = {n.replace("_fsdp_wrapped_module.", ""): (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
+              for n, p in second.model.named_parameters() if p.requires_grad}
+    return rows, params, e2.first_step_changed_frac
+
+
+@pytest.mark.parametrize("case", ["adam", "lora"])
+def test_a_distributed_checkpoint_continues_the_trial_exactly(embedded_target, tmp_path, case):
+    """torch.distributed.checkpoint under FSDP (Adam's sharded moments; LoRA: the adapters only):
+    saved after 2 steps and restored into a fresh trial, the next 2 steps are those of 4 straight."""
+    setup, point = spec_setup(embedded_target, case, "fsdp")
+    straight, params, _ = on_two_workers(_distributed_steps, setup, point, "fsdp")
+    resumed, params2, changed = on_two_workers(_save_then_resume, setup, point, "fsdp", str(tmp_path))
+    for a, b in zip(straight, resumed):
+        bad = {c: (a[c], b[c]) for c in TELEMETRY if not close(float(a[c]), float(b[c]), rel=1e-6)}
+        assert not bad, bad
+    for name, p in params.items():
+        torch.testing.assert_close(params2[name], p, rtol=1e-6, atol=1e-7, msg=name)
+    assert changed > 0.99  # the first step's record survives the checkpoint

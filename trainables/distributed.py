@@ -55,6 +55,11 @@ def worker_loop(config: dict) -> None:
     setup, point = config["setup"], config["point"]
     setup = {**setup, "target_dir": local_target(setup)}
     rank = ray.train.get_context().get_world_rank()
+    if float(setup["spec"]["resources"]["gpus_per_trial"]) > 0:  # this worker's GPU, as Ray Train assigned it
+        import torch
+        from ray.train.torch import get_device
+
+        torch.cuda.set_device(get_device())
     node = ray.get_runtime_context().get_node_id()
     parallel = strategy(setup["spec"]["unlearn"]["parallel"])
 

@@ -174,8 +174,7 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
             final.update(status="failed", error=f"evaluation at step {final['steps_done']}: {type(exc).__name__}: {exc}")
     step_rows.clear()
     last.update(final, final=True, wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
-    gpus_per_worker = float(setup["spec"]["resources"]["gpus_per_trial"]) / parallel.world
-    last["gpu_s"] = last["wall_s"] * gpus_per_worker * parallel.world if device.startswith("cuda") else 0.0
+    last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0
     if device.startswith("cuda"):
         last["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
     report(last)
@@ -227,7 +226,11 @@ def prepare_objective(engine, forget, batch: Callable) -> None:
     from pareto.checkpoint import batches_state, load_batches_state
     from pareto.core.engine import as_micro_batches
 
+    from pareto.core.objectives import ForgetObjective
+
     par, objective = engine.parallel, engine.objective
+    if type(objective).prepare is ForgetObjective.prepare:  # nothing to prepare (GA)
+        return
     saved, seen, draws = batches_state(forget), set(), []
     while len(seen) < len(forget.examples):  # the global batches: every rank draws the same ones
         drawn = forget.next()

@@ -224,8 +224,10 @@ def strategy(name: str | None):
 
 
 def worker_device(base: str) -> str:
-    """This rank's device: cuda:<local rank> on GPUs (Ray Train sets CUDA_VISIBLE_DEVICES per
-    worker, so usually cuda:0), else the CPU."""
+    """This rank's device: its current CUDA device on GPUs (the launcher sets it: Ray Train's
+    `get_device()` in trainables/distributed.py, LOCAL_RANK elsewhere), else the CPU."""
     if base.startswith("cuda"):
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) if torch.cuda.device_count() > 1 else 0}"
+        if "LOCAL_RANK" in os.environ and torch.cuda.device_count() > 1 and not torch.cuda.is_initialized():
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+        return f"cuda:{torch.cuda.current_device()}"
     return base
