@@ -547,7 +547,7 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
         # reuse_actors: a worker process keeps torch imported between trials (every trial reloads the
         # target and reseeds everything, so results do not depend on which process ran it)
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
-                                    max_concurrent_trials=spec.resources.max_concurrent or 0, reuse_actors=True),
+                                    max_concurrent_trials=_max_concurrent(spec), reuse_actors=True),
         run_config=tune.RunConfig(name=f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_dir,
                                   callbacks=[collector], verbose=0, stop=stopper,
                                   failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
@@ -563,6 +563,18 @@ def _fit(spec: SweepSpec, trainable_fn, param_space, search_alg, num_samples: in
         raise
     if collector.storage_error is not None:  # the sweep stopped at the first trial it could not keep
         raise collector.storage_error
+
+
+def _max_concurrent(spec: SweepSpec) -> int:
+    """resources.max_concurrent (0: no limit). A trial of several workers holds no resources itself
+    (its Ray Train workers do), so Tune would start every trial's driver at once, each waiting for
+    its workers: unless set, as many trials run as the cluster's CPUs and GPUs fit now."""
+    r = spec.resources
+    if r.max_concurrent or not r.workers_per_trial:
+        return r.max_concurrent or 0
+    have = ray.cluster_resources()
+    fits = [have.get("CPU", 0) // r.cpus_per_trial] + ([have.get("GPU", 0) // r.gpus_per_trial] if r.gpus_per_trial else [])
+    return max(1, int(min(fits)))
 
 
 #: A storage location that is full, over quota, too large a file, read-only or not ours.
