@@ -17,12 +17,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.results import ARROWS
+
 __all__ = ["fig1", "fig4", "fig5", "curves", "embed", "plotly_js"]
 
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf"]
 _SYMBOLS = ["circle", "square", "triangle-up", "diamond", "triangle-down", "cross", "x", "pentagon", "hexagon"]
-_ARROWS = {"min": "↓", "max": "↑", "zero": "→0"}
 _LAYOUT = dict(template="plotly_white", font=dict(size=12), margin=dict(l=60, r=20, t=70, b=40),
                legend=dict(font=dict(size=10)))
 
@@ -45,7 +46,7 @@ def _colors(keys) -> dict:
 
 
 def _label(name: str, directions: dict | None) -> str:
-    return f"{name} {_ARROWS.get((directions or {}).get(name, ''), '')}".rstrip()
+    return f"{name} {ARROWS.get((directions or {}).get(name, ''), '')}".rstrip()
 
 
 def _dash(rule) -> str:

@@ -15,14 +15,15 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from analysis.results import ARROWS
+
 __all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "agreement", "save", "png_bytes"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
-_ARROWS = {"min": "↓", "max": "↑", "zero": "→0"}
 
 
 def _label(name: str, directions: dict | None) -> str:
-    arrow = _ARROWS.get((directions or {}).get(name, ""), "")
+    arrow = ARROWS.get((directions or {}).get(name, ""), "")
     return f"{name} {arrow}".rstrip()
 
 

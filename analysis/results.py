@@ -233,6 +233,7 @@ def resolve_objectives(trials: pd.DataFrame, names: list[str], directions: dict[
     return trials, objectives
 
 
+#: A metric direction → the arrow after its name in tables, plots and the interactive report.
 ARROWS = {"min": "↓", "max": "↑", "zero": "→0"}
 
 
