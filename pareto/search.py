@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from pareto._registry import RegistryError, did_you_mean
-from pareto.core.combiners import COMBINERS
+from pareto.core.combiners import COMBINERS, compatibility_problem
 from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 
@@ -177,14 +177,12 @@ def check_pairs(points_or_space, report: Report, path: tuple) -> None:
     combiners = {o["name"] for o in points_or_space["combiner"]}
     objectives = {o["name"] for o in points_or_space["objective"]}
     for comb in sorted(combiners):
-        if not COMBINERS.get(comb).needs_positive_forget_loss:
-            continue
-        bad = sorted(o for o in objectives if not OBJECTIVES.get(o).positive_loss)
-        if bad:
-            report(path + ("objective",), f"combiner {comb!r} weights tasks by log-loss and needs the forget task as "
-                   f"a positive loss to minimise; objective {bad[0]!r} gives a negative one. Pair {comb!r} with "
-                   f"objective npo or simnpo only (a spec of its own).")
-            return
+        for obj in sorted(objectives):
+            problem = compatibility_problem(comb, obj)
+            if problem:
+                report(path + ("objective",), f"{problem} Pair {comb!r} with objective npo or simnpo only "
+                       f"(a spec of its own).")
+                return
 
 
 # ---------------------------------------------------------------- grid

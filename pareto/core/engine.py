@@ -44,7 +44,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from pareto.core.combiners import Combiner
+from pareto.core.combiners import Combiner, compatibility_problem
 from pareto.core.gram import Gram, Losses
 from pareto.core.lr import LRRule
 from pareto.core.objectives import ForgetObjective
@@ -156,14 +156,9 @@ class UnlearnEngine:
                  optimizer: torch.optim.Optimizer, *, lr: float,
                  retain_loss: Callable = LM_TASK.loss, autocast: torch.dtype | None = None,
                  grad_dtype: torch.dtype | None = None, parallel=SINGLE) -> None:
-        if combiner.needs_positive_forget_loss and not objective.positive_loss:
-            name = getattr(combiner, "registered_name", type(combiner).__name__)
-            obj = getattr(objective, "registered_name", type(objective).__name__)
-            raise ValueError(
-                f"combiner {name!r} weights tasks by log-loss and needs the forget task as a "
-                f"positive loss to minimise; forget objective {obj!r} gives −L_F < 0. "
-                "Use forget objective 'npo' or 'simnpo'."
-            )
+        problem = compatibility_problem(combiner, objective)
+        if problem:
+            raise ValueError(problem)
         self.model, self.combiner, self.objective, self.lr_rule = model, combiner, objective, lr_rule
         self.optimizer, self.lr, self.retain_loss = optimizer, float(lr), retain_loss
         self.parallel = parallel

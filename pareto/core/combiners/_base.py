@@ -27,6 +27,28 @@ COMBINERS: Registry[type[Combiner]] = Registry("combiner")
 register_combiner = COMBINERS.register
 
 
+def compatibility_problem(combiner, objective) -> str | None:
+    """Why `combiner` cannot run with forget `objective`, or None when it can.
+
+    Each is a registered name, a class or an instance. A loss-based combiner
+    (`needs_positive_forget_loss`) needs −L_F > 0 (npo, simnpo); 'ga' gives −L_F < 0. The one
+    message the engine, the spec check and famo's own guard all give.
+    """
+    comb = COMBINERS.get(combiner) if isinstance(combiner, str) else combiner
+    if isinstance(objective, str):
+        from pareto.core.objectives import OBJECTIVES  # lazy: objectives need not load with combiners
+
+        obj = OBJECTIVES.get(objective)
+    else:
+        obj = objective
+    if not comb.needs_positive_forget_loss or obj.positive_loss:
+        return None
+    cname = getattr(comb, "registered_name", getattr(comb, "__name__", type(comb).__name__))
+    oname = getattr(obj, "registered_name", getattr(obj, "__name__", type(obj).__name__))
+    return (f"{cname} weights tasks by log-loss and needs the forget task as a positive loss to minimise; "
+            f"the {oname!r} objective's forget loss -L_F is negative. Use forget objective 'npo' or 'simnpo'.")
+
+
 def static(c: float) -> tuple[float, float]:
     """Weights of the static scalarisation c·g_R − (1−c)·g_F (paper Eq. 2)."""
     return float(c), 1.0 - float(c)

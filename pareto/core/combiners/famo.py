@@ -27,14 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pareto.core.combiners._base import Combiner, register_combiner
+from pareto.core.combiners._base import Combiner, compatibility_problem, register_combiner
 from pareto.core.gram import Gram, Losses
 
 OPTIMIZERS = ("adam", "sgd")
-GA_MESSAGE = (
-    "famo weights tasks by log-loss and needs the forget task as a positive loss to minimise; "
-    "the 'ga' objective's forget loss -L_F is negative. Use forget objective 'npo' or 'simnpo'."
-)
 _BETA1, _BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 
 
@@ -82,7 +78,7 @@ class FAMO(Combiner):
     def weights(self, gram: Gram, losses: Losses) -> tuple[float, float]:
         ell_r, ell_f = float(losses.r), -float(losses.f)
         if not ell_f > 0.0:
-            raise ValueError(f"{GA_MESSAGE} (got -L_F = {ell_f})")
+            raise ValueError(f"{compatibility_problem(type(self), 'ga')} (got -L_F = {ell_f})")
         if not ell_r > 0.0:
             raise ValueError(f"famo needs a positive retain loss L_R, got {ell_r}")
         log_now = np.log(np.maximum([ell_r, ell_f], self.min_loss))
