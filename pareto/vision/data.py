@@ -77,6 +77,19 @@ class ImageSet:
 
 
 # ---------------------------------------------------------------- layout: folders and tars
+def _publish(tmp: Path, final: Path, marker: str) -> None:
+    """Rename the finished `tmp` to `final` (atomic); if another process got there first (its
+    `final` holds `marker`, written last), keep theirs: the caller removes `tmp`.
+
+    Not `pareto.models._build.publish`: that one's marker is manifest.json, and it moves an
+    existing `final` without the marker aside and replaces it, where this raises."""
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not (final / marker).is_file():
+            raise
+
+
 def _tar_root(path: Path) -> Path:
     """Where a .tar of an ImageFolder tree is (or gets) extracted: once per tar, in the cache."""
     from pareto.models._build import default_cache_dir
@@ -91,11 +104,7 @@ def _tar_root(path: Path) -> Path:
             with tarfile.open(path) as tar:
                 tar.extractall(tmp, filter="data")
             (tmp / ".complete").write_text("")
-            try:
-                os.rename(tmp, out)
-            except OSError:
-                if not (out / ".complete").is_file():
-                    raise
+            _publish(tmp, out, ".complete")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -272,11 +281,7 @@ def load_images(source: str, path: str | None, per_class: int | None = None) -> 
     tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         save_sets(tmp, sets, {"data_hash": digest, "source": source, "path": path, "per_class": per_class})
-        try:
-            os.rename(tmp, cache)
-        except OSError:
-            if not (cache / "images.json").is_file():
-                raise
+        _publish(tmp, cache, "images.json")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return sets, digest
