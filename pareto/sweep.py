@@ -4,8 +4,9 @@ The driver builds (or reuses) the target once, then fans the spec's points out a
 of `trainables.unlearn.trainable`: the fixed points of a grid or a random search through
 `tune.grid_search`, Optuna's points through `OptunaSearch` as it asks for them, ASHA stopping
 poor trials at evaluation points when the spec asks. Every row a trial reports reaches the
-driver through a Tune callback (so it works the same on a laptop and on a cluster), and each
-finished trial is written at once as its own part, `<storage>/<name>/parts/<trial id>/`.
+driver through a Tune callback (`pareto.results.collect.Collector`, so it works the same on a
+laptop and on a cluster), and each finished trial is written at once as its own part,
+`<storage>/<name>/parts/<trial id>/`. The checks before any work are `pareto.preflight`.
 
     <storage>/<name>/sweep.json          the spec, its hash, the points, complete or not
     <storage>/<name>/parts/t003/*.parquet  one finished trial (trials.parquet written last)
@@ -26,19 +27,20 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import ray
 from ray import tune
 
 import pareto
+from pareto.preflight import preflight
 from pareto.prepare import prepare_target
+from pareto.results.collect import Collector
 from pareto.results.schema import METRICS
 from pareto.results.store import PathEscapeError, Store, StorageError
 from pareto.results.writer import read_tables, write_tables
 from pareto.search import OptunaSpace
-from pareto.spec import SweepSpec, search_space, total_steps, trial_label
+from pareto.spec import SweepSpec, search_space, total_steps
 
 Log = Callable[[str], None]
 
@@ -53,189 +55,6 @@ class PreflightError(SweepStateError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.problems = problems
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-@dataclass
-class Preflight:
-    """What `preflight` found: `problems` (the spec or its files are wrong), `environment` (this machine
-    cannot run it: no GPU, a model it cannot load; `pareto validate` notes these, `pareto sweep` refuses),
-    `warnings` (runs, but probably not what was meant)."""
-
-    problems: list[str]
-    environment: list[str]
-    warnings: list[str]
-
-
-def _spec_lines(source: str | None) -> dict:
-    """Key path → "line N" of the spec file, for messages (none when the file cannot be read)."""
-    if not source:
-        return {}
-    try:
-        from pareto.spec import _load_with_lines
-
-        return _load_with_lines(Path(source).read_text())[1]
-    except Exception:  # noqa: BLE001 — line numbers are a courtesy
-        return {}
-
-
-#: Data a language-model target is trained on (`target.train` is a pareto.models.target.TargetConfig).
-LM_SOURCES = ("tofu", "custom", "muse_news")
-
-
-def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None = None,
-              address: str | None = None) -> Preflight:
-    """Everything that can be checked before Ray starts and the target is built: the data files
-    (fields, empty forget set, overlap), the target's settings and base model, the storage location,
-    and whether this machine has the GPUs asked for. Writes nothing, downloads nothing (hub data and
-    models not in the cache cost one quick request each: is the hub reachable, does the repo exist)."""
-    from pareto.data.check import check_data, check_embedded_split
-    from pareto.data.hub import check_hub_data, missing_local_files
-
-    lines = _spec_lines(source)
-    out = Preflight([], [], [])
-
-    def where(path: tuple) -> str:
-        line = next((lines[path[:i]] for i in range(len(path), 0, -1) if path[:i] in lines), None)
-        return ".".join(path) + (f" ({line})" if line else "")
-
-    data_problems, data_warnings = check_data(dataclasses.asdict(spec.data))
-    out.problems += [f"{where(k)}: {m}" for k, m in data_problems]
-    out.warnings += data_warnings
-    kind, why = check_hub_data(dataclasses.asdict(spec.data))
-    if kind:  # hub data this machine cannot fetch is a note for `validate`; `sweep` refuses before writing
-        (out.problems if kind == "problem" else out.environment).append(f"{where(('data', 'path'))}: {why}")
-    why = missing_local_files(dataclasses.asdict(spec.data))
-    if why:
-        out.problems.append(f"{where(('data', 'path'))}: {why}")
-    if spec.data.source in ("cifar10", "cifar100") and not spec.data.path:  # torchvision's downloader
-        from pareto.vision.data import torchvision_problem
-
-        why = torchvision_problem(spec.data.source)
-        if why:  # this machine cannot download it; the spec itself is fine
-            out.environment.append(f"{where(('data', 'path'))}: {why}")
-
-    t = spec.target
-    if t.source == "embedded":
-        from pareto.models.embedded import EmbeddedConfig
-
-        try:
-            cfg = EmbeddedConfig(**t.embedded)
-        except (TypeError, ValueError) as exc:
-            names = [f.name for f in dataclasses.fields(EmbeddedConfig)]
-            out.problems.append(f"{where(('target', 'embedded'))}: {exc}. Valid settings: {', '.join(names)}")
-        else:
-            why = check_embedded_split(cfg.n_authors, cfg.forget_fraction)
-            if why:
-                out.problems.append(f"{where(('target', 'embedded', 'forget_fraction'))}: {why}")
-    elif t.source == "train" and spec.data.source in LM_SOURCES:  # image targets check their own settings
-        _check_base(spec, where, out)
-
-    try:
-        store = Store(storage or spec.storage.root)
-        why = store.writable_problem(spec.name)
-    except (StorageError, ValueError) as exc:
-        why = str(exc)
-    if why:
-        out.problems.append(f"{'--storage' if storage else where(('storage', 'root'))}: {why}")
-
-    r = spec.resources
-    if not (address or os.environ.get("RAY_ADDRESS")):  # a cluster's resources are checked once connected
-        import torch
-
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if r.workers_per_trial:  # a trial of several workers: GPUs per worker, CPUs split among them
-            from pareto.resources import parallel_resource_problems
-
-            out.environment.extend(f"{where(('resources', 'workers_per_trial'))}: {m}" for m in
-                                   parallel_resource_problems(spec, os.cpu_count() or 1, gpus, "this machine"))
-        elif r.gpus_per_trial > gpus:
-            out.environment.append(
-                f"{where(('resources', 'gpus_per_trial'))}: resources.gpus_per_trial is {r.gpus_per_trial:g} but "
-                f"this machine has {gpus} GPU(s). Run on a GPU machine or cluster (--address), or "
-                f"--set resources.gpus_per_trial=0 to run on CPU.")
-        cpus = os.cpu_count() or 1
-        if r.cpus_per_trial > cpus and not r.workers_per_trial:
-            out.environment.append(
-                f"{where(('resources', 'cpus_per_trial'))}: resources.cpus_per_trial is {r.cpus_per_trial:g} but "
-                f"this machine has {cpus} CPU(s). Lower it with --set resources.cpus_per_trial=1.")
-    return out
-
-
-def _check_fsdp(spec: SweepSpec, config_json: Path, where, out: Preflight) -> None:
-    """unlearn.parallel fsdp: the base model's class names the transformer blocks FSDP shards one by
-    one (`_no_split_modules`). Read from its config.json alone (no weights are loaded)."""
-    if spec.unlearn.parallel != "fsdp":
-        return
-    from pareto.core.parallel import fsdp_problem
-
-    why = fsdp_problem(config_json)
-    if why:
-        out.problems.append(f"{where(('unlearn', 'parallel'))}: {why}")
-
-
-def _check_base(spec: SweepSpec, where, out: Preflight) -> None:
-    """target.train: its settings build a TargetConfig, and its base model can be loaded from here."""
-    from pareto.models.target import TargetConfig
-
-    train = spec.target.train
-    trc = train.get("trust_remote_code", False)
-    if not isinstance(trc, bool):
-        out.problems.append(f"{where(('target', 'train', 'trust_remote_code'))}: expected true or false, got {trc!r}. "
-                            f"It lets a model repository run its own Python code: leave it out (off) unless you "
-                            f"have read that code")
-        return
-    try:
-        from pareto.prepare import target_config
-
-        cfg = target_config(spec)
-    except (TypeError, ValueError) as exc:
-        names = [f.name for f in dataclasses.fields(TargetConfig)]
-        out.problems.append(f"{where(('target', 'train'))}: {exc}. Valid settings: {', '.join(names)}")
-        return
-    if cfg.is_tiny:
-        return
-    base = cfg.base
-    path = Path(base).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            out.problems.append(f"{where(('target', 'train', 'base'))}: {base} is a folder without config.json, not "
-                                f"a model saved with save_pretrained. Point base at such a folder, a hub model "
-                                f"name (owner/name), or use base: tiny")
-        else:
-            _check_fsdp(spec, path / "config.json", where, out)
-        return
-    if path.is_absolute() or base.startswith((".", "~")) or base.count("/") > 1:
-        out.problems.append(f"{where(('target', 'train', 'base'))}: no such model folder: {base}. Give a folder "
-                            f"saved with save_pretrained, a hub model name (owner/name), or base: tiny")
-        return
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = isinstance(try_to_load_from_cache(base, "config.json", revision=cfg.revision), str)
-    except Exception:  # noqa: BLE001 — a malformed repo id: the hub check below names it
-        cached = False
-    if cached:
-        _check_fsdp(spec, Path(try_to_load_from_cache(base, "config.json", revision=cfg.revision)), where, out)
-        return
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    exists = None
-    if not offline:
-        try:
-            from huggingface_hub import repo_exists
-
-            exists = repo_exists(base)
-        except Exception:  # noqa: BLE001 — no network, a bad id: we cannot tell from here
-            exists = None
-    if exists is False:
-        out.problems.append(f"{where(('target', 'train', 'base'))}: unknown model {base!r}: the Hugging Face hub "
-                            f"has no such model. Check the name (owner/name, as on huggingface.co), give a local "
-                            f"folder saved with save_pretrained, or use base: tiny")
-    elif exists is None:
-        why = "downloads are off (HF_HUB_OFFLINE)" if offline else "the hub cannot be reached from here"
-        out.environment.append(f"{where(('target', 'train', 'base'))}: model {base!r} is not in the Hugging Face "
-                               f"cache and {why}, so it cannot be loaded: check the name, download it first "
-                               f"(hf download {base}, where the hub is reachable) or give a local folder saved with "
-                               f"save_pretrained, or use base: tiny")
 
 
 def versions() -> dict:
@@ -414,7 +233,7 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
             "search": spec.search.algorithm, "run_id": state["created"], **versions()}
 
     total = len(todo) + max(n_optuna, 0)
-    collector = _Collector(sweep, spec, meta, log, total)
+    collector = Collector(sweep, spec, meta, log, total)
     # a trial of several workers is a driver that needs no CPU: its Ray Train workers hold the trial's
     # resources (Tune wants the driver to ask for something: one byte of memory)
     trial_resources = ({"cpu": 0, "memory": 1} if spec.resources.workers_per_trial else
@@ -487,7 +306,7 @@ def _init_ray(address: str | None) -> None:
         if not any(isinstance(f, _OneLine) for f in logger.filters):
             logger.addFilter(_OneLine())
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # pareto prints its own progress lines
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # rows reach the driver via _Collector
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # rows reach the driver via Collector
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a diverged trial's last report has no metrics
     if ray.is_initialized():
         return
@@ -614,181 +433,3 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
     mode = [m for _, m in keys] if len(keys) > 1 else keys[0][1]
     return OptunaSearch(space=OptunaSpace(search_space(spec), start), metric=metric, mode=mode, sampler=sampler, study_name=spec.name,
                         storage=JournalStorage(JournalFileBackend(str(journal))))
-
-
-class _Collector(tune.Callback):
-    """Every row each trial reports, gathered in the driver; a finished trial is written at once."""
-
-    def __init__(self, sweep: Sweep, spec: SweepSpec, meta: dict, log: Log, total: int) -> None:
-        self.sweep, self.spec, self.meta, self.log, self.total = sweep, spec, meta, log, total
-        self.live: dict[int, dict] = {}  # index → {"point", "steps": {step: row}, "evals": {...}, ...}
-        self.indices: set[int] = set()
-        self.done = self.failed = 0
-        self.t0 = time.time()
-        # the plane whose running front the progress line shows: the optuna objectives, else a default plane
-        from pareto.results.schema import DEFAULT_PLANES
-
-        asked = spec.eval.metrics
-        planes = [tuple(spec.search.objectives[:2])] if len(spec.search.objectives) >= 2 else []
-        planes += [p for p in reversed(DEFAULT_PLANES) if all(m in asked for m in p)]
-        self.plane = next((p for p in planes if all(METRICS[m] in ("min", "max") for m in p)), None)
-        self.points: dict[str, tuple] = self._earlier_points()  # --resume: the front counts earlier runs' trials
-        self.storage_error: StorageError | None = None
-
-    def _plane_values(self, row: dict) -> tuple | None:
-        """A finished trial's values on the progress plane; None unless it counts for the front."""
-        import math
-
-        values = tuple(row.get(m) for m in self.plane)
-        if row.get("status") in ("ok", "stopped") and all(isinstance(v, float) and math.isfinite(v) for v in values):
-            return values
-        return None
-
-    def _earlier_points(self) -> dict[str, tuple]:
-        """The plane's values of the trials that earlier runs of this sweep finished (their parts)."""
-        if self.plane is None:
-            return {}
-        out = {}
-        for tid, status in self.sweep.finished_parts().items():
-            if status not in ("ok", "stopped"):
-                continue
-            row = self.sweep.store.read_table(f"{self.sweep.part(tid)}/trials.parquet").to_pylist()[0]
-            values = self._plane_values(row)
-            if values is not None:
-                out[tid] = values
-        return out
-
-    @staticmethod
-    def _running(trials, trial) -> int:
-        """How many other trials Tune is running now (its trials list holds each one's status)."""
-        from ray.tune.experiment import Trial
-
-        return sum(1 for t in trials or () if t is not trial and t.status == Trial.RUNNING)
-
-    def _state(self, trial) -> dict:
-        point = trial.config["point"]
-        self.indices.add(point["index"])
-        return self.live.setdefault(point["index"], {"point": point, "steps": {}, "evals": {}, "items": {},
-                                                     "attempts": 1, "last": {}})
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        # counted here, not in on_trial_start: a worker that dies before Tune sees it start is a failure too
-        self._state(trial)["attempts"] += 1
-        # Tune registers a checkpoint only after the result that carries it reaches the driver: a worker
-        # killed in between has its checkpoint on disk but not registered, and Tune restarts the trial.
-        saved = trial.latest_checkpoint_result if self.spec.storage.checkpoints == "last" else None
-        if saved is not None:
-            again = f"its last checkpoint (step {saved.metrics.get('eval_step', '?')})"
-        elif self.spec.storage.checkpoints == "last":
-            again = "the start (it had no checkpoint yet)"
-        else:
-            again = "the start"
-        self.log(f"       t{trial.config['point']['index']:03d} failed ({_error_text(trial)}); retrying from {again}")
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        st = self._state(trial)
-        for row in result.get("step_rows") or []:  # keyed by step: a retried trial overwrites, never duplicates
-            st["steps"][row["step"]] = row
-        if result.get("evaluated"):
-            st["evals"][result["eval_step"]] = {k: result.get(k) for k in (*METRICS, "wall_s")}
-            st["items"][result["eval_step"]] = result.get("items") or []
-            if not result.get("final"):  # an evaluation on the way (eval.every): where a long trial is
-                shown = "  ".join(f"{k} {result[k]:.3f}" for k in self.spec.eval.metrics[:4]
-                                  if isinstance(result.get(k), float))
-                self.log(f"       t{st['point']['index']:03d} at step {result['eval_step']}: {shown}")
-        st["last"] = dict(result)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        st = self._state(trial)
-        final = st["last"]
-        if not final.get("final"):  # stopped by the scheduler after an evaluation
-            final = {**final, "status": "stopped", "steps_done": final.get("eval_step", 0)}
-        self._finish(trial, final, self._running(trials, trial))
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.failed += 1
-        self._finish(trial, {"status": "failed", "error": _error_text(trial), "node_id": self._state(trial)["last"].get("node_id")},
-                     self._running(trials, trial))
-
-    def _finish(self, trial, final: dict, running: int = 0) -> None:
-        st = self._state(trial)
-        index = st["point"]["index"]
-        tid = f"t{index:03d}"
-        rows = {
-            "steps": [{**r, "trial_id": tid} for _, r in sorted(st["steps"].items())],
-            "evals": [{**r, "eval_step": s, "trial_id": tid} for s, r in sorted(st["evals"].items())],
-            "items": [{**it, "trial_id": tid, "eval_step": s} for s, its in sorted(st["items"].items()) for it in its],
-            "trials": [_trial_row(self.spec, st["point"], tid, final, {**self.meta, "attempts": st["attempts"]})],
-        }
-        try:
-            write_tables(self.sweep.store, self.sweep.part(tid), rows)
-        except StorageError as exc:  # every file is whole or absent; the sweep stops (StopOnStorageError)
-            self.log(f"       could not write {tid}: {exc}")
-            self.storage_error = self.storage_error or exc
-            return
-        self.done += 1
-        self._progress(tid, st["point"], final, running)
-
-    def _progress(self, tid: str, point: dict, final: dict, running: int = 0) -> None:
-        metrics = "  ".join(f"{k} {final[k]:.3f}" for k in ("rouge_f", "utility_r", "verbmem_f", "knowmem_r",
-                                                               "forget_acc", "retain_acc")
-                            if isinstance(final.get(k), float))
-        elapsed = time.time() - self.t0
-        left = max(self.total - self.done, 0)
-        eta = f"ETA {elapsed / self.done * left:.0f}s" if self.done and left else "last one"
-        why = f"  ({final.get('error')})" if final.get("status") in ("failed", "diverged") else ""
-        self.log(f"[{self.done}/{self.total} done, {running} running, {self.failed} failed, {eta}] {tid} "
-                 f"{trial_label(point)}: {final.get('status')}  {metrics}{why}" + self._front(tid, final))
-
-    def _front(self, tid: str, final: dict) -> str:
-        """The non-dominated trials so far on the progress plane (Definition 1), earlier runs' included."""
-        if self.plane is None:
-            return ""
-        values = self._plane_values(final)
-        if values is not None:
-            self.points[tid] = values
-        if not self.points:
-            return ""
-        import numpy as np
-
-        from analysis.dominance import non_dominated_mask
-
-        ids = sorted(self.points)
-        mask = non_dominated_mask(np.array([self.points[i] for i in ids]), [METRICS[m] for m in self.plane])
-        front = [i for i, keep in zip(ids, mask) if keep]
-        shown = " ".join(front[:8]) + (" …" if len(front) > 8 else "")
-        return f"  | front on {self.plane[0]}×{self.plane[1]}: {shown}"
-
-
-def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: dict) -> dict:
-    def comp(key):
-        c = point.get(key)
-        return (c["name"], json.dumps(c["params"], sort_keys=True)) if c else ("none", "{}")
-
-    (cn, cp), (on, op), (ln, lp) = comp("combiner"), comp("objective"), comp("lr_rule")
-    ok = final.get("status") in ("ok", "stopped")
-    return {
-        "trial_id": trial_id, "label": trial_label(point), "sweep": spec.name,
-        "status": final.get("status", "failed"), "error": final.get("error"),
-        "diverged_step": final.get("diverged_step"),
-        "combiner": "no-unlearn" if point.get("baseline") else cn, "combiner_params": cp,
-        "objective": on, "objective_params": op, "lr_rule": ln, "lr_rule_params": lp,
-        "lr": point.get("lr"), "final_lr": final.get("final_lr"), "seed": point.get("seed"),
-        "steps": final.get("steps_done", 0), "optimizer": spec.unlearn.optimizer,
-        "batch_size": spec.unlearn.batch_size,
-        **{k: final.get(k) if ok else None for k in METRICS},
-        **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes", "gpu_peak_bytes",
-                                     "first_step_changed_frac", "workers", "parallel", "device", "dtype", "node_id",
-                                     "resumed_from_step")},
-        **meta,
-    }
-
-
-def _error_text(trial) -> str:
-    from pathlib import Path
-
-    path = getattr(trial, "error_file", None)
-    if path and Path(path).is_file():
-        lines = [ln for ln in Path(path).read_text().strip().splitlines() if ln.strip()]
-        return lines[-1] if lines else "trial raised an error"
-    return "trial raised an error"

@@ -211,7 +211,7 @@ def test_fsdp_needs_a_model_it_can_wrap(tmp_path, config, refused):
     blocks (`_no_split_modules`); a class that names none is refused, naming parallel: ddp."""
     import transformers
 
-    from pareto.sweep import preflight
+    from pareto.preflight import preflight
 
     base = tmp_path / "base"
     getattr(transformers, config)().save_pretrained(base)

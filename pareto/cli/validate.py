@@ -26,7 +26,7 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | 
       pareto validate sweeps/*.yaml --estimate
     """
     from pareto.spec import SpecError, load_spec, precision_warnings  # lazily: it imports torch
-    from pareto.sweep import preflight
+    from pareto.preflight import preflight
 
     if priced is None:
         priced = len(specs) == 1
