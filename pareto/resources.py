@@ -23,7 +23,7 @@ def parallel_resource_problems(spec: SweepSpec, cpus: float, gpus: float, where:
     (resources.workers_per_trial unset), which the existing single-trial checks cover.
 
     `where` names the place in the messages: "this machine", or "the Ray cluster at ADDRESS".
-    It is called from pareto.sweep: by `preflight` with this machine's CPUs and GPUs (when no
+    It is called by `pareto.preflight.preflight` with this machine's CPUs and GPUs (when no
     cluster address is given), and by `_check_resources` with `ray.cluster_resources()` once
     connected. For a parallel trial it covers both the GPU and the CPU check, so the caller can use
     it instead of its own two for such a trial. It only compares totals: N workers of one GPU each

@@ -45,7 +45,7 @@ TELEMETRY = [c for c in STEP_COLUMNS if c not in ("step", "step_time_s", "autolr
 
 def spec_setup(target: Path, case: str, parallel: str | None, steps: int = STEPS, extra: str = ""):
     combiner, objective, lr_rule, lr, accum, optimizer = CASES[case]
-    resources = f", workers_per_trial: 2, gpus_per_trial: 0" if parallel else ""
+    resources = ", workers_per_trial: 2, gpus_per_trial: 0" if parallel else ""
     extra = (f", parallel: {parallel}" if parallel else "") + extra
     if case == "lora":  # adapters only are trained (the target frozen): g_R, g_F, Gram, AutoLR live on them
         extra += ", lora: {r: 4, alpha: 8}"
@@ -142,7 +142,7 @@ def test_two_workers_equal_one_process(embedded_target, case, parallel):
         # noise (GPT-2's attention key bias: its true gradient is 0, it adds the same q·b_k to every
         # score of a query) moves by ±lr in both runs, in noise-decided directions. Every other entry
         # agrees within 1e-5; those differ by at most 2·lr per step.
-        off = close_entries = total = 0
+        off = total = 0
         for name, p in one_params.items():
             d = (params[name] - p).abs()
             bad = d > 1e-5 * p.abs().clamp_min(0.1)
