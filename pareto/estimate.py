@@ -298,7 +298,7 @@ def _embedded_workload(spec: SweepSpec) -> _Workload:
 def _trained_workload(spec: SweepSpec) -> _Workload:
     from pareto.data.encode import row_kind
     from pareto.data.sources import load_data
-    from pareto.models.target import target_path
+    from pareto.models.target_build import target_path
     from pareto.prepare import target_config
 
     data = load_data(asdict(spec.data))

@@ -68,7 +68,7 @@ def prepare_target(spec: SweepSpec, log: Callable[[str], None] = print) -> Prepa
         path = build_embedded_target(EmbeddedConfig(**spec.target.embedded), log=log)
         return Prepared(Path(path), json.loads((Path(path) / "manifest.json").read_text()))
     from pareto.data.sources import load_data
-    from pareto.models.target import build_target
+    from pareto.models.target_build import build_target
 
     data = load_data(asdict(spec.data))
     cfg = target_config(spec)

@@ -10,13 +10,12 @@ from transformers import AutoModelForCausalLM
 from pareto.data.qa import encode_qa
 from pareto.data.synthetic import generate_authors, split_by_author
 from pareto.data.tofu import load_tofu, tofu_attach_perturbed, tofu_author_subset
-from pareto.models import target as target_mod
+from pareto.models import target_build as target_mod
 from pareto.models._build import (
-    answer_metrics, build_tokenizer, epoch_batches, new_tiny_gpt2, train_on_answers,
+    answer_metrics, build_tokenizer, epoch_batches, load_target, new_tiny_gpt2, train_on_answers,
 )
-from pareto.models.target import (
-    TargetConfig, build_target, data_hash, load_target, rouge_item_indices, target_path,
-)
+from pareto.models.target import TargetConfig, data_hash
+from pareto.models.target_build import build_target, rouge_item_indices, target_path
 
 # builds in about a second: 4 synthetic authors (1 forgotten), a 1-layer model, 3 epochs
 SMALL = TargetConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64, max_epochs=3)

@@ -13,8 +13,9 @@ from pareto.data.templates import TEMPLATES
 from pareto.metrics import eval_settings
 from pareto.metrics.generation import greedy_answers
 from pareto.metrics.loss import answer_losses
-from pareto.models._build import answer_metrics
-from pareto.models.target import TargetConfig, build_target, load_target
+from pareto.models._build import answer_metrics, load_target
+from pareto.models.target import TargetConfig
+from pareto.models.target_build import build_target
 from pareto.prepare import prepare_target, target_config
 from pareto.spec import SpecError, parse_spec
 from trainables.unlearn import read_jsonl, run_trial

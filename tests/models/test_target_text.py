@@ -12,8 +12,9 @@ from pareto.data.sources import load_data
 from pareto.lm import token_nll
 from pareto.metrics import EvalContext, eval_settings, evaluate
 from pareto.metrics.generation import encode_text
-from pareto.models._build import answer_metrics
-from pareto.models.target import TargetConfig, build_target, load_target, target_path
+from pareto.models._build import answer_metrics, load_target
+from pareto.models.target import TargetConfig
+from pareto.models.target_build import build_target, target_path
 
 CFG = TargetConfig(n_layer=1, n_embd=32, n_head=2, n_positions=384, max_length=48, max_epochs=2)
 QUIET = dict(log=lambda s: None)
