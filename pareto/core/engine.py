@@ -206,6 +206,12 @@ class UnlearnEngine:
             extra += self._flat_s.numel() * self._flat_s.element_size()
         return extra
 
+    def line_probe(self, retain_batch: dict | Sequence[dict], loss0: float) -> _Probe:
+        """The AutoLR line probe of this step: called with η, it returns (L_R(θ − η·u), L_R(θ + η·u))
+        on `retain_batch` in eval mode, u the optimizer's next step direction, and restores θ exactly.
+        It keeps θ in the g_R buffer while probing: use it once d is formed, or between steps."""
+        return _Probe(self, as_micro_batches(retain_batch), float(loss0))
+
     def amp(self):
         """The trial's autocast (or nothing): every forward of the engine, the probe and NPO's
         reference runs under it, so they compute the same function."""
@@ -277,7 +283,7 @@ class UnlearnEngine:
         if self._flat_s is not None:  # the optimizer reads d from .grad, in the parameters' dtype
             self._flat_s.copy_(g)
         # 5. The lr rule (AutoLR probes along the optimizer's real step), then the step.
-        self.lr, fit = self.lr_rule.next_lr(step, self.lr, _Probe(self, retain_batch, losses.r))
+        self.lr, fit = self.lr_rule.next_lr(step, self.lr, self.line_probe(retain_batch, losses.r))
         set_lr(self.optimizer, self.lr)
         if step == 0:
             self._step_counting_changes()
