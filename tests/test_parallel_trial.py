@@ -159,11 +159,27 @@ def test_npo_reference_under_autocast_reads_2_over_beta_ln2_at_step_0(embedded_t
     """NPO's reference log-probs are computed under the trial's autocast (bf16), as the step's are:
     with nothing changed yet, L_NPO = (2/β)·ln 2 exactly (β = 0.1: 13.8629…)."""
     from pareto.core.parallel import SINGLE
-    from trainables.unlearn import start_trial
+    from trainables.unlearn import prepare_objective, start_trial
 
     setup, point = spec_setup(embedded_target, "gdiff+npo", None, extra=", autocast: bfloat16")
     trial = start_trial(setup, point, parallel=SINGLE)
-    row = trial.engine.step(trial.batch(trial.retain), trial.batch(trial.forget))
+    e, objective = trial.engine, trial.engine.objective
+    first = trial.batch(trial.forget)
+    trial.forget.generator.manual_seed(int(point["seed"]))  # rewind: step 0 draws the same batch
+    trial.forget._order = []
+    with torch.no_grad(), e.amp():
+        now = objective.task.logprob(trial.model, first).float()
+    ref = torch.tensor([objective._ref[i] for i in first["index"].tolist()])
+    assert float((now - ref).abs().max()) == 0.0  # the reference is this very computation
+    # what a reference taken on other batches (every example once, in order) would read: bf16
+    # log-probabilities depend on the batch's shape, by ~3e-4 nat on this model (docs/core.md)
+    objective._ref = {}
+    with e.amp():
+        objective.prepare(trial.model, trial.forget.all())
+    other = torch.tensor([objective._ref[i] for i in first["index"].tolist()])
+    assert 1e-5 < float((now - other).abs().max()) < 1e-2
+    prepare_objective(e, trial.forget, trial.batch)  # back to the trial's own
+    row = e.step(trial.batch(trial.retain), trial.batch(trial.forget))
     assert -row["loss_f"] == pytest.approx(20 * math.log(2), rel=1e-6)
 
 
