@@ -54,8 +54,6 @@ class Trial:
 
     target: "Target"
     model: Any
-    device: str
-    parallel: Any  # pareto.core.parallel strategy (one process unless unlearn.parallel)
     forget: Any = None  # the batch streams and the engine (None for the No-unlearn baseline)
     retain: Any = None
     engine: Any = None
@@ -84,7 +82,7 @@ def start_trial(setup: dict, point: dict, *, parallel=SINGLE, device: str | None
     target = open_target(setup)
     unlearning = not point.get("baseline")
     model = prepare_model(target, unlearn, device, unlearning=unlearning, parallel=parallel)
-    trial = Trial(target, model, device, parallel)
+    trial = Trial(target, model)
     if unlearning:
         trial.forget, trial.retain, trial.engine = build_components(target, model, unlearn, point, device, parallel)
         trial.batch = batch_fn(unlearn, device, parallel)

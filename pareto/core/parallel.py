@@ -45,9 +45,6 @@ class Single:
     def shard(self, batch: dict) -> dict:
         return batch
 
-    def split(self, batch: dict) -> dict:
-        return batch
-
     def all_sum(self, values: Sequence[float]) -> list[float]:
         return [float(v) for v in values]
 
@@ -91,16 +88,6 @@ class _Distributed(Single):
             raise ValueError(f"a batch of {n} examples does not split over {self.world} workers; make "
                              "unlearn.batch_size (and retain_batch_size) a multiple of resources.workers_per_trial")
         a, b = self.rank * n // self.world, (self.rank + 1) * n // self.world
-        return {k: (v[a:b] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == n else v)
-                for k, v in batch.items()}
-
-    def split(self, batch: dict) -> dict:
-        """This rank's part of a batch of any size (for one-off passes such as NPO's reference):
-        the same bounds as `shard`, and where that part is empty the batch's last example, so every
-        rank runs the same number of forwards (FSDP needs them all)."""
-        n = _examples(batch)
-        a, b = self.rank * n // self.world, (self.rank + 1) * n // self.world
-        a, b = (a, b) if b > a else (n - 1, n)
         return {k: (v[a:b] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == n else v)
                 for k, v in batch.items()}
 
