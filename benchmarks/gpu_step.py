@@ -72,7 +72,7 @@ from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.core.parallel import SINGLE, STRATEGIES
 from pareto.data.qa import IGNORE
-from pareto.lm import answer_ce
+from pareto.lm import LM_TASK, answer_ce
 
 #: Architectures by name: (transformers config class, its fields). Public config values.
 ARCHS = {
@@ -164,9 +164,10 @@ def make_step(method: str, model, lr: float, forget_all: list[dict], autocast, p
         return step, 0, opt, None
     combiner = {"gdiff": "gdiff", "ngdiff": "ngdiff", "ngdiff_autolr": "ngdiff", "npo": "gdiff"}[method]
     objective = OBJECTIVES.build("npo" if method == "npo" else "ga")
+    objective.task = LM_TASK
     rule = LR_RULES.build("autolr", every=10) if method == "ngdiff_autolr" else LR_RULES.build("fixed")
     engine = UnlearnEngine(model, build_combiner(combiner, **({"c": 0.5} if combiner == "gdiff" else {})),
-                           objective, rule, opt, lr=lr, autocast=autocast, parallel=par)
+                           objective, rule, opt, lr=lr, retain_loss=LM_TASK.loss, autocast=autocast, parallel=par)
     if method == "npo":  # this rank's slices (every rank runs the same forwards), under the step's autocast
         with engine.amp():
             objective.prepare(model, forget_all)

@@ -72,7 +72,7 @@ from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import step_direction
 from pareto.data.qa import IGNORE, Batches, encode_qa
-from pareto.lm import answer_ce
+from pareto.lm import LM_TASK, answer_ce
 
 VARIANTS = ("gdiff_usual", "gdiff_usual_zero", "ngdiff", "gdiff_engine", "npo", "autolr")
 USUAL = ("gdiff_usual", "gdiff_usual_zero")
@@ -110,6 +110,7 @@ class Workload:
     def prepare_npo(self) -> None:
         self.reset()
         self.npo = OBJECTIVES.build("npo")
+        self.npo.task = LM_TASK
         self.npo.prepare(self.model, self.forget_all)
 
 
@@ -280,8 +281,9 @@ def make_variant(variant: str, wl: Workload, args):
         return step, opt, None
     combiner = build_combiner("gdiff", c=args.c) if variant == "gdiff_engine" else build_combiner("ngdiff")
     objective = wl.npo if variant == "npo" else OBJECTIVES.build("ga")
+    objective.task = LM_TASK
     rule = LR_RULES.build("autolr", every=args.every) if variant == "autolr" else LR_RULES.build("fixed")
-    engine = UnlearnEngine(model, combiner, objective, rule, opt, lr=args.lr)
+    engine = UnlearnEngine(model, combiner, objective, rule, opt, lr=args.lr, retain_loss=LM_TASK.loss)
     return (lambda rb, fb: engine.step(rb, fb, measure_after=False)), opt, engine
 
 

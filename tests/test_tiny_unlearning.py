@@ -9,6 +9,7 @@ from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.data.qa import Batches, encode_qa
+from pareto.lm import LM_TASK
 from pareto.metrics import mean_answer_ce
 from pareto.models.embedded import load_target
 from trainables.unlearn import read_jsonl
@@ -22,9 +23,11 @@ def _setup(target, combiner="ngdiff", objective="ga", lr_rule="autolr", opt="sgd
     forget = Batches(enc(forget_rows), 8, tok.pad_token_id, 0)
     retain = Batches(enc(retain_rows), retain_bs, tok.pad_token_id, 1)
     objective_ = OBJECTIVES.build(objective)
+    objective_.task = LM_TASK
     objective_.prepare(model, forget.all())
     engine = UnlearnEngine(model, build_combiner(combiner), objective_, LR_RULES.build(lr_rule),
-                           build_optimizer(opt, list(model.parameters()), lr=lr), lr=lr)
+                           build_optimizer(opt, list(model.parameters()), lr=lr), lr=lr,
+                           retain_loss=LM_TASK.loss)
     return model, tok, forget_rows, retain_rows, forget, retain, engine
 
 

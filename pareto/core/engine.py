@@ -50,7 +50,6 @@ from pareto.core.lr import LRRule
 from pareto.core.objectives import ForgetObjective
 from pareto.core.optim import set_lr, step_direction
 from pareto.core.parallel import SINGLE
-from pareto.lm import LM_TASK
 
 #: Telemetry columns, one row per step (part of the results schema).
 STEP_COLUMNS = (
@@ -152,9 +151,15 @@ class _Probe:
 
 
 class UnlearnEngine:
+    """Steps a model along the combiner's d. `retain_loss(model, batch)` is L_R, the mean loss of a
+    retain batch; there is no default (the core knows no task): the caller passes its task's loss,
+    e.g. `pareto.lm.LM_TASK.loss` or `pareto.vision.task.CLASSIFIER_TASK.loss` (the task's bound
+    `loss` carries its normaliser, so micro-batches accumulate exactly), and sets
+    `objective.task` to the same task."""
+
     def __init__(self, model, combiner: Combiner, objective: ForgetObjective, lr_rule: LRRule,
                  optimizer: torch.optim.Optimizer, *, lr: float,
-                 retain_loss: Callable = LM_TASK.loss, autocast: torch.dtype | None = None,
+                 retain_loss: Callable, autocast: torch.dtype | None = None,
                  grad_dtype: torch.dtype | None = None, parallel=SINGLE) -> None:
         problem = compatibility_problem(combiner, objective)
         if problem:

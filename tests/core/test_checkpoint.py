@@ -14,6 +14,7 @@ from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.data.qa import Batches, encode_qa
+from pareto.lm import LM_TASK
 from pareto.models.embedded import load_target
 
 
@@ -26,9 +27,10 @@ def build(target: Path, combiner: str, objective: str, lr_rule: str, seed: int =
     retain = Batches(enc(rows("retain.jsonl")), 4, tok.pad_token_id, seed + 1)
     optimizer = build_optimizer("adam", [p for p in model.parameters() if p.requires_grad], lr=1e-3)
     obj = OBJECTIVES.build(objective)
+    obj.task = LM_TASK
     obj.prepare(model, forget.all())
     engine = UnlearnEngine(model, build_combiner(combiner, seed=seed), obj, LR_RULES.build(lr_rule, **(
-        {"every": 2} if lr_rule == "autolr" else {})), optimizer, lr=1e-3)
+        {"every": 2} if lr_rule == "autolr" else {})), optimizer, lr=1e-3, retain_loss=LM_TASK.loss)
     return model, optimizer, engine, forget, retain
 
 

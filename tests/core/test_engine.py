@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -143,4 +145,34 @@ def test_famo_refuses_gradient_ascent_with_a_clear_message():
     opt = build_optimizer("sgd", [model.theta], lr=0.1)
     ga = __import__("pareto.core.objectives", fromlist=["x"]).OBJECTIVES.build("ga")
     with pytest.raises(ValueError, match="npo"):
-        UnlearnEngine(model, build_combiner("famo"), ga, LR_RULES.build("fixed"), opt, lr=0.1)
+        UnlearnEngine(model, build_combiner("famo"), ga, LR_RULES.build("fixed"), opt, lr=0.1,
+                      retain_loss=lambda m, b: m.retain())
+
+
+def test_the_core_imports_no_task():
+    """The model-agnostic core (engine, objectives) loads without the LM or the vision task."""
+    code = ("import sys, pareto.core.engine, pareto.core.objectives; "
+            "bad = [m for m in sys.modules if m.startswith(('pareto.lm', 'pareto.vision'))]; assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_engine_has_no_default_retain_loss():
+    model = Quadratic()
+    opt = build_optimizer("sgd", [model.theta], lr=0.1)
+    with pytest.raises(TypeError, match="retain_loss"):
+        UnlearnEngine(model, build_combiner("ngdiff"), QuadForget(), LR_RULES.build("fixed"), opt, lr=0.1)
+
+
+@pytest.mark.parametrize("name", ["ga", "npo", "simnpo"])
+def test_an_objective_without_a_task_says_so_on_use(name):
+    from pareto.core.objectives import OBJECTIVES
+
+    batch = {"index": torch.tensor([0, 1]), "x": torch.zeros(2, 3)}
+    obj = OBJECTIVES.build(name)
+    match = f"forget objective '{name}' has no task: set objective.task"
+    with pytest.raises(RuntimeError, match=match):
+        obj.prepare(torch.nn.Linear(3, 1), [batch])
+        obj.value(torch.nn.Linear(3, 1), batch)  # objectives with nothing to prepare fail here
+    with pytest.raises(RuntimeError, match=match):
+        obj.task.loss  # noqa: B018

@@ -11,7 +11,7 @@ from pareto.core.engine import UnlearnEngine, gram_entries
 from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
-from pareto.lm import answer_ce
+from pareto.lm import LM_TASK, answer_ce
 
 
 def batch(seed, b=4, t=12, vocab=97):
@@ -36,8 +36,10 @@ def test_llama_steps_with_gram_matching_an_independent_float64_computation(dtype
     rb, fb = batch(0), batch(1)
     g_r = torch.cat([g.reshape(-1) for g in torch.autograd.grad(answer_ce(model, rb), params)]).double()
     g_f = torch.cat([g.reshape(-1) for g in torch.autograd.grad(answer_ce(model, fb), params)]).double()
-    engine = UnlearnEngine(model, build_combiner("ngdiff"), OBJECTIVES.build("ga"), LR_RULES.build("autolr"),
-                           build_optimizer("adam", params, lr=1e-3), lr=1e-3)
+    ga = OBJECTIVES.build("ga")
+    ga.task = LM_TASK
+    engine = UnlearnEngine(model, build_combiner("ngdiff"), ga, LR_RULES.build("autolr"),
+                           build_optimizer("adam", params, lr=1e-3), lr=1e-3, retain_loss=LM_TASK.loss)
     row = engine.step(rb, fb)
     tol = 1e-6 if dtype == torch.float32 else 1e-2
     assert row["gram_rr"] == pytest.approx((g_r @ g_r).item(), rel=tol)

@@ -10,7 +10,7 @@ from pareto.core.lr import LR_RULES
 from pareto.core.objectives import OBJECTIVES
 from pareto.core.optim import build_optimizer
 from pareto.data.qa import IGNORE
-from pareto.lm import token_nll
+from pareto.lm import LM_TASK, token_nll
 
 
 def ragged_batch(seed, b=6, t=14, vocab=97):
@@ -46,9 +46,16 @@ def llama(dtype=torch.float32, seed=0):
     return LlamaForCausalLM(cfg).to(dtype)
 
 
+def lm_ga():
+    """GA on the LM task's answer CE."""
+    ga = OBJECTIVES.build("ga")
+    ga.task = LM_TASK
+    return ga
+
+
 def engine(model, retain_loss, *, combiner="ngdiff", lr_rule="fixed", **kw):
     params = list(model.parameters())
-    return UnlearnEngine(model, build_combiner(combiner), OBJECTIVES.build("ga"), LR_RULES.build(lr_rule),
+    return UnlearnEngine(model, build_combiner(combiner), lm_ga(), LR_RULES.build(lr_rule),
                          build_optimizer("sgd", params, lr=1e-2), lr=1e-2, retain_loss=retain_loss, **kw)
 
 
@@ -88,15 +95,17 @@ def test_a_loss_without_a_normaliser_is_refused_for_micro_batches():
         e.step(split_batch(rb, 3), split_batch(fb, 3))
 
 
-def test_the_default_retain_loss_accumulates_exactly():
-    """The engine's default L_R (the LM task's answer CE) carries its normaliser (scored tokens):
+def test_the_lm_tasks_retain_loss_accumulates_exactly():
+    """The LM task's L_R (`LM_TASK.loss`, answer CE) carries its normaliser (scored tokens):
     3 micro-batches give the full batch's Gram matrix (it used to weight by examples)."""
     rb, fb = ragged_batch(0), ragged_batch(1)
     full, acc = llama(), llama()
-    a = UnlearnEngine(full, build_combiner("ngdiff"), OBJECTIVES.build("ga"), LR_RULES.build("fixed"),
-                      build_optimizer("sgd", list(full.parameters()), lr=1e-2), lr=1e-2).step(rb, fb)
-    b = UnlearnEngine(acc, build_combiner("ngdiff"), OBJECTIVES.build("ga"), LR_RULES.build("fixed"),
-                      build_optimizer("sgd", list(acc.parameters()), lr=1e-2), lr=1e-2).step(
+    a = UnlearnEngine(full, build_combiner("ngdiff"), lm_ga(), LR_RULES.build("fixed"),
+                      build_optimizer("sgd", list(full.parameters()), lr=1e-2), lr=1e-2,
+                      retain_loss=LM_TASK.loss).step(rb, fb)
+    b = UnlearnEngine(acc, build_combiner("ngdiff"), lm_ga(), LR_RULES.build("fixed"),
+                      build_optimizer("sgd", list(acc.parameters()), lr=1e-2), lr=1e-2,
+                      retain_loss=LM_TASK.loss).step(
         split_batch(rb, 3), split_batch(fb, 3))
     for k in KEYS:
         assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-7), k

@@ -17,6 +17,7 @@ from pareto.core.lr import LR_RULES  # noqa: E402
 from pareto.core.objectives import OBJECTIVES  # noqa: E402
 from pareto.core.optim import build_optimizer  # noqa: E402
 from pareto.data.qa import Batches, Encoded  # noqa: E402
+from pareto.lm import LM_TASK  # noqa: E402
 from pareto.memory import apply_lora, enable_checkpointing, estimate_bytes  # noqa: E402
 
 
@@ -42,8 +43,10 @@ def streams(seed=0):
 def build(model, lr_rule="autolr"):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = build_optimizer("adam", params, lr=1e-3)
-    return UnlearnEngine(model, build_combiner("ngdiff"), OBJECTIVES.build("ga"), LR_RULES.build(lr_rule, **({"every": 2} if lr_rule == "autolr" else {})),
-                         opt, lr=1e-3), opt
+    ga = OBJECTIVES.build("ga")
+    ga.task = LM_TASK
+    return UnlearnEngine(model, build_combiner("ngdiff"), ga, LR_RULES.build(lr_rule, **({"every": 2} if lr_rule == "autolr" else {})),
+                         opt, lr=1e-3, retain_loss=LM_TASK.loss), opt
 
 
 def persistent_bytes(engine, opt) -> int:

@@ -7,9 +7,10 @@ literature phrases as a loss to minimise (NPO, SimNPO) return L_F = −loss, so 
 
 Objectives are model-agnostic: they reach the model only through their `task` (a `Task`), which
 says what a batch's loss, per-example log-likelihood and per-example mean NLL are — answer tokens
-of a causal LM (`pareto.lm.LM_TASK`, the default) or the label of an image classifier
-(`pareto.vision.task.CLASSIFIER_TASK`). The trial sets it (`objective.task = task`); it is not a
-spec parameter and not checkpointed state.
+of a causal LM (`pareto.lm.LM_TASK`) or the label of an image classifier
+(`pareto.vision.task.CLASSIFIER_TASK`). There is no default (the core imports no task): the
+trial sets it (`objective.task = task`) before the first step, and using an objective without
+one raises a RuntimeError naming it. It is not a spec parameter and not checkpointed state.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Iterable, Protocol
 import torch
 
 from pareto._registry import Registry
-from pareto.lm import LM_TASK
 
 
 class Task(Protocol):
@@ -42,8 +42,21 @@ class Task(Protocol):
 class ForgetObjective:
     #: −L_F is a positive loss to minimise (npo, simnpo); False for ga (L_F = CE > 0).
     positive_loss = False
-    #: the task whose losses the objective uses (set by the trial; LM by default)
-    task: Task = field(default=LM_TASK, init=False, repr=False, compare=False)
+    #: the task whose losses the objective uses (set by the trial through `task`; None until then)
+    _task: Task | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def task(self) -> Task:
+        if self._task is None:
+            name = getattr(type(self), "registered_name", type(self).__name__)
+            raise RuntimeError(f"forget objective {name!r} has no task: set objective.task to the task whose "
+                               "losses it uses (pareto.lm.LM_TASK or pareto.vision.task.CLASSIFIER_TASK) "
+                               "before the first step")
+        return self._task
+
+    @task.setter
+    def task(self, task: Task | None) -> None:
+        self._task = task
 
     def prepare(self, model, forget_batches: Iterable[dict]) -> None:
         """Called once before unlearning with every forget batch (each carries `index`)."""
