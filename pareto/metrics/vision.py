@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pareto.data.images import ImageSet
 from pareto.metrics._base import EvalContext, ItemScore, Metric, MetricValue, register_metric
 
 
@@ -67,8 +68,6 @@ def loss_value(ctx: EvalContext, split: str) -> MetricValue:
 
 
 def is_images(rows) -> bool:
-    from pareto.vision.data import ImageSet
-
     return isinstance(rows, ImageSet)
 
 

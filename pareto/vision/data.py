@@ -26,11 +26,11 @@ import os
 import shutil
 import tarfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
+
+from pareto.data.images import ImageSet  # defined there; the image metrics read it too
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR100_CLASSES = tuple("""apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
@@ -57,23 +57,6 @@ FORMAT = 1  # bump when the decoded layout changes
 
 class DataLayoutError(ValueError):
     """The data directory is missing or not in ImageFolder layout (the message names the fix)."""
-
-
-@dataclass
-class ImageSet:
-    """Images [N, 3, 32, 32] uint8, labels [N] int64, an id per image, and the class names."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    ids: list[str]
-    classes: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, index: Sequence[int]) -> "ImageSet":
-        idx = torch.as_tensor(list(index), dtype=torch.long)
-        return ImageSet(self.images[idx], self.labels[idx], [self.ids[i] for i in idx.tolist()], self.classes)
 
 
 # ---------------------------------------------------------------- layout: folders and tars
