@@ -23,7 +23,7 @@ from analysis import plots as P
 from analysis.agreement import agreement_table
 from analysis.frontier import frontier_table
 from analysis.hypervolume import hypervolume_table, nadir_point
-from analysis.results import DEFAULT_PLANES, Results, display_names, load_results, resolve_objectives, setting_names
+from analysis.results import Results, display_names, load_results, resolve_objectives, setting_names
 from analysis.tables import TABLE_METRICS, autolr_table, paper_table, render
 from analysis.theorem5 import RTOL, failures, lemma4_violations, step_checks, summarize
 
@@ -98,7 +98,7 @@ def _embed(fig, alt: str) -> str:
 
 
 def _planes(results: Results) -> list[tuple[str, ...]]:
-    planes = DEFAULT_PLANES.get(results.dataset or "tofu", DEFAULT_PLANES["tofu"])
+    planes = results.default_planes()
     t = results.trials
     return [p for p in planes if all(m in t and pd.to_numeric(t[m], errors="coerce").notna().any() for m in p)]
 

@@ -40,7 +40,9 @@ DATASETS: dict[str, tuple[str, ...]] = {
 }
 
 #: The paper's planes per dataset family (each a tuple of metric names: 2 or 3 objectives).
-#: The loss plane (Definition 1 literally) comes first for every family.
+#: The loss plane (Definition 1 literally) comes first for every family. Results record their data
+#: source's own planes (``pareto.planes`` in trials.parquet's metadata; `Results.default_planes`
+#: reads them first); this table serves results written before they did, and `--dataset`.
 LOSS_PLANE = ("loss_f_eval", "loss_r_eval")
 DEFAULT_PLANES: dict[str, tuple[tuple[str, ...], ...]] = {
     "tofu": (LOSS_PLANE, ("rouge_f", "utility_r")),
@@ -67,10 +69,18 @@ class Results:
     steps: pd.DataFrame = field(default_factory=pd.DataFrame)
     directions: dict[str, str] = field(default_factory=dict)
     probe: pd.DataFrame = field(default_factory=pd.DataFrame)  # probe.parquet (`pareto probe`): Fig. 4
+    planes: tuple[tuple[str, ...], ...] = ()  # the data source's planes, as recorded with the results
 
     @property
     def dataset(self) -> str | None:
         return dataset_of(self.trials)
+
+    def default_planes(self, dataset: str | None = None) -> tuple[tuple[str, ...], ...]:
+        """The planes shown when none is asked for: those recorded with the results (the data
+        source's), else the dataset family's (`dataset`, or the results' own), else TOFU's."""
+        if self.planes and dataset in (None, self.dataset):
+            return self.planes
+        return DEFAULT_PLANES.get(dataset or self.dataset or "tofu", DEFAULT_PLANES["tofu"])
 
     @property
     def name(self) -> str:
@@ -103,12 +113,13 @@ def load_results(folder: str | Path) -> Results:
     fs, base = _fs(str(folder))
     trials, meta = _read(fs, base, "trials", required=True)
     directions = json.loads(meta.get("pareto.metric_directions", "{}"))
+    planes = tuple(tuple(p) for p in json.loads(meta.get("pareto.planes", "[]")))
     evals, _ = _read(fs, base, "evals", required=False)
     steps, _ = _read(fs, base, "steps", required=False)
     probe, _ = _read(fs, base, "probe", required=False)
     if len(trials):
         trials = trials.assign(method=method_names(trials))
-    return Results(str(folder), trials, evals, steps, directions, probe)
+    return Results(str(folder), trials, evals, steps, directions, probe, planes)
 
 
 def dataset_of(trials: pd.DataFrame) -> str | None:

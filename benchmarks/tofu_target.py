@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     spec, _ = load_spec(args.spec, args.overrides)
     prepared = prepare_target(spec, log=print)
-    from pareto.data.sources import load_data
+    from pareto.sources import load_data
     from dataclasses import asdict
 
     data = load_data(asdict(spec.data))

@@ -28,17 +28,18 @@ machine with a GPU (the measurement runs on the CPU).
 from __future__ import annotations
 
 import os
-import re
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import torch
 
-from pareto.models._build import format_duration
-from pareto.spec import VISION_SOURCES, SweepSpec, total_steps
+from pareto.models.clock import format_duration
+from pareto.estimate_workload import STEP_BATCH, Build, NotEstimated, Workload, spread, workload
+from pareto.sources import source_of
+from pareto.spec import SweepSpec, total_steps
 
-__all__ = ["Estimate", "BuildEstimate", "TrialsEstimate", "estimate", "format_duration", "tofu_counts"]
+__all__ = ["Estimate", "BuildEstimate", "TrialsEstimate", "estimate", "format_duration"]
 
 #: Ray's start-up and the trial workers' first imports of torch and transformers, paid once per
 #: sweep and once per worker (docs/benchmarks.md, "Sweeps": ≈ 10 s and ≈ 4 s of one core), and
@@ -51,14 +52,6 @@ PARALLEL_EFFICIENCY = 0.8
 #: Per trial besides its steps and evaluations: loading the target, Tune's bookkeeping, the
 #: results' Parquet parts (0.59 s measured, docs/benchmarks.md) and encoding the rows.
 TRIAL_OVERHEAD_S = 1.0
-#: TOFU's published sizes (pareto.data.tofu): 200 authors of 20 QA pairs in `full`; forgetNN is
-#: the last NN % of them.
-TOFU_AUTHORS, TOFU_QA_PER_AUTHOR = 200, 20
-TOFU_FORGET_ROWS = {"forget01": 40, "forget05": 200, "forget10": 400}
-
-
-class _NotEstimated(Exception):
-    """Why a part of the estimate is left out."""
 
 
 @dataclass(frozen=True)
@@ -142,14 +135,14 @@ def estimate(spec: SweepSpec, points: Sequence[dict], *, unless_cached: bool = F
     n_baseline = sum(bool(p.get("baseline")) for p in points)
     parallel = _parallel(spec)
     try:
-        work = _workload(spec)
-    except (_NotEstimated, OSError, ValueError) as exc:  # data that cannot be read says so in the line
+        work = workload(spec)
+    except (NotEstimated, OSError, ValueError) as exc:  # data that cannot be read says so in the line
         if unless_cached:  # whether it is cached is unknown too: nothing useful to say
             return None
         steps = _steps_without_data(spec)
         trials = TrialsEstimate(n_trials, n_baseline, steps, _evaluations(spec, steps or 0), parallel,
                                 reason="as the target")
-        reason = str(exc) if isinstance(exc, _NotEstimated) else f"the data could not be read: {exc}"
+        reason = str(exc) if isinstance(exc, NotEstimated) else f"the data could not be read: {exc}"
         return Estimate(_machine(), (BuildEstimate("target", reason=reason),), trials)
     if unless_cached and all(b.cached for b in work.builds):
         return None
@@ -165,10 +158,7 @@ def long_run_hint(spec: SweepSpec, est: Estimate) -> str | None:
     """For a run estimated at hours on a CPU: where it belongs, and the laptop-sized variant."""
     if est.seconds is None or est.seconds < LONG_RUN_SECONDS or torch.cuda.is_available():
         return None
-    smaller = ""
-    if spec.data.source == "tofu" and not spec.data.authors:
-        smaller = (" or on a laptop-sized subset, the last 40 authors: --set data.authors=40 (`pareto validate` "
-                   "with the same --set prices it)")
+    smaller = source_of(spec.data.source).smaller_hint(asdict(spec.data))
     bound = " at the epoch cap (builds stop once memorised, often far earlier)" if est.upper_bound else ""
     return (f"that can be hours on this CPU{bound}: run it on a GPU (a Ray cluster: --address, docs/cluster.md)"
             f"{smaller}. Targets are cached, so a build is paid once")
@@ -178,23 +168,14 @@ def long_run_hint(spec: SweepSpec, est: Estimate) -> str | None:
 # counts
 
 
-def tofu_counts(data: dict) -> tuple[int, int]:
-    """(forget rows, retain rows) of a TOFU data section, from TOFU's published sizes (no download)."""
-    if data.get("authors"):
-        n_forget = int(data["forget_fraction"] * data["authors"] + 1e-9)  # as tofu_author_subset
-        return n_forget * TOFU_QA_PER_AUTHOR, (data["authors"] - n_forget) * TOFU_QA_PER_AUTHOR
-    forget = TOFU_FORGET_ROWS[data["forget"]]
-    return forget, TOFU_AUTHORS * TOFU_QA_PER_AUTHOR - forget
-
-
 def _steps_without_data(spec: SweepSpec) -> int | None:
-    """Steps per trial when the data is not read: known for `steps`, and for TOFU's sizes."""
+    """Steps per trial when the data is not read: known for `steps`, and for a source that knows its
+    forget set's size (TOFU's published sizes)."""
     unlearn = asdict(spec.unlearn)
     if not unlearn.get("epochs"):
         return total_steps(unlearn, 0)
-    if spec.data.source == "tofu":
-        return total_steps(unlearn, tofu_counts(asdict(spec.data))[0])
-    return None
+    n_forget = source_of(spec.data.source).forget_rows(asdict(spec.data))
+    return None if n_forget is None else total_steps(unlearn, n_forget)
 
 
 def _evaluations(spec: SweepSpec, steps: int) -> int:
@@ -215,167 +196,6 @@ def _machine() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# what the spec trains and evaluates
-
-#: The tiny tokenizer's pieces (pareto.models._build._pre_tokenizer: whitespace-separated words,
-#: then 's and every other punctuation character on its own), in plain Python: counting them over
-#: every row is ~10x faster than running the tokenizer, and gives the same vocabulary and lengths.
-_PIECES = re.compile(r"'s\b|[^\w\s]|\w+")
-#: Rows per batch for timing the trials' steps; a larger batch is scaled from it by its rows.
-STEP_BATCH = 8
-
-
-def _pieces(text: str) -> list[str]:
-    return _PIECES.findall(text)
-
-
-@dataclass
-class _Build:
-    what: str
-    cached: bool
-    lengths: list[int]  # tokens of each example trained on ([] for a real base: not estimated)
-    unit: str
-    epochs: int
-    until: bool
-    train: dict  # optimizer, lr, weight_decay, batch_size, seed, group_by_length, micro_batch_size
-    eval_batch_size: int
-    threads: int
-
-
-@dataclass
-class _Workload:
-    """What the spec trains and evaluates. For a tiny base: the vocabulary size and every
-    example's length from the rows' pieces, and a model factory with that vocabulary over a
-    tokenizer of the rows the trials' measurement uses (padded with filler words to that size)."""
-
-    builds: list[_Build]
-    new_model: Callable | None  # () -> a randomly initialised model of the target's shape; None: not estimated
-    tokenizer: object
-    forget: list[dict]
-    retain: list[dict]
-    eval_splits: dict  # split -> rows, as a trial evaluates them
-    settings: object  # EvalSettings of the trials
-    reason: str = ""  # why new_model is None
-
-
-def _workload(spec: SweepSpec) -> _Workload:
-    d = spec.data
-    if torch.cuda.is_available():  # the measurement below runs on the CPU only
-        raise _NotEstimated("a GPU machine: not estimated yet (the short measurement runs on the CPU)")
-    if d.source in VISION_SOURCES:
-        raise _NotEstimated("image data: not estimated yet")
-    if d.source == "muse_news":
-        raise _NotEstimated("MUSE-News: not estimated yet")
-    if spec.target.source == "embedded":
-        return _embedded_workload(spec)
-    if d.source == "tofu":
-        from pareto.data.tofu import TOFU_REPO, local_directory
-
-        if local_directory(d.path or TOFU_REPO) is None:
-            raise _NotEstimated(f"the data is on the hub ({d.path or TOFU_REPO}) and is not downloaded to estimate; "
-                                f"pass a local copy with --set data.path=DIR")
-    return _trained_workload(spec)
-
-
-def _embedded_workload(spec: SweepSpec) -> _Workload:
-    from pareto.data.synthetic import generate_authors, split_by_author
-    from pareto.models._build import default_cache_dir
-    from pareto.models.embedded import EmbeddedConfig
-
-    cfg = EmbeddedConfig(**spec.target.embedded)
-    rows = generate_authors(cfg.n_authors, cfg.qa_per_author, cfg.data_seed)
-    forget, retain = split_by_author(rows, cfg.forget_fraction)
-    cached = (default_cache_dir() / f"embedded-{cfg.content_hash()[:16]}" / "manifest.json").is_file()
-    prompt = dict(template="plain", add_bos=True, max_length=10**9)  # as the embedded build encodes
-    build = _Build("target", cached, _qa_lengths(rows, **prompt), "QA pairs", cfg.max_epochs, True,
-                   dict(optimizer="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
-                        seed=cfg.train_seed, group_by_length=False, micro_batch_size=None),
-                   eval_batch_size=len(rows), threads=1)  # build_embedded_target's default
-    shape = dict(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions)
-    return _tiny_workload(spec, [build], rows, shape, forget, retain, {}, {"max_length": None})
-
-
-def _trained_workload(spec: SweepSpec) -> _Workload:
-    from pareto.data.encode import row_kind
-    from pareto.data.sources import load_data
-    from pareto.models.target_build import target_path
-    from pareto.prepare import target_config
-
-    data = load_data(asdict(spec.data))
-    cfg = target_config(spec).resolved()
-    vocab_rows = [r for rows in data.eval_splits.values() for r in rows]
-    refs = [("target", cfg)] + ([("Retrain reference", replace(cfg, retain_only=True))]
-                                if spec.target.retain_model else [])
-    cached = {what: (target_path(data.forget, data.retain, c, vocab_rows=vocab_rows) / "manifest.json").is_file()
-              for what, c in refs}
-    epochs = cfg.max_epochs if cfg.until_memorised else cfg.epochs
-    train = dict(optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
-                 seed=cfg.seed, group_by_length=cfg.group_by_length, micro_batch_size=cfg.micro_batch_size)
-    if not cfg.is_tiny or row_kind(data.forget) != "qa":
-        reason = (f"base model {cfg.base} is not loaded to estimate" if not cfg.is_tiny
-                  else "text data: not estimated yet")
-        builds = [_Build(what, cached[what], [], "rows", epochs, cfg.until_memorised, train, 0, 1) for what, _ in refs]
-        return _Workload(builds, None, None, data.forget, data.retain, {}, None, reason=reason)
-    prompt = dict(template=cfg.template, add_bos=cfg.add_bos, max_length=cfg.max_length)
-    builds = [_Build(what, cached[what], _qa_lengths(data.retain if c.retain_only else [*data.forget, *data.retain],
-                                                     **prompt),
-                     "QA pairs", epochs, cfg.until_memorised, train, eval_batch_size=256, threads=cfg.num_threads)
-              for what, c in refs]
-    shape = dict(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions)
-    return _tiny_workload(spec, builds, [*data.forget, *data.retain, *vocab_rows], shape, data.forget, data.retain,
-                          data.eval_splits, asdict(cfg))
-
-
-def _qa_lengths(rows: Sequence[dict], *, template: str, add_bos: bool, max_length: int) -> list[int]:
-    """Tokens of each QA example as `encode_qa` makes it: [BOS] prompt, answer, EOS; cut at max_length."""
-    from pareto.data.qa import format_prompt
-    from pareto.data.templates import resolve_template
-
-    fmt = resolve_template(template)
-    return [min(add_bos + len(_pieces(format_prompt(r["question"], fmt))) + len(_pieces(r["answer"])) + 1, max_length)
-            for r in rows]
-
-
-def _tiny_workload(spec: SweepSpec, builds: list[_Build], vocab_rows: Sequence[dict], shape: dict,
-                   forget: list[dict], retain: list[dict], eval_splits: dict, config: dict) -> _Workload:
-    """The tiny base's vocabulary counted over `vocab_rows` (every text field, as build_tokenizer
-    reads them); the measurement's tokenizer knows the words of the rows it encodes, and filler
-    words bring it to that size, so the model's output layer is the real one."""
-    from pareto.data.qa import format_prompt
-    from pareto.data.templates import resolve_template
-    from pareto.models._build import SPECIAL_TOKENS, _row_texts, build_tokenizer, new_tiny_gpt2
-
-    template = format_prompt("", resolve_template(spec.data.template))
-    words = {w for text in [template, *_row_texts(vocab_rows)] for w in _pieces(text)}
-    vocab = len(words | set(SPECIAL_TOKENS))
-    splits = _trial_splits(spec, forget, retain, eval_splits)
-    measured = [*_spread(forget, 4 * STEP_BATCH), *_spread(retain, 4 * STEP_BATCH),
-                *(r for rows in splits.values() for r in _spread(rows, spec.eval.batch_size))]
-    tokenizer = build_tokenizer(measured, extra_texts=[template])
-    filler = " ".join(f"zzfiller{i}" for i in range(max(vocab - len(tokenizer), 0)))
-    tokenizer = build_tokenizer(measured, extra_texts=[template, filler])
-    return _Workload(builds, lambda: new_tiny_gpt2(tokenizer, **shape), tokenizer, forget, retain, splits,
-                     _trial_settings(spec, config))
-
-
-def _spread(rows: Sequence[dict], n: int) -> list[dict]:
-    """At most `n` of `rows`, evenly spread."""
-    return list(rows[:: max(1, len(rows) // n)][:n])
-
-
-def _trial_splits(spec: SweepSpec, forget: list[dict], retain: list[dict], eval_splits: dict) -> dict:
-    """The splits a trial evaluates, as trainables/unlearn.py's lm_target picks them."""
-    return {"forget": forget, "retain": _spread(retain, spec.eval.retain_items), **eval_splits}
-
-
-def _trial_settings(spec: SweepSpec, config: dict):
-    from pareto.metrics import eval_settings
-
-    manifest = {"template": spec.data.template, "add_bos": spec.data.add_bos, "config": config}
-    return eval_settings(manifest, max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size)
-
-
-# ---------------------------------------------------------------------------------------------
 # measurements
 
 
@@ -385,7 +205,7 @@ def _timed(work: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def _build_estimates(work: _Workload) -> tuple[BuildEstimate, ...]:
+def _build_estimates(work: Workload) -> tuple[BuildEstimate, ...]:
     """Every build of the spec; builds of one shape share one measurement of the rates."""
     rates = None
     out = []
@@ -408,7 +228,7 @@ def _build_estimates(work: _Workload) -> tuple[BuildEstimate, ...]:
     return tuple(out)
 
 
-def _epoch_tokens(b: _Build) -> tuple[list[list[int]], list[int], list[int]]:
+def _epoch_tokens(b: Build) -> tuple[list[list[int]], list[int], list[int]]:
     """An epoch's training batches (as train_on_answers cuts epoch 1), their padded tokens, and
     the padded tokens of the accuracy check's length-sorted chunks."""
     from pareto.models._build import epoch_batches
@@ -421,14 +241,14 @@ def _epoch_tokens(b: _Build) -> tuple[list[list[int]], list[int], list[int]]:
     return batches, [len(i) * max(b.lengths[j] for j in i) for i in batches], [len(c) * c[-1] for c in chunks]
 
 
-def _epoch_seconds(b: _Build, train_rate: float, check_rate: float) -> float:
+def _epoch_seconds(b: Build, train_rate: float, check_rate: float) -> float:
     """Training tokens and check tokens of an epoch at the measured rates. The check runs after
     every epoch once the loss is low, so the bound at the cap counts it every epoch."""
     _, tokens, check_tokens = _epoch_tokens(b)
     return train_rate * sum(tokens) + check_rate * sum(check_tokens)
 
 
-def _build_rates(b: _Build, work: _Workload) -> tuple[float, float]:
+def _build_rates(b: Build, work: Workload) -> tuple[float, float]:
     """Seconds per padded token of training (three of the epoch's batches of typical size, after
     one untimed batch that pays the first-call set-up) and of the accuracy check (one chunk of
     at most 64 examples of median length), on random tokens of the real lengths."""
@@ -461,7 +281,7 @@ def _build_rates(b: _Build, work: _Workload) -> tuple[float, float]:
         check = [example(median) for _ in range(n)]
         check_rate = _timed(lambda: answer_metrics(model, check, pad_id, batch_size=n)) / (n * median)
     return train_rate, check_rate
-def _trials_estimate(spec: SweepSpec, points: Sequence[dict], work: _Workload, n_trials: int, n_baseline: int,
+def _trials_estimate(spec: SweepSpec, points: Sequence[dict], work: Workload, n_trials: int, n_baseline: int,
                      parallel: int) -> TrialsEstimate:
     steps = total_steps(asdict(spec.unlearn), len(work.forget))  # a QA pair is one forget example
     base = dict(n_trials=n_trials, n_baseline=n_baseline, steps=steps, evaluations=_evaluations(spec, steps),
@@ -496,7 +316,7 @@ def _unlearning_points(spec: SweepSpec, points: Sequence[dict]) -> list[dict]:
     return sample_random(search_space(spec), 3, spec.search.seed)
 
 
-def _step_seconds(spec: SweepSpec, work: _Workload, model, points: list[dict]) -> float:
+def _step_seconds(spec: SweepSpec, work: Workload, model, points: list[dict]) -> float:
     """Seconds per unlearning step, averaged over the points: the real engine with each distinct
     (objective, lr rule) for three steps, on batches of at most STEP_BATCH rows of the data
     (scaled up to the spec's batch by rows). A rule that probes every K steps (AutoLR, from step
@@ -519,8 +339,8 @@ def _step_seconds(spec: SweepSpec, work: _Workload, model, points: list[dict]) -
     def streams(batch_size: int, retain_batch_size: int, seed: int):
         encode = lambda rows: encode_rows(tok, rows, max_length=s.max_length or 128,  # noqa: E731
                                           template=s.template, add_bos=s.add_bos)
-        return (Batches(encode(_spread(work.forget, 4 * batch_size)), batch_size, tok.pad_token_id, seed),
-                Batches(encode(_spread(work.retain, 4 * retain_batch_size)), retain_batch_size, tok.pad_token_id,
+        return (Batches(encode(spread(work.forget, 4 * batch_size)), batch_size, tok.pad_token_id, seed),
+                Batches(encode(spread(work.retain, 4 * retain_batch_size)), retain_batch_size, tok.pad_token_id,
                         seed + 1))
 
     target = Target(model, LM_TASK, tok, work.eval_splits, s, streams)
@@ -542,7 +362,7 @@ def _step_seconds(spec: SweepSpec, work: _Workload, model, points: list[dict]) -
     return sum(per_step) / len(per_step)
 
 
-def _eval_seconds(spec: SweepSpec, work: _Workload, model) -> float:
+def _eval_seconds(spec: SweepSpec, work: Workload, model) -> float:
     """One evaluation: every metric of the spec on at most one batch (`eval.batch_size` items,
     evenly spread) of each split it reads, scaled by the items of those splits."""
     import numpy as np
@@ -552,7 +372,7 @@ def _eval_seconds(spec: SweepSpec, work: _Workload, model) -> float:
     needs = {split for name in spec.eval.metrics for split in METRICS.get(name).needs}
     n = spec.eval.batch_size
     full = work.eval_splits
-    sub = {k: _spread(v, n) for k, v in full.items()}
+    sub = {k: spread(v, n) for k, v in full.items()}
     reference = {"forget_truth_ratios": np.ones(len(sub["forget"])).tolist()}  # forget_quality's Retrain values
     ctx = EvalContext(model, work.tokenizer, sub, work.settings, reference=reference)
     seconds = _timed(lambda: evaluate(ctx, spec.eval.metrics))

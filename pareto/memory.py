@@ -21,11 +21,27 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["LORA_KEYS", "apply_lora", "enable_checkpointing", "make_deterministic", "estimate_bytes",
+__all__ = ["LORA_KEYS", "apply_lora", "check_lora", "enable_checkpointing", "make_deterministic", "estimate_bytes",
            "out_of_memory_message"]
 
 #: the settings of `unlearn.lora` (apply_lora's parameters)
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
+
+
+def check_lora(lora, add) -> None:
+    """`unlearn.lora` from the spec: a mapping of LORA_KEYS with an integer rank ≥ 1
+    (add(key_path, message): the spec's problem list)."""
+    from pareto._registry import did_you_mean
+
+    if not isinstance(lora, dict):
+        add(("unlearn", "lora"), f"lora must be a mapping such as {{r: 16, alpha: 32}}, got {lora!r}")
+        return
+    for k in lora:
+        if k not in LORA_KEYS:
+            add(("unlearn", "lora", k), f"unknown LoRA setting {k!r}.{did_you_mean(str(k), list(LORA_KEYS))} "
+                                        f"Available: {', '.join(LORA_KEYS)}")
+    if not (isinstance(lora.get("r", 16), int) and lora.get("r", 16) >= 1):
+        add(("unlearn", "lora", "r"), f"r must be an integer ≥ 1, got {lora.get('r')!r}")
 
 
 def make_deterministic() -> None:

@@ -39,18 +39,14 @@ def _spec_lines(source: str | None) -> dict:
         return {}
 
 
-#: Data a language-model target is trained on (`target.train` is a pareto.models.target.TargetConfig).
-LM_SOURCES = ("tofu", "custom", "muse_news")
-
-
 def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None = None,
               address: str | None = None) -> Preflight:
     """Everything that can be checked before Ray starts and the target is built: the data files
     (fields, empty forget set, overlap), the target's settings and base model, the storage location,
     and whether this machine has the GPUs asked for. Writes nothing, downloads nothing (hub data and
     models not in the cache cost one quick request each: is the hub reachable, does the repo exist)."""
-    from pareto.data.check import check_data, check_embedded_split
     from pareto.data.hub import check_hub_data, missing_local_files
+    from pareto.sources import SourceCheck, source_of, task_of
 
     lines = _spec_lines(source)
     out = Preflight([], [], [])
@@ -59,37 +55,19 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
         line = next((lines[path[:i]] for i in range(len(path), 0, -1) if path[:i] in lines), None)
         return ".".join(path) + (f" ({line})" if line else "")
 
-    data_problems, data_warnings = check_data(dataclasses.asdict(spec.data))
-    out.problems += [f"{where(k)}: {m}" for k, m in data_problems]
-    out.warnings += data_warnings
-    kind, why = check_hub_data(dataclasses.asdict(spec.data))
+    data = dataclasses.asdict(spec.data)
+    found = SourceCheck()
+    source_of(data).preflight(data, found)  # its files: fields, an empty forget set, overlap
+    out.problems += [f"{where(k)}: {m}" for k, m in found.problems]
+    out.environment += [f"{where(k)}: {m}" for k, m in found.environment]
+    out.warnings += found.warnings
+    kind, why = check_hub_data(data)
     if kind:  # hub data this machine cannot fetch is a note for `validate`; `sweep` refuses before writing
         (out.problems if kind == "problem" else out.environment).append(f"{where(('data', 'path'))}: {why}")
-    why = missing_local_files(dataclasses.asdict(spec.data))
+    why = missing_local_files(data)
     if why:
         out.problems.append(f"{where(('data', 'path'))}: {why}")
-    if spec.data.source in ("cifar10", "cifar100") and not spec.data.path:  # torchvision's downloader
-        from pareto.vision.data import torchvision_problem
-
-        why = torchvision_problem(spec.data.source)
-        if why:  # this machine cannot download it; the spec itself is fine
-            out.environment.append(f"{where(('data', 'path'))}: {why}")
-
-    t = spec.target
-    if t.source == "embedded":
-        from pareto.models.embedded import EmbeddedConfig
-
-        try:
-            cfg = EmbeddedConfig(**t.embedded)
-        except (TypeError, ValueError) as exc:
-            names = [f.name for f in dataclasses.fields(EmbeddedConfig)]
-            out.problems.append(f"{where(('target', 'embedded'))}: {exc}. Valid settings: {', '.join(names)}")
-        else:
-            why = check_embedded_split(cfg.n_authors, cfg.forget_fraction)
-            if why:
-                out.problems.append(f"{where(('target', 'embedded', 'forget_fraction'))}: {why}")
-    elif t.source == "train" and spec.data.source in LM_SOURCES:  # image targets check their own settings
-        _check_base(spec, where, out)
+    task_of(data).preflight_target(spec, where, out)  # its settings and base model
 
     try:
         store = Store(storage or spec.storage.root)
@@ -134,7 +112,23 @@ def _check_fsdp(spec: SweepSpec, config_json: Path, where, out: Preflight) -> No
         out.problems.append(f"{where(('unlearn', 'parallel'))}: {why}")
 
 
-def _check_base(spec: SweepSpec, where, out: Preflight) -> None:
+def check_embedded_target(spec: SweepSpec, where, out: Preflight) -> None:
+    """target.embedded: its settings build an EmbeddedConfig whose forget split leaves both sets non-empty."""
+    from pareto.data.check import check_embedded_split
+    from pareto.models.embedded import EmbeddedConfig
+
+    try:
+        cfg = EmbeddedConfig(**spec.target.embedded)
+    except (TypeError, ValueError) as exc:
+        names = [f.name for f in dataclasses.fields(EmbeddedConfig)]
+        out.problems.append(f"{where(('target', 'embedded'))}: {exc}. Valid settings: {', '.join(names)}")
+        return
+    why = check_embedded_split(cfg.n_authors, cfg.forget_fraction)
+    if why:
+        out.problems.append(f"{where(('target', 'embedded', 'forget_fraction'))}: {why}")
+
+
+def check_base(spec: SweepSpec, where, out: Preflight) -> None:
     """target.train: its settings build a TargetConfig, and its base model can be loaded from here."""
     from pareto.models.target import TargetConfig
 

@@ -18,8 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from pareto.models.embedded import EmbeddedConfig, build_embedded_target
-from pareto.spec import VISION_SOURCES, SweepSpec
+from pareto.spec import SweepSpec
 
 
 @dataclass
@@ -48,27 +47,30 @@ def target_config(spec: SweepSpec):
 
 
 def prepare_target(spec: SweepSpec, log: Callable[[str], None] = print) -> Prepared:
-    """Build (or find in the cache) the target, and the retain-only reference when asked for.
+    """Build (or find in the cache) the target, and the retain-only reference when asked for: the
+    task of the spec's data source builds it (pareto.sources.tasks; image data gets a classifier,
+    paper App. C)."""
+    from pareto.sources import task_of
 
-    Image data (data.source cifar10 / cifar100 / image_folder, paper App. C) gets a classifier
-    trained until it fits (pareto.vision.train) with a trial's CPU share of threads (unlearn.threads, else
-    resources.cpus_per_trial); its images travel inside the target directory."""
-    if spec.data.source in VISION_SOURCES:
-        from pareto.vision.train import VisionTargetConfig, build_vision_target
+    return task_of(spec.data.source).prepare(spec, log)
 
-        threads = spec.unlearn.threads or max(1, int(spec.resources.cpus_per_trial))
-        path = Path(build_vision_target(asdict(spec.data), VisionTargetConfig(**spec.target.train), log=log,
-                                        num_threads=threads))
-        return Prepared(path, json.loads((path / "manifest.json").read_text()))
-    if spec.target.source == "embedded":
-        if spec.data.template != "plain" or not spec.data.add_bos:
-            raise ValueError(f"the embedded target is trained with the plain template and BOS; data.template "
-                             f"{spec.data.template!r} / data.add_bos {spec.data.add_bos} need a target of their own: "
-                             f"use target.source: train (e.g. data.source: tofu or custom) or drop these settings")
-        path = build_embedded_target(EmbeddedConfig(**spec.target.embedded), log=log)
-        return Prepared(Path(path), json.loads((Path(path) / "manifest.json").read_text()))
-    from pareto.data.sources import load_data
+
+def prepare_embedded(spec: SweepSpec, log: Callable[[str], None] = print) -> Prepared:
+    """The embedded target, built together with its synthetic data (`target.embedded`)."""
+    from pareto.models.embedded import EmbeddedConfig, build_embedded_target
+
+    if spec.data.template != "plain" or not spec.data.add_bos:
+        raise ValueError(f"the embedded target is trained with the plain template and BOS; data.template "
+                         f"{spec.data.template!r} / data.add_bos {spec.data.add_bos} need a target of their own: "
+                         f"use target.source: train (e.g. data.source: tofu or custom) or drop these settings")
+    path = build_embedded_target(EmbeddedConfig(**spec.target.embedded), log=log)
+    return Prepared(Path(path), json.loads((Path(path) / "manifest.json").read_text()))
+
+
+def prepare_trained(spec: SweepSpec, log: Callable[[str], None] = print) -> Prepared:
+    """A language model finetuned on the source's rows (`target.train`), and its Retrain reference."""
     from pareto.models.target_build import build_target
+    from pareto.sources import load_data
 
     data = load_data(asdict(spec.data))
     cfg = target_config(spec)

@@ -284,3 +284,43 @@ def trial_label(point: dict) -> str:
     if point.get("baseline"):
         return "no-unlearn"
     return f"{comp(point['combiner'])}/{comp(point['objective'])}/{comp(point['lr_rule'])}/lr={point['lr']:.4g}/seed={point['seed']}"
+
+
+def check_search(spec, add: Callable[[tuple, str], None]) -> None:
+    """The spec's search and scheduler sections: the algorithm and sampler, optuna's objectives and
+    ASHA's metric (each among eval.metrics), ASHA's evaluation points."""
+    from pareto.metrics import METRICS as metrics
+
+    s, sch = spec.search, spec.scheduler
+    if s.algorithm not in ALGORITHMS:
+        add(("search", "algorithm"), f"unknown search algorithm {s.algorithm!r}."
+            f"{did_you_mean(s.algorithm, list(ALGORITHMS))} Available: {', '.join(ALGORITHMS)}")
+    if s.num_samples < 1:
+        add(("search", "num_samples"), f"must be ≥ 1, got {s.num_samples}")
+    if s.algorithm == "optuna":
+        if not s.objectives:
+            add(("search", "objectives"), "optuna needs the metrics to optimise, e.g. objectives: "
+                                          "[rouge_f, utility_r] (two or more: multi-objective)")
+        if s.sampler not in ("tpe", "nsga2"):
+            add(("search", "sampler"), f"optuna sampler must be tpe or nsga2, got {s.sampler!r}")
+    elif s.objectives:
+        add(("search", "objectives"), f"objectives steer optuna only; search.algorithm is {s.algorithm!r}")
+    for i, name in enumerate(s.objectives):
+        if name not in spec.eval.metrics:
+            hint = "add it to eval.metrics" if name in metrics else f"{did_you_mean(name, metrics.names())}".strip()
+            add(("search", "objectives", i), f"objective {name!r} is not among eval.metrics; {hint}")
+    if len(set(s.objectives)) != len(s.objectives):
+        add(("search", "objectives"), "each objective once")
+    if sch.name not in ("none", "asha"):
+        add(("scheduler", "name"), f"unknown scheduler {sch.name!r}.{did_you_mean(sch.name, ['none', 'asha'])} "
+                                   "Available: none, asha")
+    if sch.name == "asha":
+        if not sch.metric:
+            add(("scheduler", "metric"), "asha compares trials on one metric: set scheduler.metric (e.g. utility_r)")
+        elif sch.metric not in spec.eval.metrics:
+            add(("scheduler", "metric"), f"{sch.metric!r} is not among eval.metrics; add it there")
+        if spec.eval.every < 1:
+            add(("eval", "every"), "asha stops trials at evaluation points: set eval.every (steps between "
+                                   "evaluations), e.g. a quarter of unlearn.steps")
+        if sch.grace_period < 1 or sch.reduction_factor <= 1:
+            add(("scheduler",), "grace_period must be ≥ 1 and reduction_factor > 1")

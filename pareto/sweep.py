@@ -422,7 +422,7 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     keys = [metric_key(m) for m in spec.search.objectives]
-    from pareto.models._build import default_cache_dir
+    from pareto.models.cache import default_cache_dir
 
     journal = (sweep.store.local_path(f"{sweep.folder}/optuna.journal")
                or default_cache_dir() / "optuna" / f"{sweep.folder}.journal")

@@ -163,7 +163,8 @@ def _fake_record(path: str) -> dict:
 ])
 def test_hub_files_are_exactly_the_files_load_data_fetches(data, tmp_path, monkeypatch):
     """hub_files is checked against what load_data really asks the hub for (every request recorded)."""
-    from pareto.data import muse, sources, tofu
+    from pareto import sources
+    from pareto.data import muse, tofu
 
     asked = []
 

@@ -10,7 +10,10 @@ import re
 import pytest
 import torch
 
-from pareto.estimate import estimate, format_duration, tofu_counts
+from pareto.estimate import estimate, format_duration
+from pareto.sources import source_of
+
+tofu_counts = source_of("tofu").counts
 from pareto.models import _build
 from pareto.models._build import build_tokenizer, new_tiny_gpt2, train_on_answers
 from pareto.models.embedded import EmbeddedConfig, build_embedded_target

@@ -19,7 +19,8 @@ import pytest
 import torch
 from torch import nn
 
-from pareto.spec import BF16_MIN_LR, load_spec, parse_spec, precision_warnings
+from pareto.precision import BF16_MIN_LR
+from pareto.spec import load_spec, parse_spec, precision_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = "--set unlearn.dtype=float32 --set unlearn.autocast=bfloat16"

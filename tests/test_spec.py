@@ -231,7 +231,7 @@ eval: {metrics: [rouge_f, verbmem_f, forget_quality]}
     problems = "\n".join(err.value.problems)
     assert "data.articles applies to data.source muse_news only" in problems
     assert "set template once, as data.template" in problems
-    assert "verbmem_f is for MUSE-News text data, not data.source tofu" in problems
+    assert "verbmem_f is for text data (data.source corpus, muse_news), not data.source tofu" in problems
     assert "forget_quality compares with the retain-only model" in problems
     with pytest.raises(SpecError, match="rouge_f is for question/answer data"):
         parse_spec("name: x\ndata: {source: muse_news}\ntarget: {source: train}\neval: {metrics: [rouge_f]}\n")

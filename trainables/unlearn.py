@@ -369,7 +369,7 @@ def trainable(config: dict, setup: dict) -> None:
 
 def local_target(setup: dict) -> str:
     """The target's directory on this node: the driver's path if it is here, else an unpacked copy."""
-    from pareto.models._build import default_cache_dir
+    from pareto.models.cache import default_cache_dir
     from pareto.results.archive import unpack_directory
 
     path = Path(setup["target_dir"])

@@ -9,7 +9,18 @@ import click
 
 from pareto.cli._errors import fail
 
-DATASETS = ("tofu", "muse", "custom")
+
+def _families() -> dict[str, list[str]]:
+    """Dataset family (`--dataset`) → the data sources in it (pareto.sources: each source's `family`)."""
+    from pareto.sources import SOURCES
+
+    out: dict[str, list[str]] = {}
+    for name in SOURCES.names():
+        out.setdefault(SOURCES.get(name).family, []).append(name)
+    return out
+
+
+DATASETS = tuple(sorted(_families()))
 
 
 def find_results(results: str | None, dataset: str | None = None) -> str:
@@ -53,10 +64,8 @@ def _say_which(sweeps: list[Path], where: str, dataset: str | None) -> None:
     read another."""
     import datetime as dt
 
-    from analysis.results import DATASETS
-
     picked, others = sweeps[0], sweeps[1:]
-    kind = f"{dataset} sweep (data.source {' or '.join(DATASETS.get(dataset, (dataset,)))})" if dataset else "sweep"
+    kind = f"{dataset} sweep (data.source {' or '.join(_families().get(dataset, [dataset]))})" if dataset else "sweep"
     when = dt.datetime.fromtimestamp((picked / "trials.parquet").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
     rest = ""
     if others:
@@ -66,10 +75,12 @@ def _say_which(sweeps: list[Path], where: str, dataset: str | None) -> None:
                "Read another with --results DIR.", err=True)
 
 
-def _planes_for(trials, dataset: str | None):
-    from analysis.results import DEFAULT_PLANES, dataset_of
+def _planes_for(trials, dataset: str | None, recorded: tuple = ()):
+    """The default planes: `recorded` with the results (their data source's, Results.default_planes)
+    unless --dataset names another family, else the family's."""
+    from analysis.results import Results
 
-    return DEFAULT_PLANES.get(dataset or dataset_of(trials) or "tofu", DEFAULT_PLANES["tofu"])
+    return Results("", trials, planes=recorded).default_planes(dataset)
 
 
 def _directions(directions: dict | None) -> dict:
@@ -81,10 +92,10 @@ def _directions(directions: dict | None) -> dict:
 
 
 def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | None = None,
-                   dataset: str | None = None, plot: str | None = None) -> None:
+                   dataset: str | None = None, plot: str | None = None, recorded: tuple = ()) -> None:
     """`trials`: the trials table of a sweep (a pandas DataFrame); `planes`: tuples of 2 or 3
-    metric names (None: the dataset's default planes); `directions`: metric → min|max|zero
-    (None: the registry's)."""
+    metric names (None: the default planes, `recorded` with the results or the dataset's);
+    `directions`: metric → min|max|zero (None: the registry's)."""
     from analysis import format_table, frontier_table
     from analysis.results import ARROWS, method_names, resolve_objectives
 
@@ -94,7 +105,7 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
         trials["method"] = method_names(trials)
     tables, blocks = [], []
     defaults = planes is None
-    for plane in planes or _planes_for(trials, dataset):
+    for plane in planes or _planes_for(trials, dataset, recorded):
         plane = tuple(plane)
         title = " vs ".join(f"{n.split(':')[0]} {ARROWS.get(n.partition(':')[2] or directions.get(n, ''), '')}".rstrip()
                             for n in plane) + (f" (fronts per {by})" if by else "")
@@ -114,7 +125,7 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
         cols = [c for c in ("trial_id", "label") if c in table.rows] + names + ["dominated", "dominated_by", "rank"]
         blocks.append((title, table, cols))
     if fmt == "csv" and defaults:  # one CSV per call: the first default plane with values
-        blocks = _one_plane(blocks, [tuple(p) for p in _planes_for(trials, dataset)], trials, directions)
+        blocks = _one_plane(blocks, [tuple(p) for p in _planes_for(trials, dataset, recorded)], trials, directions)
     if fmt == "json":  # one document for every plane
         docs = []
         for title, table, cols in blocks:
@@ -212,4 +223,5 @@ def frontier(results: str | None, dataset: str | None, x: str | None, y: str | N
         if not names:
             fail("--objectives needs at least one metric name")
         planes = [tuple(names)]
-    print_frontier(res.trials, planes, fmt, by, directions=res.directions, dataset=dataset, plot=plot)
+    print_frontier(res.trials, planes, fmt, by, directions=res.directions, dataset=dataset, plot=plot,
+                   recorded=res.planes)

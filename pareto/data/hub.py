@@ -13,40 +13,26 @@ the one command that makes such a copy on a machine with hub access.
 
 from __future__ import annotations
 
-from pareto.data.muse import MUSE_NEWS_REPO, hub_filename
-from pareto.data.tofu import TOFU_REPO, local_directory, tofu_split
+from pareto.data.tofu import local_directory
 
-#: source → (default hub repo, the folder name a local copy gets in messages)
-HUB_DATASETS = {"tofu": (TOFU_REPO, "TOFU"), "muse_news": (MUSE_NEWS_REPO, "MUSE-News")}
+
+def _source(data: dict):
+    from pareto.sources import SOURCES
+
+    return SOURCES.get(data["source"]) if data.get("source") in SOURCES else None
 
 
 def _needed(data: dict) -> list[tuple[str, str]] | None:
-    """The files `pareto.data.sources.load_data(data)` reads, as (part, split) for MUSE-News and
-    ("", config) for TOFU; None for other sources."""
-    source = data.get("source")
-    if source == "tofu":
-        configs = ["forget10_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed"]
-        if data.get("authors"):
-            configs.append("full")
-        else:
-            try:
-                configs += list(tofu_split(data.get("forget") or "forget10"))
-            except ValueError:  # an unknown split: the spec check names it
-                pass
-        return [("", c) for c in configs]
-    if source == "muse_news":
-        parts = [("raw", "forget"), ("raw", "retain1"), ("privleak", "holdout")]
-        parts += [("knowmem", f"{s}_qa{icl}") for s in ("forget", "retain") for icl in ("", "_icl")]
-        if data.get("articles") is None:  # the whole benchmark: MUSE's own verbmem and privleak items
-            parts += [("verbmem", "forget"), ("privleak", "forget")]
-        return parts
-    return None
+    """The files `pareto.sources.load_data(data)` reads, as (part, split) pairs (part "" for a file
+    at the top: TOFU's configs); None for a source that never reads the hub."""
+    source = _source(data)
+    return source.hub_parts(data) if source is not None and source.hub_repo else None
 
 
 def _where(data: dict):
-    """(hub repo, None) or (None, local folder) of a tofu / muse_news data section; (None, None)
+    """(hub repo, None) or (None, local folder) of a hub source's data section; (None, None)
     for a path that is neither (the spec check names it)."""
-    repo = data.get("path") or HUB_DATASETS[data["source"]][0]
+    repo = data.get("path") or _source(data).hub_repo
     try:
         folder = local_directory(repo)
     except FileNotFoundError:
@@ -55,15 +41,13 @@ def _where(data: dict):
 
 
 def hub_files(data: dict) -> tuple[str, list[str]] | None:
-    """(repo, files) that `pareto.data.sources.load_data(data)` fetches from the hub; None when
+    """(repo, files) that `pareto.sources.load_data(data)` fetches from the hub; None when
     the data is read from local files."""
     needed = _needed(data)
     repo = _where(data)[0] if needed is not None else None
     if repo is None:
         return None
-    if data["source"] == "tofu":
-        return repo, [f"{config}.json" for _, config in needed]
-    return repo, [hub_filename(part, split) for part, split in needed]
+    return repo, [_source(data).hub_filename(part, split) for part, split in needed]
 
 
 def missing_local_files(data: dict) -> str | None:
@@ -81,7 +65,7 @@ def missing_local_files(data: dict) -> str | None:
             missing.append(f"{part}/{split}.json" if part else f"{split}.json")
     if not missing:
         return None
-    label, repo = HUB_DATASETS[data["source"]][1], HUB_DATASETS[data["source"]][0]
+    label, repo = _source(data).label, _source(data).hub_repo
     return (f"{folder} is not a {label} folder in the official layout: it lacks {', '.join(missing)}. Point "
             f"data.path at a copy made with `hf download {repo} --repo-type dataset --local-dir "
             f"/path/to/{label}`, or leave it out to read {repo} from the hub")
@@ -89,7 +73,9 @@ def missing_local_files(data: dict) -> str | None:
 
 def local_copy_fix(source: str, repo: str) -> str:
     """The CLI fix for hub data this machine cannot fetch."""
-    folder = f"/path/to/{HUB_DATASETS.get(source, (repo, repo.split('/')[-1]))[1]}"
+    from pareto.sources import SOURCES
+
+    folder = f"/path/to/{SOURCES.get(source).label if source in SOURCES else repo.split('/')[-1]}"
     return (f"Run it with a local copy: --set data.path={folder} (a folder in the official layout). To make "
             f"one, on a machine with hub access run `hf download {repo} --repo-type dataset --local-dir "
             f"{folder}` and copy that folder here")
@@ -115,7 +101,7 @@ def check_hub_data(data: dict) -> tuple[str | None, str]:
         missing = files
     if not missing:
         return None, ""
-    label = HUB_DATASETS[data["source"]][1]
+    label = _source(data).label
     head = f"{label} comes from the Hugging Face hub ({repo}) and {len(missing)} of its files are not in the local cache"
     if _offline():
         return "environment", f"{head}, and downloads are off (HF_HUB_OFFLINE). {local_copy_fix(data['source'], repo)}"
@@ -129,6 +115,6 @@ def check_hub_data(data: dict) -> tuple[str | None, str]:
                                f"{local_copy_fix(data['source'], repo)}")
     if not exists:
         return "problem", (f"the Hugging Face hub has no dataset {repo!r} (or it is private and you are not logged "
-                           f"in). Leave data.path out for {HUB_DATASETS[data['source']][0]}, give the right repo id, "
+                           f"in). Leave data.path out for {_source(data).hub_repo}, give the right repo id, "
                            f"or a local folder in the official layout")
     return None, ""

@@ -95,6 +95,11 @@ class Metric:
     direction: str = "max"
     #: Splits of the EvalContext this metric reads.
     needs: tuple[str, ...] = ()
+    #: The kind of data it reads ("qa" rows, "muse" texts, "images"; None: any). A data source
+    #: declares the kinds it provides (pareto.sources, `metric_data`).
+    data: str | None = None
+    #: It compares with the retain-only reference model (target.retain_model).
+    reference: bool = False
 
     def compute(self, ctx: EvalContext) -> MetricValue:
         raise NotImplementedError
@@ -103,12 +108,13 @@ class Metric:
 METRICS: Registry[type[Metric]] = Registry("metric")
 
 
-def register_metric(name: str, direction: str, needs: tuple[str, ...] = ()):
+def register_metric(name: str, direction: str, needs: tuple[str, ...] = (), data: str | None = None,
+                    reference: bool = False):
     if direction not in ("max", "min", "zero"):
         raise ValueError(f"direction must be 'max', 'min' or 'zero', got {direction!r}")
 
     def deco(cls):
-        cls.direction, cls.needs = direction, needs
+        cls.direction, cls.needs, cls.data, cls.reference = direction, needs, data, reference
         return METRICS.register(name)(cls)
 
     return deco

@@ -250,7 +250,7 @@ def _knowmem(ctx, split: str) -> MetricValue:
                                                         "prompt": "MUSE few-shot", "add_bos": ctx.settings.add_bos})
 
 
-@register_metric("verbmem_f", "min", needs=("verbmem",))
+@register_metric("verbmem_f", "min", needs=("verbmem",), data="text")
 class VerbmemForget(Metric):
     def compute(self, ctx):
         rows = ctx.split("verbmem")
@@ -263,19 +263,19 @@ class VerbmemForget(Metric):
                                                             "add_bos": ctx.settings.add_bos})
 
 
-@register_metric("knowmem_f", "min", needs=("knowmem_forget", "knowmem_forget_icl"))
+@register_metric("knowmem_f", "min", needs=("knowmem_forget", "knowmem_forget_icl"), data="muse")
 class KnowmemForget(Metric):
     def compute(self, ctx):
         return _knowmem(ctx, "forget")
 
 
-@register_metric("knowmem_r", "max", needs=("knowmem_retain", "knowmem_retain_icl"))
+@register_metric("knowmem_r", "max", needs=("knowmem_retain", "knowmem_retain_icl"), data="muse")
 class KnowmemRetain(Metric):
     def compute(self, ctx):
         return _knowmem(ctx, "retain")
 
 
-@register_metric("privleak", "zero", needs=("privleak_forget", "privleak_holdout"))
+@register_metric("privleak", "zero", needs=("privleak_forget", "privleak_holdout"), data="muse", reference=True)
 class PrivLeak(Metric):
     """(AUC − AUC_retrain)/AUC_retrain × 100 of Min-40% forget-vs-holdout; closest to 0 is best."""
 

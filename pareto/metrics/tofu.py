@@ -74,43 +74,43 @@ def truth_ratio(ctx: EvalContext, split: str) -> MetricValue:
                                                             **ctx.settings.recorded()})
 
 
-@register_metric("rouge_f", "min", needs=("forget",))
+@register_metric("rouge_f", "min", needs=("forget",), data="qa")
 class RougeForget(Metric):
     def compute(self, ctx):
         return rouge(ctx, "forget")
 
 
-@register_metric("utility_r", "max", needs=("retain",))
+@register_metric("utility_r", "max", needs=("retain",), data="qa")
 class RougeRetain(Metric):
     def compute(self, ctx):
         return rouge(ctx, "retain")
 
 
-@register_metric("prob_f", "min", needs=("forget",))
+@register_metric("prob_f", "min", needs=("forget",), data="qa")
 class ProbForget(Metric):
     def compute(self, ctx):
         return probability(ctx, "forget")
 
 
-@register_metric("prob_r", "max", needs=("retain",))
+@register_metric("prob_r", "max", needs=("retain",), data="qa")
 class ProbRetain(Metric):
     def compute(self, ctx):
         return probability(ctx, "retain")
 
 
-@register_metric("truth_ratio_f", "max", needs=("forget",))
+@register_metric("truth_ratio_f", "max", needs=("forget",), data="qa")
 class TruthRatioForget(Metric):
     def compute(self, ctx):
         return truth_ratio(ctx, "forget")
 
 
-@register_metric("truth_ratio_r", "max", needs=("retain",))
+@register_metric("truth_ratio_r", "max", needs=("retain",), data="qa")
 class TruthRatioRetain(Metric):
     def compute(self, ctx):
         return truth_ratio(ctx, "retain")
 
 
-@register_metric("forget_quality", "max", needs=("forget",))
+@register_metric("forget_quality", "max", needs=("forget",), data="qa", reference=True)
 class ForgetQuality(Metric):
     def compute(self, ctx):
         ref = ctx.need_reference("forget_truth_ratios", "forget_quality", "forget truth ratios")
@@ -118,7 +118,7 @@ class ForgetQuality(Metric):
                            settings={"test": "scipy.stats.ks_2samp", "n_items": len(ref), **ctx.settings.recorded()})
 
 
-@register_metric("model_utility", "max", needs=("retain", "real_authors", "world_facts"))
+@register_metric("model_utility", "max", needs=("retain", "real_authors", "world_facts"), data="qa")
 class ModelUtility(Metric):
     def compute(self, ctx):
         parts = {"retain/prob": probability(ctx, "retain").value, "retain/rouge": rouge(ctx, "retain").value,

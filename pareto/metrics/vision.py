@@ -71,25 +71,25 @@ def is_images(rows) -> bool:
     return isinstance(rows, ImageSet)
 
 
-@register_metric("forget_acc", "min", needs=("forget",))
+@register_metric("forget_acc", "min", needs=("forget",), data="images")
 class ForgetAccuracy(Metric):
     def compute(self, ctx):
         return accuracy_value(ctx, "forget")
 
 
-@register_metric("retain_acc", "max", needs=("retain",))
+@register_metric("retain_acc", "max", needs=("retain",), data="images")
 class RetainAccuracy(Metric):
     def compute(self, ctx):
         return accuracy_value(ctx, "retain")
 
 
-@register_metric("test_forget_acc", "min", needs=("test_forget",))
+@register_metric("test_forget_acc", "min", needs=("test_forget",), data="images")
 class TestForgetAccuracy(Metric):
     def compute(self, ctx):
         return accuracy_value(ctx, "test_forget")
 
 
-@register_metric("test_retain_acc", "max", needs=("test_retain",))
+@register_metric("test_retain_acc", "max", needs=("test_retain",), data="images")
 class TestRetainAccuracy(Metric):
     def compute(self, ctx):
         return accuracy_value(ctx, "test_retain")

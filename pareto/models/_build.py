@@ -4,22 +4,14 @@
 - `train_on_answers`: Adam(W) on the answer-only CE (`pareto.lm.answer_ce`), a fixed number of
   epochs or until greedy next-token accuracy on the answer tokens reaches a target;
 - `answer_accuracy` / `answer_metrics`: that accuracy and the answer CE, teacher forced;
-- `format_duration`: a duration for people (42s, 7m 05s, 2h 31m), used by every time estimate;
-- `build_atomically` / `publish`: build into a temporary directory beside the final one and
-  rename it into place (manifest last), so an interrupted build leaves nothing and of two
-  concurrent builders the second to finish uses the first's copy;
 - `load_target`: (model, tokenizer, manifest) of any built target directory.
+
+The cache and atomic publishing are in pareto.models.cache, the build's clock in pareto.models.clock.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import sys
-import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -28,6 +20,7 @@ import torch
 
 from pareto.data.qa import IGNORE, Encoded, collate, format_prompt
 from pareto.lm import answer_ce
+from pareto.models.clock import BuildClock
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")  # ids 0..3, in this order
 #: Fields whose words a word-level tokenizer learns: QA pairs (TOFU), texts (MUSE-News articles,
@@ -150,84 +143,6 @@ def answer_metrics(model, examples: Sequence[Encoded], pad_id: int, *,
     finally:
         model.train(was_training)
     return correct / max(total, 1), ce / max(total, 1)
-
-
-def format_duration(seconds: float) -> str:
-    """A duration for people: 40ms, 4.2s, 42s, 7m 05s, 2h 31m (rounded to the unit shown last)."""
-    if seconds < 0.9995:
-        return f"{round(max(seconds, 0.0) * 1000)}ms"
-    if seconds < 9.95:
-        return f"{seconds:.1f}s"
-    if round(seconds) < 3600:
-        minutes, secs = divmod(round(seconds), 60)
-        return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-class BuildClock:
-    """The wall-time lines of a build, from its real batches only (no extra steps, no RNG use).
-
-    After the first EARLY_BATCHES batches and EARLY_SECONDS of epoch 1 (or at the end of epoch 1
-    if that comes first): the time per batch, the epoch it implies and the whole build (an upper
-    bound at the cap when training stops once memorised). The rate is per padded token, the unit
-    the cost of a batch grows with, measured after the first batch (which pays one-off set-up
-    costs); epoch 1's batches are known in advance, so the epoch's token count is exact. Each
-    logged epoch line then gets the mean seconds per epoch since the last logged line and the ETA.
-    """
-
-    EARLY_BATCHES, EARLY_SECONDS = 5, 2.0
-
-    def __init__(self, epochs: int, until_memorised: bool, log: Log, tag: str) -> None:
-        self.epochs, self.until, self.log, self.tag = epochs, until_memorised, log, tag
-        self.start = self.since_logged = time.perf_counter()
-        self.epochs_since_logged = 0
-        self.early_done = False
-
-    def first_epoch(self, batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> None:
-        """Epoch 1's batches (example indices), before it starts."""
-        self.tokens = [len(b) * max(lengths[i] for i in b) for b in batches]
-        self.marks: list[float] = []  # wall time after each batch
-
-    def batch_done(self) -> None:
-        """Call after each batch of epoch 1: logs the early estimate once."""
-        if self.early_done:
-            return
-        self.marks.append(time.perf_counter())
-        n, elapsed = len(self.marks), self.marks[-1] - self.start
-        if (n >= self.EARLY_BATCHES and elapsed >= self.EARLY_SECONDS) or n == len(self.tokens):
-            self.early_done = True
-            self.log(self._early_line())
-
-    def _early_line(self) -> str:
-        n = len(self.marks)
-        if n >= 2:  # from the end of batch 1: its one-off costs would inflate every epoch
-            seconds, tokens = self.marks[-1] - self.marks[0], sum(self.tokens[1:n])
-        else:
-            seconds, tokens = self.marks[0] - self.start, self.tokens[0]
-        epoch = seconds / max(tokens, 1) * sum(self.tokens)
-        whole = epoch * self.epochs
-        total = (f"whole build ≤ {format_duration(whole)} of training at the cap of {self.epochs} epochs "
-                 f"(+ accuracy checks); it stops as soon as the answers are memorised" if self.until
-                 else f"whole build ≈ {format_duration(whole)} ({self.epochs} epochs)")
-        return (f"[{self.tag}] first {n} of {len(self.tokens)} batches: "
-                f"{format_duration((self.marks[-1] - self.start) / n)}/batch → ~{format_duration(epoch)} "
-                f"per epoch of training (estimate); {total}")
-
-    def epoch_done(self) -> None:
-        self.epochs_since_logged += 1
-
-    def epoch_note(self, epoch: int, finished: bool) -> str:
-        """What a logged epoch line gets: seconds per epoch (mean since the last logged line) and
-        the ETA, or the time trained when this is the last epoch."""
-        now = time.perf_counter()
-        per_epoch = (now - self.since_logged) / max(self.epochs_since_logged, 1)
-        self.since_logged, self.epochs_since_logged = now, 0
-        if finished:
-            return f"  {format_duration(per_epoch)}/epoch, trained in {format_duration(now - self.start)}"
-        eta = format_duration(per_epoch * (self.epochs - epoch))
-        return (f"  {format_duration(per_epoch)}/epoch, ETA ≤ {eta} (the cap of {self.epochs} epochs)"
-                if self.until else f"  {format_duration(per_epoch)}/epoch, ETA {eta}")
 
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -387,84 +302,6 @@ def quiet_progress_bars():
         if enabled:
             hf_logging.enable_progress_bar()
 
-
-# ----------------------------------------------------------------------------------------------
-# files, cache, atomic publish
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("PARETO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pareto"
-
-
-def write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def jsonl_bytes(rows: Sequence[dict]) -> bytes:
-    """What `write_jsonl` writes, as bytes."""
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
-
-
-def sha256_files(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-def versions() -> dict:
-    import transformers
-
-    return {"python": sys.version.split()[0], "torch": torch.__version__,
-            "transformers": transformers.__version__}
-
-
-def publish(tmp: Path, final: Path, log: Log, tag: str = "target") -> Path:
-    """Rename the finished `tmp` to `final`; if another builder got there first, keep theirs."""
-    for _ in range(3):
-        try:
-            os.rename(tmp, final)  # atomic; fails if `final` exists and is not empty
-            return final
-        except OSError:
-            if (final / "manifest.json").is_file():
-                shutil.rmtree(tmp, ignore_errors=True)
-                log(f"[{tag}] {final} was built concurrently; using that one")
-                return final
-            if not final.exists():
-                raise
-            # an incomplete directory (not made by a builder, which renames complete targets
-            # only): move it aside and try again
-            broken = final.with_name(f".{final.name}.broken-{uuid.uuid4().hex[:8]}")
-            try:
-                os.rename(final, broken)
-            except FileNotFoundError:
-                continue
-            shutil.rmtree(broken, ignore_errors=True)
-            log(f"[{tag}] replaced an incomplete directory at {final}")
-    raise RuntimeError(f"could not move the built target {tmp} to {final}")
-
-
-def build_atomically(final: Path, build_into: Callable[[Path], dict], log: Log,
-                     tag: str) -> tuple[Path, dict | None]:
-    """(final, manifest) after building `final` with `build_into(tmp_dir)` unless it has a
-    manifest already (then the manifest is None: nothing was built). `build_into` writes
-    manifest.json last; on any error the temporary directory is removed and the error raised."""
-    if (final / "manifest.json").is_file():
-        return final, None
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        log(f"[{tag}] building {final}")
-        manifest = build_into(tmp)
-        path = publish(tmp, final, log, tag)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path, manifest
 
 
 def load_target(path: str | Path):

@@ -35,9 +35,11 @@ import torch
 from pareto.data.qa import Encoded, encode_qa
 from pareto.data.synthetic import GENERATOR_VERSION, generate_authors, split_by_author
 from pareto.models._build import (  # noqa: F401  (re-exported: the public names of this module)
-    SPECIAL_TOKENS, TEXT_FIELDS, answer_accuracy, build_atomically, build_tokenizer,
-    default_cache_dir, isolated_torch_state, load_target, new_tiny_gpt2, publish,
-    quiet_progress_bars, sha256_files, train_on_answers, versions, write_jsonl,
+    SPECIAL_TOKENS, TEXT_FIELDS, answer_accuracy, build_tokenizer, isolated_torch_state, load_target,
+    new_tiny_gpt2, quiet_progress_bars, train_on_answers,
+)
+from pareto.models.cache import (  # noqa: F401  (re-exported)
+    build_atomically, default_cache_dir, publish, sha256_files, versions, write_jsonl,
 )
 
 #: Bump when training or the saved layout changes what a config builds; part of the cache hash.

@@ -62,7 +62,8 @@ from typing import Sequence
 
 from pareto._registry import did_you_mean
 from pareto.data.templates import TEMPLATES
-from pareto.models._build import LR_SCHEDULES, OPTIMIZERS, jsonl_bytes
+from pareto.models._build import LR_SCHEDULES, OPTIMIZERS
+from pareto.models.cache import jsonl_bytes
 
 __all__ = ["TargetConfig", "TRAINER_VERSION", "data_hash", "vocab_hash"]
 

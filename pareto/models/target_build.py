@@ -18,10 +18,8 @@ from pareto.lm import context_length
 from pareto.data.encode import encode_rows, row_kind
 from pareto.data.qa import encode_prompt
 from pareto.data.templates import resolve_template
-from pareto.models._build import (
-    build_atomically, default_cache_dir, isolated_torch_state, quiet_progress_bars,
-    train_on_answers, versions, write_jsonl,
-)
+from pareto.models._build import isolated_torch_state, quiet_progress_bars, train_on_answers
+from pareto.models.cache import build_atomically, default_cache_dir, versions, write_jsonl
 from pareto.models.target import TRAINER_VERSION, TargetConfig, data_hash, vocab_hash
 from pareto.models.target_base import base_fingerprint, base_model
 

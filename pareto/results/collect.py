@@ -30,11 +30,12 @@ class Collector(tune.Callback):
         self.done = self.failed = 0
         self.t0 = time.time()
         # the plane whose running front the progress line shows: the optuna objectives, else a default plane
-        from pareto.results.schema import DEFAULT_PLANES
+        from pareto.sources import source_of
 
         asked = spec.eval.metrics
         planes = [tuple(spec.search.objectives[:2])] if len(spec.search.objectives) >= 2 else []
-        planes += [p for p in reversed(DEFAULT_PLANES) if all(m in asked for m in p)]
+        own = source_of(spec.data.source).planes  # the loss plane first, then the source's own metrics
+        planes += [p for p in (*own[1:], *own[:1]) if len(p) == 2 and all(m in asked for m in p)]
         self.plane = next((p for p in planes if all(METRICS[m] in ("min", "max") for m in p)), None)
         self.points: dict[str, tuple] = self._earlier_points()  # --resume: the front counts earlier runs' trials
         self.storage_error: StorageError | None = None

@@ -24,9 +24,6 @@ from pareto.metrics import METRICS as _REGISTRY
 #: Every registered metric and whether higher ("max") or lower ("min") is better.
 METRICS: dict[str, str] = {name: _REGISTRY.get(name).direction for name in _REGISTRY.names()}
 
-#: Default planes for `pareto frontier`: (x, y) pairs of metric columns.
-DEFAULT_PLANES = (("loss_f_eval", "loss_r_eval"), ("rouge_f", "utility_r"), ("forget_acc", "retain_acc"))
-
 ITEM_SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("eval_step", pa.int64()), ("metric", pa.string()), ("item_id", pa.string()),
     ("prompt", pa.string()), ("generation", pa.string()), ("reference", pa.string()), ("score", pa.float64()),

@@ -22,9 +22,23 @@ def table(rows: Iterable[dict], schema: pa.Schema) -> pa.Table:
     rows = list(rows)
     columns = {f.name: [r.get(f.name) for r in rows] for f in schema}
     t = pa.Table.from_pydict(columns, schema=schema)
-    if schema is TRIAL_SCHEMA:  # the metric directions travel with the results, for readers without pareto
-        t = t.replace_schema_metadata({b"pareto.metric_directions": json.dumps(METRICS).encode()})
+    if schema is TRIAL_SCHEMA:  # the metric directions and planes travel with the results, for readers without pareto
+        t = t.replace_schema_metadata({b"pareto.metric_directions": json.dumps(METRICS).encode(),
+                                       b"pareto.planes": json.dumps(_planes(rows)).encode()})
     return t
+
+
+def _planes(rows: list[dict]) -> list[list[str]]:
+    """The default planes of the trials' data source (pareto.sources; [] when unknown)."""
+    from pareto.sources import SOURCES
+
+    for r in rows:
+        try:
+            source = json.loads(r["spec"])["data"]["source"]
+        except (KeyError, TypeError, ValueError):
+            continue
+        return [list(p) for p in SOURCES.get(source).planes] if source in SOURCES else []
+    return []
 
 
 def write_tables(store: Store, folder: str, rows: dict[str, list[dict]]) -> None:

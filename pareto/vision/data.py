@@ -42,9 +42,7 @@ snake spider squirrel streetcar sunflower sweet_pepper table tank telephone tele
 tulip turtle wardrobe whale willow_tree wolf woman worm""".split())
 assert len(CIFAR100_CLASSES) == 100
 
-VISION_SOURCES = ("cifar10", "cifar100", "image_folder")
-#: The paper's forget class per dataset (App. C): dog for CIFAR-10, bed for CIFAR-100.
-DEFAULT_FORGET_CLASS = {"cifar10": "dog", "cifar100": "bed"}
+#: The classes of the torchvision datasets, known without the data (the sources: pareto/sources/cifar.py).
 KNOWN_CLASSES = {"cifar10": CIFAR10_CLASSES, "cifar100": CIFAR100_CLASSES}
 #: Images per class in the official train splits (what torchvision downloads).
 TRAIN_PER_CLASS = {"cifar10": 5000, "cifar100": 500}
@@ -75,7 +73,7 @@ def _publish(tmp: Path, final: Path, marker: str) -> None:
 
 def _tar_root(path: Path) -> Path:
     """Where a .tar of an ImageFolder tree is (or gets) extracted: once per tar, in the cache."""
-    from pareto.models._build import default_cache_dir
+    from pareto.models.cache import default_cache_dir
 
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -186,13 +184,13 @@ def torchvision_problem(source: str) -> str | None:
 
 
 def _torchvision_sets(source: str, per_class: int | None) -> dict[str, ImageSet]:
-    from pareto.models._build import default_cache_dir
+    from pareto.models.cache import default_cache_dir
 
     why = torchvision_problem(source)
     if why:
         raise DataLayoutError(why)
     import torchvision
-    cls = torchvision.datasets.CIFAR10 if source == "cifar10" else torchvision.datasets.CIFAR100
+    cls = getattr(torchvision.datasets, source.upper())  # CIFAR10, CIFAR100
     root = default_cache_dir() / "vision-data" / "torchvision"
     sets = {}
     for split in ("train", "test"):
@@ -244,7 +242,7 @@ def load_sets(directory: Path) -> tuple[dict[str, ImageSet], dict]:
 
 def load_images(source: str, path: str | None, per_class: int | None = None) -> tuple[dict[str, ImageSet], str]:
     """({"train": ImageSet, "test": ImageSet}, data hash), decoded once and cached."""
-    from pareto.models._build import default_cache_dir
+    from pareto.models.cache import default_cache_dir
 
     if path is not None:
         root = image_root(path)

@@ -148,11 +148,10 @@ def build_vision_target(data: dict, cfg: VisionTargetConfig, log: Callable[[str]
     `<cache>/vision-<hash16>`, trained if absent, with `num_threads` torch threads on a CPU (the
     caller's setting is restored; the count is recorded in the manifest, not hashed: it changes
     float summation order at most)."""
-    from pareto.models._build import build_atomically, default_cache_dir
-    from pareto.vision.data import DEFAULT_FORGET_CLASS
+    from pareto.models.cache import build_atomically, default_cache_dir
 
     source, path, per_class = data["source"], data.get("path"), data.get("per_class")
-    forget_class = data.get("forget_class") or DEFAULT_FORGET_CLASS.get(source)
+    forget_class = data["forget_class"]  # the source's default filled in (pareto.sources.tasks)
     sets, digest = load_images(source, path, per_class)
     index = forget_index(sets["train"], forget_class, int(data.get("forget_images", 500)))
     selection = {"source": source, "per_class": per_class, "forget_class": forget_class,

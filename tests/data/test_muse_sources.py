@@ -6,7 +6,7 @@ import re
 import pytest
 
 from pareto.data.muse import occurs, verbmem_from_articles
-from pareto.data.sources import load_data
+from pareto.sources import load_data
 
 SPLITS = {"verbmem", "knowmem_forget", "knowmem_forget_icl", "knowmem_retain", "knowmem_retain_icl",
           "privleak_forget", "privleak_holdout"}

@@ -8,7 +8,7 @@ import torch
 
 from pareto.data.encode import encode_rows
 from pareto.data.qa import collate
-from pareto.data.sources import load_data
+from pareto.sources import load_data
 from pareto.lm import token_nll
 from pareto.metrics import EvalContext, eval_settings, evaluate
 from pareto.metrics.generation import encode_text

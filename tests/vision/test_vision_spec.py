@@ -58,12 +58,12 @@ def test_metrics_and_settings_of_the_other_tasks_are_refused(image_folder):
     text = spec_text(image_folder).replace(METRICS, "[rouge_f, forget_acc]")
     text = text.replace("width: 4", "widht: 4").replace("name: v", "name: v\ntarget_x: 1")
     found = problems(text)
-    assert "rouge_f is for question/answer data (TOFU, custom, embedded), not data.source image_folder; image " \
-           "data's metrics: forget_acc" in found
+    assert "rouge_f is for question/answer data (data.source custom, embedded, tofu), not data.source " \
+           "image_folder; image_folder's metrics: forget_acc, loss_f_eval, loss_r_eval, retain_acc" in found
     assert "unknown classifier setting 'widht'. Did you mean 'width'?" in found
     tofu = problems("name: t\ndata: {source: embedded, forget_class: dog}\neval: {metrics: [retain_acc]}\n")
-    assert "data.forget_class applies to image data only" in tofu
-    assert "retain_acc is for image data (cifar10, cifar100, image_folder), not data.source embedded" in tofu
+    assert "data.forget_class applies to data.source cifar10, cifar100, image_folder only, not embedded" in tofu
+    assert "retain_acc is for image data (data.source cifar10, cifar100, image_folder), not data.source embedded" in tofu
 
 
 def test_cifar_classes_are_known_without_the_data():

@@ -1,68 +1,54 @@
-"""The data a sweep unlearns and evaluates, from the spec's `data:` section.
-
-    embedded  the built-in synthetic authors (made together with the embedded target)
-    tofu      TOFU from a local directory in the official layout or the hub (`path`), the
-              forget split `forget` (forget01/05/10) or, for CPU-sized runs, the last `authors`
-              authors of `full` with the last `forget_fraction` of them forgotten
-    custom    your own forget/retain files (JSON, JSONL or Parquet) with question/answer fields
-    muse_news MUSE-News (`path`: a local directory in its layout or the hub repo): a corpus of
-              news articles, rows {"text"}; `articles` N keeps the first N forget and N retain
-              articles (CPU-sized runs, see `load_muse_news_data`)
-
-Evaluation splits beyond forget/retain (TOFU's real_authors and world_facts with their
-perturbed answers) come along where the source has them; TOFU's retain metrics use the retain
-rows that TOFU ships perturbed answers for (retain_perturbed), as TOFU's own evaluation does.
+"""MUSE-News (Shi et al. 2024; muse-bench/MUSE-News) from the hub or a local folder in its layout
+(pareto.data.muse): a corpus of news articles, rows {"text"}, with MUSE's evaluation splits for
+verbmem, knowmem and privleak. `data.articles` N keeps the first N forget and N retain articles
+(CPU-sized runs, see `load_muse_news_data`); `data.context` is the tokens per training window.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
-from pareto.data.custom import load_custom
-from pareto.data.muse import (MUSE_NEWS_REPO, knowmem_in_articles, load_muse_news, verbmem_from_articles)
-from pareto.data.tofu import (TOFU_REPO, load_tofu, local_directory, tofu_attach_perturbed, tofu_author_subset,
-                              tofu_split)
+from pareto.sources._base import PROMPT_KEYS, DataBundle, DataSource, register_source
+from pareto.sources.tofu import local_path_problem
 
 
-@dataclass
-class DataBundle:
-    name: str
-    forget: list[dict]
-    retain: list[dict]
-    eval_splits: dict[str, list[dict]] = field(default_factory=dict)
+@register_source("muse_news")
+class MuseNews(DataSource):
+    keys = ("path", "articles") + PROMPT_KEYS
+    metric_data = ("text", "muse")
+    metrics = ("loss_f_eval", "loss_r_eval", "verbmem_f", "knowmem_f", "knowmem_r")
+    family, planes = "muse", (("loss_f_eval", "loss_r_eval"), ("verbmem_f", "knowmem_f", "knowmem_r"))
+    hub_repo, label = "muse-bench/MUSE-News", "MUSE-News"
+    summary = "MUSE-News articles with verbmem, knowmem and privleak (the hub or a local copy); `articles` for CPU"
 
+    def check(self, data: dict, add) -> None:
+        why = local_path_problem(data["path"], self.label, self.hub_repo)
+        if why:
+            add(("data", "path"), why)
 
-def load_data(data: dict) -> DataBundle:
-    """`data` is the spec's data section as a dict (see pareto.spec.DataSpec)."""
-    source = data["source"]
-    if source == "tofu":
-        path = data.get("path") or TOFU_REPO
-        perturbed = [load_tofu(c, path) for c in ("forget10_perturbed", "retain_perturbed")]
-        if data.get("authors"):
-            forget, retain = tofu_author_subset(load_tofu("full", path), data["authors"], data["forget_fraction"])
-            name = f"tofu:last{data['authors']}authors:forget{data['forget_fraction']:g}"
-        else:
-            forget_cfg, retain_cfg = tofu_split(data["forget"])
-            forget, retain = load_tofu(forget_cfg, path), load_tofu(retain_cfg, path)
-            name = f"tofu:{data['forget']}"
-        forget, retain = tofu_attach_perturbed(forget, *perturbed), tofu_attach_perturbed(retain, *perturbed)
-        eval_splits = {split: load_tofu(f"{split}_perturbed", path) for split in ("real_authors", "world_facts")}
-        # retain metrics on the retain rows TOFU ships perturbed answers for (its retain_perturbed)
-        eval_splits["retain"] = [r for r in retain if "perturbed_answer" in r]
-        return DataBundle(name, forget, retain, eval_splits)
-    if source == "custom":
-        forget = load_custom(data["forget_file"], kind="qa")
-        retain = load_custom(data["retain_file"], kind="qa")
-        return DataBundle(f"custom:{data['forget_file']}", forget, retain)
-    if source == "muse_news":
-        return load_muse_news_data(data.get("path") or MUSE_NEWS_REPO, data.get("articles"), data.get("context"))
-    raise ValueError(f"data source {source!r} is built with its target; load_data takes 'tofu', 'custom' "
-                     f"or 'muse_news'")
+    def load(self, data: dict) -> DataBundle:
+        return load_muse_news_data(data.get("path") or self.hub_repo, data.get("articles"), data.get("context"))
+
+    def not_estimated(self, data: dict) -> str | None:
+        return "MUSE-News: not estimated yet"
+
+    def hub_parts(self, data: dict) -> list[tuple[str, str]]:
+        parts = [("raw", "forget"), ("raw", "retain1"), ("privleak", "holdout")]
+        parts += [("knowmem", f"{s}_qa{icl}") for s in ("forget", "retain") for icl in ("", "_icl")]
+        if data.get("articles") is None:  # the whole benchmark: MUSE's own verbmem and privleak items
+            parts += [("verbmem", "forget"), ("privleak", "forget")]
+        return parts
+
+    def hub_filename(self, part: str, split: str) -> str:
+        from pareto.data.muse import hub_filename
+
+        return hub_filename(part, split)
 
 
 def _retain_split(path: str) -> str:
     """raw/retain in the local layout; raw/retain1 on the hub (MUSE's retain set for unlearning)."""
+    from pareto.data.tofu import local_directory
+
     directory = local_directory(path)
     if directory is not None and (any((directory / "raw").glob("retain.json*"))
                                   or any((directory / "raw").glob("retain-*.parquet"))):
@@ -109,6 +95,8 @@ def load_muse_news_data(path: str, articles: int | None = None, context: int | N
     metric that reads it says so. On the local copy, articles 8 gives 2 knowmem_forget and 7
     knowmem_retain items, 16 gives 6 and 8, 32 gives 10 and 8.
     """
+    from pareto.data.muse import knowmem_in_articles, load_muse_news, verbmem_from_articles
+
     retain_split = _retain_split(path)
     forget = [r for r in load_muse_news("raw", "forget", path) if r["text"].strip()]
     retain = [r for r in load_muse_news("raw", retain_split, path) if r["text"].strip()]
