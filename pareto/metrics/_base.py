@@ -120,5 +120,25 @@ def register_metric(name: str, direction: str, needs: tuple[str, ...] = (), data
     return deco
 
 
+class SplitMetric(Metric):
+    """A metric that is one function of one split, `value(ctx, split)` (most are)."""
+
+    split: str = ""
+
+    @staticmethod
+    def value(ctx: EvalContext, split: str) -> MetricValue:
+        raise NotImplementedError
+
+    def compute(self, ctx: EvalContext) -> MetricValue:
+        return self.value(ctx, self.split)
+
+
+def register_split_metrics(table, data: str | None = None) -> None:
+    """Register one SplitMetric per row (name, direction, value function, split) of `table`."""
+    for name, direction, value, split in table:
+        cls = type(f"SplitMetric[{name}]", (SplitMetric,), {"value": staticmethod(value), "split": split})
+        register_metric(name, direction, needs=(split,), data=data)(cls)
+
+
 def item_id(row: dict, index: int, split: str) -> str:
     return str(row.get("item_id", f"{split}:{index}"))

@@ -13,7 +13,7 @@ import torch
 from pareto.data.encode import encode_rows, row_kind
 from pareto.data.qa import IGNORE, collate
 from pareto.lm import context_length, token_nll
-from pareto.metrics._base import EvalContext, ItemScore, Metric, MetricValue, item_id, register_metric
+from pareto.metrics._base import EvalContext, ItemScore, MetricValue, item_id, register_split_metrics
 
 QA_MAX_LENGTH = 128  # encode_qa's default, when the target's example length is not known
 
@@ -70,13 +70,5 @@ def _loss(ctx: EvalContext, split: str) -> MetricValue:
                         "max_length": s.max_length, **s.recorded()})
 
 
-@register_metric("loss_f_eval", "max", needs=("forget",))
-class ForgetLoss(Metric):
-    def compute(self, ctx):
-        return _loss(ctx, "forget")
-
-
-@register_metric("loss_r_eval", "min", needs=("retain",))
-class RetainLoss(Metric):
-    def compute(self, ctx):
-        return _loss(ctx, "retain")
+# name, direction, value, split: every task's (no data kind)
+register_split_metrics((("loss_f_eval", "max", _loss, "forget"), ("loss_r_eval", "min", _loss, "retain")))

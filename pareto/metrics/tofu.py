@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pareto.metrics._base import EvalContext, ItemScore, Metric, MetricValue, item_id, register_metric
+from pareto.metrics._base import (EvalContext, ItemScore, Metric, MetricValue, item_id, register_metric,
+                                  register_split_metrics)
 from pareto.metrics.forget_quality import forget_quality
 from pareto.metrics.generation import greedy_answers
 from pareto.metrics.model_utility import model_utility
@@ -74,40 +75,12 @@ def truth_ratio(ctx: EvalContext, split: str) -> MetricValue:
                                                             **ctx.settings.recorded()})
 
 
-@register_metric("rouge_f", "min", needs=("forget",), data="qa")
-class RougeForget(Metric):
-    def compute(self, ctx):
-        return rouge(ctx, "forget")
-
-
-@register_metric("utility_r", "max", needs=("retain",), data="qa")
-class RougeRetain(Metric):
-    def compute(self, ctx):
-        return rouge(ctx, "retain")
-
-
-@register_metric("prob_f", "min", needs=("forget",), data="qa")
-class ProbForget(Metric):
-    def compute(self, ctx):
-        return probability(ctx, "forget")
-
-
-@register_metric("prob_r", "max", needs=("retain",), data="qa")
-class ProbRetain(Metric):
-    def compute(self, ctx):
-        return probability(ctx, "retain")
-
-
-@register_metric("truth_ratio_f", "max", needs=("forget",), data="qa")
-class TruthRatioForget(Metric):
-    def compute(self, ctx):
-        return truth_ratio(ctx, "forget")
-
-
-@register_metric("truth_ratio_r", "max", needs=("retain",), data="qa")
-class TruthRatioRetain(Metric):
-    def compute(self, ctx):
-        return truth_ratio(ctx, "retain")
+# name, direction, value, split (the forget split's metrics fall as it is forgotten, the retain ones hold)
+register_split_metrics((
+    ("rouge_f", "min", rouge, "forget"), ("utility_r", "max", rouge, "retain"),
+    ("prob_f", "min", probability, "forget"), ("prob_r", "max", probability, "retain"),
+    ("truth_ratio_f", "max", truth_ratio, "forget"), ("truth_ratio_r", "max", truth_ratio, "retain"),
+), data="qa")
 
 
 @register_metric("forget_quality", "max", needs=("forget",), data="qa", reference=True)
