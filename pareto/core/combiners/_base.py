@@ -49,6 +49,18 @@ def compatibility_problem(combiner, objective) -> str | None:
             f"the {oname!r} objective's forget loss -L_F is negative. Use forget objective 'npo' or 'simnpo'.")
 
 
+def require_choice(key: str, value, choices) -> None:
+    """A parameter that names one of `choices` (ValueError naming them otherwise)."""
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def require_unit(key: str, value: float) -> None:
+    """A parameter in [0, 1] (ValueError otherwise)."""
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{key} must lie in [0, 1], got {value}")
+
+
 def static(c: float) -> tuple[float, float]:
     """Weights of the static scalarisation c·g_R − (1−c)·g_F (paper Eq. 2)."""
     return float(c), 1.0 - float(c)

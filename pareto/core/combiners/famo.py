@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pareto.core.combiners._base import Combiner, compatibility_problem, register_combiner
+from pareto.core.combiners._base import Combiner, compatibility_problem, register_combiner, require_choice
 from pareto.core.gram import Gram, Losses
 
 OPTIMIZERS = ("adam", "sgd")
@@ -51,11 +51,7 @@ class FAMO(Combiner):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not float(self.min_loss) > 0.0:
             raise ValueError(f"min_loss must be > 0, got {self.min_loss}")
-        if self.logit_optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"logit_optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
-                f"got {self.logit_optimizer!r}"
-            )
+        require_choice("logit_optimizer", self.logit_optimizer, OPTIMIZERS)
         self.reset(0)
 
     def reset(self, seed: int) -> None:

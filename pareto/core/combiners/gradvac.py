@@ -18,7 +18,7 @@ no projection (the reference's +1e-8 would give a huge finite w instead).
 import math
 from dataclasses import dataclass
 
-from pareto.core.combiners._base import Combiner, register_combiner
+from pareto.core.combiners._base import Combiner, register_combiner, require_unit
 from pareto.core.gram import Gram, Losses
 
 
@@ -28,8 +28,7 @@ class GradVac(Combiner):
     beta: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 <= float(self.beta) <= 1.0:
-            raise ValueError(f"beta must lie in [0, 1], got {self.beta}")
+        require_unit("beta", self.beta)
         self.reset(0)
 
     def reset(self, seed: int) -> None:

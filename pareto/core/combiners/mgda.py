@@ -17,7 +17,7 @@ so d = 0.001 × the other task (MGDA's min-norm point is 0 there).
 
 from dataclasses import dataclass
 
-from pareto.core.combiners._base import Combiner, register_combiner
+from pareto.core.combiners._base import Combiner, register_combiner, require_choice
 from pareto.core.gram import Gram, Losses, inv
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -26,14 +26,12 @@ NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 @register_combiner("mgda")
 @dataclass
 class MGDA(Combiner):
+    """The min-norm point of the two (normalised) gradients' convex hull (Sener & Koltun 2018)."""
+
     normalization: str = "none"
 
     def __post_init__(self) -> None:
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}, "
-                f"got {self.normalization!r}"
-            )
+        require_choice("normalization", self.normalization, NORMALIZATIONS)
 
     def _scales(self, gram: Gram, losses: Losses) -> tuple[float, float]:
         """1/n_R, 1/n_F."""

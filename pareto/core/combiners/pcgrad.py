@@ -19,7 +19,7 @@ zero d = 0.
 
 from dataclasses import dataclass
 
-from pareto.core.combiners._base import Combiner, register_combiner
+from pareto.core.combiners._base import Combiner, register_combiner, require_choice
 from pareto.core.gram import Gram, Losses, inv
 
 VARIANTS = ("symmetric", "paper")
@@ -31,10 +31,7 @@ class PCGrad(Combiner):
     variant: str = "symmetric"
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(
-                f"variant must be one of {', '.join(map(repr, VARIANTS))}, got {self.variant!r}"
-            )
+        require_choice("variant", self.variant, VARIANTS)
 
     def weights(self, gram: Gram, losses: Losses) -> tuple[float, float]:
         conflict = gram.rf > 0.0  # t1·t2 = −g_R·g_F < 0
