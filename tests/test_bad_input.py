@@ -154,7 +154,7 @@ def test_no_path_inside_a_store_escapes_its_root(tmp_path, rel):
 
 def test_trial_and_sweep_names_cannot_escape_the_storage_root(tmp_path, in_repo):
     from pareto.results.store import PathEscapeError, Store
-    from pareto.sweep import Sweep
+    from pareto.results.state import Sweep
 
     sweep = Sweep(Store(str(tmp_path)), "ok")
     for tid in ("../../t000", "/tmp/t000", "t000/../../..", "..", "t001/x"):

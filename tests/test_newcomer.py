@@ -209,7 +209,7 @@ def _spec(tmp_path, combiner="ngdiff"):
 def _open(tmp_path, combiner, resume=False):
     from pareto.results.store import Store
     from pareto.spec import load_spec
-    from pareto.sweep import open_sweep
+    from pareto.results.state import open_sweep
 
     spec, points = load_spec(_spec(tmp_path, combiner))
     return open_sweep(spec, points, Store(str(tmp_path / "results")), resume)
@@ -236,7 +236,7 @@ def test_an_earlier_run_of_the_same_spec_without_a_finished_trial_starts_again_w
 
 
 def test_finished_trials_of_another_spec_are_never_replaced(tmp_path):
-    from pareto.sweep import SweepStateError
+    from pareto.results.state import SweepStateError
 
     sweep = _write_state(tmp_path, "lossnorm")
     sweep.store.write_table(f"{sweep.part('t000')}/trials.parquet", pa.table({"status": ["ok"]}))
@@ -249,7 +249,7 @@ def test_finished_trials_of_another_spec_are_never_replaced(tmp_path):
 
 
 def test_a_run_in_progress_on_this_machine_is_not_replaced(tmp_path):
-    from pareto.sweep import SweepStateError
+    from pareto.results.state import SweepStateError
 
     busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "pareto", "sweep"])
     try:

@@ -115,7 +115,7 @@ def test_defaults_keep_one_process_and_old_sweeps_resumable():
     """Left out, both keys are None: one process per trial as before. experiment_hash leaves out
     settings at their defaults and the whole resources section, so a sweep started before these
     keys existed still resumes; unlearn.parallel, when set, is part of the experiment."""
-    from pareto.sweep import experiment_hash
+    from pareto.results.state import experiment_hash
 
     spec, _ = load_spec(ROOT / "sweeps" / "quickstart.yaml")
     assert spec.unlearn.parallel is None and spec.resources.workers_per_trial is None

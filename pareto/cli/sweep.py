@@ -34,7 +34,8 @@ def sweep(spec_path: str, overrides: tuple[str, ...], address: str | None, stora
     from pareto.data.hub import local_copy_fix
     from pareto.data.tofu import HubUnavailableError
     from pareto.results.store import StorageError
-    from pareto.sweep import SweepStateError, run_sweep
+    from pareto.results.state import SweepStateError
+    from pareto.sweep import run_sweep
 
     try:
         result = run_sweep(spec, points, address=address, storage=storage, resume=resume, log=click.echo,

@@ -17,7 +17,8 @@ from pareto.results.writer import write_tables
 from pareto.spec import SweepSpec, trial_label
 
 if TYPE_CHECKING:
-    from pareto.sweep import Log, Sweep
+    from pareto.results.state import Sweep
+    from pareto.sweep import Log
 
 
 class Collector(tune.Callback):
