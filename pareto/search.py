@@ -12,10 +12,11 @@ distribution instead of a list:
     random  `num_samples` points drawn with Ray Tune's own distributions (tune.uniform,
             tune.loguniform, tune.choice) from a seeded generator, so the same spec gives the
             same points; a list means a uniform choice among its values.
-    optuna  Optuna's TPE (or NSGA-II) through Ray Tune's OptunaSearch, asked one point at a
-            time with a define-by-run space, so a component's parameters are only suggested
-            when that component is chosen. One objective → single-objective; two or more →
-            multi-objective search for the frontier itself.
+    optuna  Optuna's TPE, NSGA-II or GP sampler (`search.sampler`, seeded by `search.seed`)
+            through Ray Tune's OptunaSearch, asked one point at a time with a define-by-run
+            space, so a component's parameters are only suggested when that component is
+            chosen. One objective → single-objective; two or more → multi-objective search for
+            the frontier itself (the GP sampler: log expected hypervolume improvement).
 
 A point is what a trial runs: {"combiner": {"name", "params"}, "objective": {...},
 "lr_rule": {...}, "lr": float, "seed": int}.
@@ -37,6 +38,7 @@ SCALAR_AXES = {"lr": float, "seed": int}
 DEFAULTS = {"combiner": ["ngdiff"], "objective": ["ga"], "lr_rule": ["fixed"], "lr": [1e-3], "seed": [0]}
 DISTRIBUTIONS = ("uniform", "loguniform", "choice")
 ALGORITHMS = ("grid", "random", "optuna")
+SAMPLERS = ("gp", "tpe", "nsga2")  # optuna's, for search.algorithm: optuna
 
 Report = Callable[[tuple, str], None]  # (key path, message)
 
@@ -266,6 +268,24 @@ class OptunaSpace:
         return {"point": point}
 
 
+def make_sampler(sampler: str, seed: int):
+    """Optuna's sampler `sampler` (one of SAMPLERS), seeded: the same seed draws the same points.
+
+    gp: a Gaussian process (Matern 5/2) with log expected improvement for one objective and log
+    expected hypervolume improvement for two or more; its first 10 points are random (as TPE's).
+    A component's own parameters (gdiff's c) exist only when it is chosen, outside the space
+    common to every trial, so GP draws them at random: expected, not warned about per trial."""
+    import optuna
+
+    if sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    if sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise ValueError(f"unknown optuna sampler {sampler!r}; available: {', '.join(SAMPLERS)}")
+
+
 def _labels(options: list[dict]) -> list[str]:
     counts: dict[str, int] = {}
     out = []
@@ -301,8 +321,9 @@ def check_search(spec, add: Callable[[tuple, str], None]) -> None:
         if not s.objectives:
             add(("search", "objectives"), "optuna needs the metrics to optimise, e.g. objectives: "
                                           "[rouge_f, utility_r] (two or more: multi-objective)")
-        if s.sampler not in ("tpe", "nsga2"):
-            add(("search", "sampler"), f"optuna sampler must be tpe or nsga2, got {s.sampler!r}")
+        if s.sampler not in SAMPLERS:
+            add(("search", "sampler"), f"optuna sampler must be gp, tpe or nsga2, got {s.sampler!r}."
+                f"{did_you_mean(str(s.sampler), list(SAMPLERS))}")
     elif s.objectives:
         add(("search", "objectives"), f"objectives steer optuna only; search.algorithm is {s.algorithm!r}")
     for i, name in enumerate(s.objectives):

@@ -154,7 +154,7 @@ class SearchSpec:
     space: dict = field(default_factory=dict)  # axis → list of options or a distribution
     num_samples: int = 10  # random / optuna: how many trials (besides the baseline)
     objectives: tuple = ()  # optuna: metrics to optimise, directions from the registry (2+: multi-objective)
-    sampler: str = "tpe"  # optuna: tpe | nsga2
+    sampler: str = "tpe"  # optuna: gp | tpe | nsga2
     seed: int = 0  # random / optuna: the sampler's seed (the same seed draws the same points)
 
 

@@ -38,7 +38,7 @@ from pareto.results.schema import METRICS
 from pareto.results.state import Sweep, SweepStateError, open_sweep
 from pareto.results.store import Store, StorageError
 from pareto.results.writer import read_tables, write_tables
-from pareto.search import OptunaSpace
+from pareto.search import OptunaSpace, make_sampler
 from pareto.spec import SweepSpec, search_space, total_steps
 
 Log = Callable[[str], None]
@@ -326,8 +326,7 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
     journal = (sweep.store.local_path(f"{sweep.folder}/optuna.journal")
                or default_cache_dir() / "optuna" / f"{sweep.folder}.journal")
     journal.parent.mkdir(parents=True, exist_ok=True)
-    sampler = (optuna.samplers.NSGAIISampler(seed=spec.search.seed) if spec.search.sampler == "nsga2"
-               else optuna.samplers.TPESampler(seed=spec.search.seed))
+    sampler = make_sampler(spec.search.sampler, spec.search.seed)
     metric = [k for k, _ in keys] if len(keys) > 1 else keys[0][0]
     mode = [m for _, m in keys] if len(keys) > 1 else keys[0][1]
     return OptunaSearch(space=OptunaSpace(search_space(spec), start), metric=metric, mode=mode, sampler=sampler, study_name=spec.name,

@@ -188,7 +188,7 @@ def test_optuna_and_asha_settings_are_checked():
         parse_spec("name: x\nsearch: {algorithm: optuna, sampler: cmaes}\nscheduler: {name: asha}\n")
     problems = "\n".join(err.value.problems)
     assert "optuna needs the metrics to optimise" in problems
-    assert "optuna sampler must be tpe or nsga2" in problems
+    assert "optuna sampler must be gp, tpe or nsga2" in problems
     assert "set scheduler.metric" in problems and "set eval.every" in problems
     with pytest.raises(SpecError, match="'prob_f' is not among eval.metrics; add it to eval.metrics"):
         parse_spec("name: x\nsearch: {algorithm: optuna, objectives: [rouge_f, prob_f]}\n")
