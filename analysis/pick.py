@@ -9,7 +9,8 @@ knee                the knee of the group's front: each objective oriented to "m
                     scaled to [0, 1] over the front (0 = the front's best); the knee is the front
                     point farthest, towards the ideal point, from the hyperplane Σx = 1 — for two
                     objectives the line through the two extreme front points. ``knee_distance`` =
-                    (1 − Σx)/√k. Ties: the first objective's best, then trial_id, eval_step.
+                    (1 − Σx)/√k (NaN for a one-point front, whose knee is that point). Ties: the
+                    first objective's best, then trial_id, eval_step.
 first-below-retain  MUSE's protocol: per trial the first evaluation (lowest step) whose metric
                     (knowmem_f) is at or below the retrained model's value; across the group's
                     trials the lowest step, ties to the higher utility, then the lower metric,
@@ -156,7 +157,8 @@ def knee(table: pd.DataFrame, objectives: Sequence[tuple[str, str]], by: str | N
         dist = (1.0 - norm.sum(axis=1)) / math.sqrt(f.shape[1])
         order = np.lexsort((fg["eval_step"].to_numpy(), fg["trial_id"].astype(str).to_numpy(), f[:, 0], -dist))
         best = order[0]
-        rows.append(_row(fg, fg.index[best], by, key, knee_distance=float(dist[best]), front_size=int(len(f))))
+        d = float(dist[best]) if len(f) > 1 else math.nan  # one point: no line through two extremes
+        rows.append(_row(fg, fg.index[best], by, key, knee_distance=d, front_size=int(len(f))))
     return _frame(rows, by, ("knee_distance", "front_size"))
 
 

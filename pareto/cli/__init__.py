@@ -6,6 +6,7 @@ import click
 
 from pareto.cli.check import check
 from pareto.cli.frontier import frontier
+from pareto.cli.pick import pick
 from pareto.cli.probe import probe
 from pareto.cli.report import report
 from pareto.cli.sweep import sweep
@@ -21,6 +22,7 @@ def main() -> None:
     \b
       pareto sweep sweeps/quickstart.yaml     run a sweep (local Ray), write Parquet results
       pareto frontier --results DIR           non-dominated and dominated trials
+      pareto pick --results DIR --rule knee   one (trial, step) per group by a selection rule
       pareto check theorem5 --results DIR     Eq. 5 / Lemma 4 / Theorem 5 per step and method
       pareto report --results DIR --out F     one HTML page: every figure and table
       pareto probe --trial T --step K         the losses along one step's update (Fig. 4)
@@ -36,3 +38,4 @@ main.add_command(target)
 main.add_command(check)
 main.add_command(report)
 main.add_command(probe)
+main.add_command(pick)
