@@ -3,7 +3,7 @@
 With objectives converted to minimisation (a "max" objective is negated), the hypervolume of a
 point set P with reference r is the Lebesgue measure of ∪_{p ∈ P, p ≤ r} [p, r]. Points that do
 not dominate the reference contribute nothing. Exact in 2-D: sort by the first objective and add
-the strips each point of the front adds, O(n log n).
+the strips each point of the front adds, O(n log n); exact for k ≥ 3 through moocore.
 """
 
 from __future__ import annotations
@@ -43,11 +43,10 @@ def hypervolume_2d(points, directions: Sequence[str], reference: Sequence[float]
 
 
 def hypervolume(points, directions: Sequence[str], reference: Sequence[float]) -> float:
-    """Exact hypervolume for 1, 2 or 3 objectives (NaN rows ignored).
-
-    3-D: sweep the third objective; between consecutive levels the covered area is the 2-D
-    hypervolume of the points at or below the level — O(n² log n), exact.
-    """
+    """Exact hypervolume for any number of objectives (NaN rows ignored): `moocore.hypervolume`
+    (a maintained library: the best known exact algorithms, e.g. HV3D+ in 3-D, WFG-style beyond),
+    on the points that strictly dominate the reference. 2-D uses `hypervolume_2d` above, which
+    tests check against moocore and a brute-force grid count."""
     directions = list(directions)
     k = len(directions)
     pts = np.asarray(points, dtype=float).reshape(-1, k)
@@ -61,15 +60,9 @@ def hypervolume(points, directions: Sequence[str], reference: Sequence[float]) -
         return 0.0
     if k == 1:
         return float(r[0] - p[:, 0].min())
-    if k != 3:
-        raise ValueError(f"exact hypervolume is implemented for 1-3 objectives, got {k}")
-    p = p[np.argsort(p[:, 2], kind="stable")]
-    levels = np.r_[np.unique(p[:, 2]), r[2]]
-    total = 0.0
-    for z, z_next in zip(levels[:-1], levels[1:]):
-        below = p[p[:, 2] <= z, :2]
-        total += (z_next - z) * hypervolume_2d(below, ("min", "min"), r[:2])
-    return float(total)
+    import moocore
+
+    return float(moocore.hypervolume(p, ref=r))
 
 
 def _bootstrap_mean_ci(values: np.ndarray, n_boot: int, level: float, rng: np.random.Generator
@@ -102,7 +95,7 @@ def hypervolume_table(trials, objectives: Sequence[tuple[str, str]], reference=N
     """Hypervolume per group (``by``) and overall ("all"), with a bootstrap CI over seeds.
 
     trials:     one row per trial; only status "ok" rows with finite objectives count.
-    objectives: [(column, "min"|"max"), ...], 1-3 of them.
+    objectives: [(column, "min"|"max"), ...], any number of them (k ≥ 3 exact through moocore).
     reference:  the point the volume is measured to. Default (None): the baseline trial's point
                 (``combiner == baseline``, the No-unlearn model), so a method's volume is what
                 it gains over not unlearning at all. Or a sequence of numbers.
