@@ -9,6 +9,14 @@ dominate each other, so every copy of a non-dominated point is non-dominated.
 Every function first maps the points to "all objectives minimised" (a maximised column is
 negated, which is exact for floats) and then works on that copy.
 
+At scale the non-dominated mask and the ranks come from ``moocore`` (Kung, Luccio and Preparata's
+dimension sweep, O(n log n) for k ≤ 3 and O(n log^(k-2) n) above; Jensen's O(n log n) ranks for
+k = 2, front peeling for k ≥ 3). Its ``keep_weakly=True`` keeps every copy of a non-dominated
+point, which is this module's rule: a point is only weakly dominated by its own copies, and a
+point weakly dominated by a *different* point is dominated (Definition 1). ``dominators`` lists
+every dominator of every point, O(k n²) by nature (the output can be n²/2 pairs);
+``front_dominators`` names at most a few, taken from the front, in O(k · n · |front|).
+
 >>> import numpy as np
 >>> pts = np.array([[1.0, 5.0], [2.0, 3.0], [3.0, 3.0], [1.0, 5.0]])
 >>> non_dominated_mask(pts, ("min", "min")).tolist()
@@ -21,12 +29,13 @@ negated, which is exact for floats) and then works on that copy.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 
+import moocore
 import numpy as np
 
-__all__ = ["DIRECTIONS", "dominates", "non_dominated_mask", "dominators", "front_ranks"]
+__all__ = ["DIRECTIONS", "dominates", "non_dominated_mask", "dominators", "front_dominators",
+           "front_ranks"]
 
 DIRECTIONS = ("min", "max")
 
@@ -94,124 +103,99 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
 
 
 # --------------------------------------------------------------------------- non-dominated set
-def _mask_2d(p: np.ndarray) -> np.ndarray:
-    """Non-dominated mask for minimised [n, 2] points in O(n log n).
-
-    Sort by (x, y). Within a block of equal x only the rows with the block's smallest y can
-    survive (larger y is dominated by the same x with smaller y). Those rows, all equal to each
-    other, are dominated iff an earlier block (strictly smaller x) reached a y at most as large.
-    """
-    n = p.shape[0]
+def _mask(p: np.ndarray) -> np.ndarray:
+    """Non-dominated mask of minimised [n, k] points (moocore; k == 1 directly)."""
+    n, k = p.shape
     if n == 0:
         return np.zeros(0, dtype=bool)
-    order = np.lexsort((p[:, 1], p[:, 0]))
-    x, y = p[order, 0], p[order, 1]
-    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])   # first row of each equal-x block
-    block = np.cumsum(np.r_[True, x[1:] != x[:-1]]) - 1      # block id per sorted row
-    block_min_y = y[starts]                                   # sorted by y within a block
-    best_before = np.r_[np.inf, np.minimum.accumulate(block_min_y)[:-1]]
-    survives = (y == block_min_y[block]) & (best_before[block] > block_min_y[block])
-    mask = np.empty(n, dtype=bool)
-    mask[order] = survives
-    return mask
+    if k == 1:
+        return p[:, 0] == p[:, 0].min()
+    # keep_weakly=True: every copy of a non-dominated point stays (moocore's default keeps one)
+    return np.asarray(moocore.is_nondominated(p, keep_weakly=True), dtype=bool)
 
 
-def _dominated_by_matrix_rows(p: np.ndarray, rows: slice) -> np.ndarray:
-    """D[i, j] = "point j dominates point i" for i in ``rows`` (minimised points)."""
-    q = p[rows, None, :]                     # [b, 1, k]: the points being judged
-    le = np.all(p[None, :, :] <= q, axis=2)  # j at least as good as i everywhere
-    lt = np.any(p[None, :, :] < q, axis=2)   # ... and strictly better somewhere
+def _dominated_by_matrix_rows(p: np.ndarray, rows: slice, by: np.ndarray | None = None) -> np.ndarray:
+    """D[i, j] = "point j of ``by`` (default ``p``) dominates point i of ``p``" for i in ``rows``."""
+    by = p if by is None else by
+    q = p[rows, None, :]                       # [b, 1, k]: the points being judged
+    le = np.all(by[None, :, :] <= q, axis=2)   # j at least as good as i everywhere
+    lt = np.any(by[None, :, :] < q, axis=2)    # ... and strictly better somewhere
     return le & lt
 
 
-def _row_blocks(n: int, k: int):
-    step = max(1, _BLOCK_ELEMENTS // max(1, n * k))
+def _row_blocks(n: int, width: int):
+    """Row slices of [n] such that a block times ``width`` stays near _BLOCK_ELEMENTS."""
+    step = max(1, _BLOCK_ELEMENTS // max(1, width))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
-
-
-def _mask_general(p: np.ndarray) -> np.ndarray:
-    """Non-dominated mask for minimised [n, k] points, any k, in O(k n²) (vectorised)."""
-    n, k = p.shape
-    mask = np.empty(n, dtype=bool)
-    for rows in _row_blocks(n, k):
-        mask[rows] = ~_dominated_by_matrix_rows(p, rows).any(axis=1)
-    return mask
-
-
-def _mask(p: np.ndarray) -> np.ndarray:
-    return _mask_2d(p) if p.shape[1] == 2 else _mask_general(p)
 
 
 def non_dominated_mask(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     """Boolean [n] mask of the points no other point dominates (the Pareto front).
 
     ``points`` is [n, k] and must be finite (a NaN/inf row raises ValueError naming the row).
-    k == 2 uses an O(n log n) sort-and-sweep; other k a vectorised O(k n²) pairwise check.
-    Duplicates of a non-dominated point are all non-dominated.
+    moocore's dimension sweep: O(n log n) for k ≤ 3, O(n log^(k-2) n) for k ≥ 4 (its naive
+    O(k n²) check on small inputs). Duplicates of a non-dominated point are all non-dominated.
     """
     return _mask(_as_minimised(points, directions))
 
 
 def dominators(points: np.ndarray, directions: Sequence[str]) -> list[list[int]]:
-    """For each point, the ascending indices of the points that dominate it (O(k n²))."""
+    """For each point, the ascending indices of every point that dominates it.
+
+    O(k n²) time (vectorised in row blocks, memory bounded) and up to n²/2 indices of output:
+    for small inputs. :func:`front_dominators` names a few per point and scales.
+    """
     p = _as_minimised(points, directions)
     n, k = p.shape
     out: list[list[int]] = []
-    for rows in _row_blocks(n, k):
+    for rows in _row_blocks(n, n * k):
         d = _dominated_by_matrix_rows(p, rows)
         out.extend(np.flatnonzero(r).tolist() for r in d)
     return out
 
 
-def _ranks_2d(p: np.ndarray) -> np.ndarray:
-    """Front ranks of minimised [n, 2] points in O(n log n) (one sort, one binary search each).
+def front_dominators(points: np.ndarray, directions: Sequence[str], limit: int = 3) -> list[list[int]]:
+    """For each point, at most ``limit`` points *of the front* that dominate it, ascending index.
 
-    A point's rank is the length of the longest dominance chain ending at it. Visit the points
-    sorted by (x, y); every point that can dominate the current one was visited before it, and
-    a visited point q ≠ p dominates p iff q.y ≤ p.y. ``tails[r]`` is the smallest y visited so
-    far at rank r; it is non-decreasing in r (a rank-r point has a rank-(r-1) dominator with
-    y at most its own), so the ranks blocked for p are a prefix and its rank is
-    ``bisect_right(tails, p.y)``. Copies of one point are visited together and share a rank.
+    Every dominated point of a finite set is dominated by some non-dominated point (follow
+    dominators until none is left: dominance is transitive), so a point gets an empty list iff
+    it is on the front. Of its front dominators the ``limit`` with the smallest indices are
+    named (deterministic, and a subset of :func:`dominators`'s list). Cost: the front (moocore)
+    plus O(k · n_dominated · n_front), vectorised in blocks.
     """
-    n = p.shape[0]
-    ranks = np.zeros(n, dtype=np.int64)
-    if n == 0:
-        return ranks
-    order = np.lexsort((p[:, 1], p[:, 0]))
-    x, y = p[order, 0], p[order, 1]
-    new = np.r_[True, (x[1:] != x[:-1]) | (y[1:] != y[:-1])].tolist()
-    tails: list[float] = []
-    out = np.empty(n, dtype=np.int64)
-    r = 0
-    for i, (yi, first) in enumerate(zip(y.tolist(), new)):
-        if first:
-            r = bisect_right(tails, yi)
-            if r == len(tails):
-                tails.append(yi)
-            else:
-                tails[r] = yi
-        out[i] = r
-    ranks[order] = out
-    return ranks
+    if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    p = _as_minimised(points, directions)
+    n, k = p.shape
+    mask = _mask(p)
+    front = np.flatnonzero(mask)
+    dominated = np.flatnonzero(~mask)
+    out: list[list[int]] = [[] for _ in range(n)]
+    if not dominated.size:
+        return out
+    fp, dp = p[front], p[dominated]
+    for rows in _row_blocks(len(dominated), len(front) * k):
+        d = _dominated_by_matrix_rows(dp, rows, by=fp)         # [b, n_front]
+        first = d & (np.cumsum(d, axis=1) <= limit)            # the first `limit` per row
+        r, c = np.nonzero(first)                               # row-major: ascending c per row
+        cuts = np.flatnonzero(np.diff(r)) + 1
+        for i, cols in zip(r[np.r_[0, cuts]], np.split(front[c], cuts)):
+            out[int(dominated[rows.start + i])] = cols.tolist()
+    return out
 
 
 def front_ranks(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     """Non-dominated sorting: rank 0 is the front, rank r the front once ranks < r are removed.
 
     Every rank-r point (r > 0) is dominated by some rank-(r-1) point and by no point of
-    rank ≥ r. k == 2: O(n log n) (:func:`_ranks_2d`); other k: peels one front at a time,
-    each with the same mask as non_dominated_mask.
+    rank ≥ r; copies of a point share its rank. ``moocore.pareto_rank``: O(n log n) for k == 2
+    (Jensen), one front at a time for k ≥ 3; k == 1 ranks the distinct values.
     """
     p = _as_minimised(points, directions)
-    if p.shape[1] == 2:
-        return _ranks_2d(p)
-    ranks = np.full(p.shape[0], -1, dtype=np.int64)
-    remaining = np.arange(p.shape[0])
-    rank = 0
-    while remaining.size:
-        front = _mask(p[remaining])
-        ranks[remaining[front]] = rank
-        remaining = remaining[~front]
-        rank += 1
-    return ranks
+    n, k = p.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if k == 1:
+        return np.unique(p[:, 0], return_inverse=True)[1].astype(np.int64).reshape(n)
+    return np.asarray(moocore.pareto_rank(p), dtype=np.int64)

@@ -5,6 +5,11 @@ Analysis computes tables; plotting only draws them. ``frontier_table`` takes one
 (status other than "ok", or a NaN/inf objective) and reports them with a reason, then marks
 every remaining trial ``dominated`` / ``rank`` / ``dominated_by``. ``format_table`` renders it.
 
+At scale (a group of more than ``ALL_DOMINATORS_MAX_ROWS`` rows, e.g. every evaluation of a large
+sweep, or synthetic benchmarks) ``dominated_by`` names at most ``DOMINATORS_LIMIT`` dominators
+per row, taken from the front (see :func:`frontier_table`), so a table of 10⁵ rows costs the
+front, the ranks and O(k · dominated · front) instead of O(k n²).
+
 >>> import pandas as pd
 >>> trials = pd.DataFrame({
 ...     "trial_id": ["a", "b", "c", "d"],
@@ -31,9 +36,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.dominance import _signs, dominators, front_ranks
+from analysis.dominance import _signs, dominators, front_dominators, front_ranks
 
-__all__ = ["FrontierTable", "frontier_table", "format_table", "FORMATS"]
+__all__ = ["FrontierTable", "frontier_table", "format_table", "FORMATS", "ALL_DOMINATORS_MAX_ROWS",
+           "DOMINATORS_LIMIT"]
+
+#: Up to this many rows in a group, ``dominated_by`` lists every dominator (O(k n²)); above it,
+#: at most DOMINATORS_LIMIT of them, from the front.
+ALL_DOMINATORS_MAX_ROWS = 2000
+DOMINATORS_LIMIT = 3
 
 # Columns frontier_table adds; an input that already has one is rejected rather than overwritten.
 _ROW_COLUMNS = ("dominated", "rank", "dominated_by")
@@ -53,6 +64,8 @@ class FrontierTable:
                 "nan in rouge_f"; several reasons are joined with "; ").
     id_col:     the column whose values appear in ``dominated_by``.
     by:         the grouping column when fronts were computed per group, else None.
+    dominators_limit: None when ``dominated_by`` lists every dominator of every row; else the
+                most it names per row (some group was large: see :func:`frontier_table`).
     """
 
     objectives: tuple[tuple[str, str], ...]
@@ -60,6 +73,7 @@ class FrontierTable:
     excluded: pd.DataFrame
     id_col: str = "trial_id"
     by: str | None = None
+    dominators_limit: int | None = None
 
     @property
     def front(self) -> pd.DataFrame:
@@ -121,6 +135,7 @@ def frontier_table(
     id_col: str = "trial_id",
     status_col: str = "status",
     by: str | None = None,
+    all_dominators: bool | None = None,
 ) -> FrontierTable:
     """Mark which trials are Pareto-dominated on ``objectives`` (ngdiff Definition 1, k objectives).
 
@@ -134,6 +149,12 @@ def frontier_table(
                 silently: see ``FrontierTable.excluded``.
     by:         compute a separate front within each value of this column (e.g. "combiner":
                 one front per method) instead of one over all rows.
+    all_dominators: True: ``dominated_by`` lists every dominator of every row (O(k n²) time,
+                up to n²/2 names). False: a dominated row names at most ``DOMINATORS_LIMIT`` (3)
+                dominators, all on its group's front (rank 0; every dominated row has one), the
+                ones that come first in the input order (deterministic; a subset of the full
+                list). None (default): True for groups of at most ``ALL_DOMINATORS_MAX_ROWS``
+                (2000) rows, False above. ``FrontierTable.dominators_limit`` says which happened.
     """
     if not isinstance(trials, pd.DataFrame):
         raise TypeError(f"trials must be a pandas DataFrame, got {type(trials).__name__}")
@@ -183,9 +204,10 @@ def frontier_table(
     ids = placed[id_col].tolist()
     rank = np.zeros(m, dtype=np.int64)
     dominated_by = [""] * m
+    limit = None
     for idx in groups:
         group_ids = [ids[i] for i in idx]
-        dup = sorted({str(x) for x in group_ids if group_ids.count(x) > 1})
+        dup = sorted({str(x) for x, c in Counter(group_ids).items() if c > 1})
         if dup:
             where = "" if by is None else f" within a {by!r} group"
             raise ValueError(
@@ -193,8 +215,15 @@ def frontier_table(
                 "pass id_col= a unique column"
             )
         rank[idx] = front_ranks(pts[idx], directions)
-        for i, doms in zip(idx, dominators(pts[idx], directions)):
-            dominated_by[i] = ",".join(str(ids[idx[d]]) for d in doms)
+        every = len(idx) <= ALL_DOMINATORS_MAX_ROWS if all_dominators is None else bool(all_dominators)
+        if every:
+            doms_of = dominators(pts[idx], directions)
+        else:
+            limit = DOMINATORS_LIMIT
+            doms_of = front_dominators(pts[idx], directions, limit=DOMINATORS_LIMIT)
+        for i, doms in zip(idx, doms_of):
+            if doms:
+                dominated_by[i] = ",".join(str(ids[idx[d]]) for d in doms)
 
     rows = placed.assign(
         dominated=pd.Series(rank > 0, dtype=bool),
@@ -205,7 +234,8 @@ def frontier_table(
     first = pts[:, 0] * (1.0 if objs[0][1] == "min" else -1.0)
     order = np.lexsort((first, rank > 0))
     rows = rows.iloc[order].reset_index(drop=True)
-    return FrontierTable(objectives=objs, rows=rows, excluded=excluded, id_col=id_col, by=by)
+    return FrontierTable(objectives=objs, rows=rows, excluded=excluded, id_col=id_col, by=by,
+                         dominators_limit=limit)
 
 
 # ---------------------------------------------------------------------------------- rendering
@@ -225,11 +255,16 @@ def _right_aligned(s: pd.Series) -> bool:
 
 
 def _excluded_note(table: FrontierTable) -> str:
-    if table.excluded.empty:
-        return ""
-    counts = Counter(table.excluded[_REASON])
-    parts = ", ".join(f"{reason} ({k})" for reason, k in counts.most_common())
-    return f"excluded {len(table.excluded)} trial(s): {parts}"
+    notes = []
+    if table.dominators_limit is not None:
+        notes.append(f"dominated_by: at most {table.dominators_limit} dominators per row, from the front "
+                     f"(groups of more than {ALL_DOMINATORS_MAX_ROWS} rows)")
+    if not table.excluded.empty:
+        counts = Counter(table.excluded[_REASON])
+        parts = ", ".join(f"{reason} ({k})" for reason, k in counts.most_common())
+        noun = "trial" if table.id_col == "trial_id" else str(table.id_col)
+        notes.append(f"excluded {len(table.excluded)} {noun}(s): {parts}")
+    return "\n".join(notes)
 
 
 def _fmt_table(df: pd.DataFrame, table: FrontierTable) -> str:
@@ -297,7 +332,7 @@ def _fmt_latex(df: pd.DataFrame, table: FrontierTable) -> str:
     out += [" & ".join(tex(_cell(v)) for v in rec) + r" \\" for rec in df.itertuples(index=False, name=None)]
     out += [r"\bottomrule", r"\end{tabular}"]
     note = _excluded_note(table)
-    return "\n".join(out + ([f"% {note}"] if note else [])) + "\n"
+    return "\n".join(out + [f"% {line}" for line in note.splitlines()]) + "\n"
 
 
 FORMATS: dict[str, Callable[[pd.DataFrame, FrontierTable], str]] = {

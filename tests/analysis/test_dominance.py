@@ -56,27 +56,53 @@ def point_sets(draw, k=None, max_n=30):
     return pts, directions
 
 
-def to_min(points, directions):
-    return np.asarray(points, float) * np.array([1.0 if d == "min" else -1.0 for d in directions])
+# ------------------------------------------------------------- the mask against brute force
+def pairwise_mask(points, directions) -> np.ndarray:
+    """An independent float64 pairwise check: n² comparisons, one objective at a time."""
+    p = np.asarray(points, dtype=np.float64)
+    n = len(p)
+    le = np.ones((n, n), dtype=bool)   # le[i, j]: j at least as good as i everywhere
+    lt = np.zeros((n, n), dtype=bool)  # lt[i, j]: j strictly better than i somewhere
+    for c, d in enumerate(directions):
+        col = p[:, c]
+        better_eq = col[None, :] <= col[:, None] if d == "min" else col[None, :] >= col[:, None]
+        better = col[None, :] < col[:, None] if d == "min" else col[None, :] > col[:, None]
+        le &= better_eq
+        lt |= better
+    return ~(le & lt).any(axis=1)
 
 
-# ------------------------------------------------------------------------------ the two paths
-@settings(max_examples=300, deadline=None)
-@given(point_sets(k=2, max_n=40))
-def test_2d_fast_path_and_general_path_match_brute_force(case):
-    pts, dirs = case
-    expected = bf_mask(pts, dirs)
-    p = to_min(pts, dirs)
-    np.testing.assert_array_equal(dom._mask_2d(p), expected)
-    np.testing.assert_array_equal(dom._mask_general(p), expected)
-    np.testing.assert_array_equal(non_dominated_mask(pts, dirs), expected)
-
-
+@pytest.mark.parametrize("k", [2, 3, 4])
 @settings(max_examples=200, deadline=None)
-@given(point_sets())
-def test_mask_matches_brute_force_any_k(case):
-    pts, dirs = case
-    np.testing.assert_array_equal(non_dominated_mask(pts, dirs), bf_mask(pts, dirs))
+@given(data=st.data())
+def test_mask_and_ranks_match_brute_force_with_ties_and_duplicates(k, data):
+    pts, dirs = data.draw(point_sets(k=k, max_n=40))
+    expected = bf_mask(pts, dirs)
+    np.testing.assert_array_equal(pairwise_mask(pts, dirs), expected)  # the two oracles agree
+    np.testing.assert_array_equal(non_dominated_mask(pts, dirs), expected)
+    assert front_ranks(pts, dirs).tolist() == bf_ranks(pts, dirs)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_mask_matches_pairwise_check_on_larger_sets_with_many_copies(k, seed):
+    """Hundreds of points on a coarse grid (ties on every objective, many exact copies) and
+    continuous ones, mixed directions: moocore's mask equals the float64 pairwise check."""
+    rng = np.random.default_rng(seed)
+    dirs = tuple(rng.choice(["min", "max"], size=k))
+    grid = rng.integers(0, 6, size=(600, k)).astype(float)
+    cont = rng.normal(size=(600, k))
+    copies = np.repeat(cont[:50], 4, axis=0)  # each of 50 points four times
+    for pts in (grid, cont, np.concatenate([cont, copies]), -grid * 0.0):  # -0.0 vs 0.0 too
+        np.testing.assert_array_equal(non_dominated_mask(pts, dirs), pairwise_mask(pts, dirs))
+
+
+def test_every_copy_of_a_front_point_survives():
+    """moocore keeps one copy unless keep_weakly=True; the module keeps all of them."""
+    pts = np.array([[1.0, 1.0, 1.0], [0.0, 2.0, 1.0], [1.0, 1.0, 1.0], [0.0, 2.0, 1.0], [2.0, 2.0, 2.0]])
+    assert non_dominated_mask(pts, ("min",) * 3).tolist() == [True, True, True, True, False]
+    assert front_ranks(pts, ("min",) * 3).tolist() == [0, 0, 0, 0, 1]
+    assert non_dominated_mask(pts[:, :2], ("min", "min")).tolist() == [True, True, True, True, False]
 
 
 @settings(max_examples=100, deadline=None)
@@ -103,10 +129,10 @@ def test_general_path_row_blocks(case):
         dom._BLOCK_ELEMENTS = old
 
 
-def test_2d_matches_general_on_a_large_integer_grid():
+def test_2d_mask_on_a_large_integer_grid():
     rng = np.random.default_rng(0)
     p = rng.integers(0, 30, size=(3000, 2)).astype(float)
-    np.testing.assert_array_equal(dom._mask_2d(p), dom._mask_general(p))
+    np.testing.assert_array_equal(non_dominated_mask(p, ("min", "min")), pairwise_mask(p, ("min", "min")))
 
 
 # ------------------------------------------------------------------------------ edge cases
@@ -256,7 +282,6 @@ def test_2d_ranks_fast_path_matches_brute_force_peeling(case):
     pts, dirs = case
     expected = bf_ranks(pts, dirs)
     assert front_ranks(pts, dirs).tolist() == expected
-    assert dom._ranks_2d(to_min(pts, dirs)).tolist() == expected
 
 
 @settings(max_examples=100, deadline=None)
@@ -272,7 +297,50 @@ def test_2d_ranks_on_a_large_grid_match_peeling():
     peeled = np.full(len(p), -1)
     rest, r = np.arange(len(p)), 0
     while rest.size:
-        f = dom._mask_general(p[rest])
+        f = pairwise_mask(p[rest], ("min", "min"))
         peeled[rest[f]] = r
         rest, r = rest[~f], r + 1
-    np.testing.assert_array_equal(dom._ranks_2d(p), peeled)
+    np.testing.assert_array_equal(front_ranks(p, ("min", "min")), peeled)
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_ranks_on_a_large_grid_match_pairwise_peeling(k):
+    rng = np.random.default_rng(k)
+    p = rng.integers(0, 8, size=(800, k)).astype(float)
+    dirs = ("min",) * k
+    peeled = np.full(len(p), -1)
+    rest, r = np.arange(len(p)), 0
+    while rest.size:
+        f = pairwise_mask(p[rest], dirs)
+        peeled[rest[f]] = r
+        rest, r = rest[~f], r + 1
+    np.testing.assert_array_equal(front_ranks(p, dirs), peeled)
+
+
+# ------------------------------------------------------------------------ front_dominators
+@settings(max_examples=200, deadline=None)
+@given(point_sets(), st.integers(1, 4))
+def test_front_dominators_are_the_first_front_dominators(case, limit):
+    pts, dirs = case
+    doms = bf_dominators(pts, dirs)
+    front = [not d for d in doms]
+    expected = [[j for j in d if front[j]][:limit] for d in doms]
+    got = dom.front_dominators(pts, dirs, limit=limit)
+    assert got == expected
+    assert all((not g) == f for g, f in zip(got, front))  # empty iff on the front
+
+
+def test_front_dominators_row_blocks_and_bad_limit():
+    rng = np.random.default_rng(5)
+    pts = rng.integers(0, 5, size=(200, 3)).astype(float)
+    dirs = ("min", "max", "min")
+    whole = dom.front_dominators(pts, dirs, limit=2)
+    old = dom._BLOCK_ELEMENTS
+    dom._BLOCK_ELEMENTS = 11
+    try:
+        assert dom.front_dominators(pts, dirs, limit=2) == whole
+    finally:
+        dom._BLOCK_ELEMENTS = old
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="limit"):
+            dom.front_dominators(pts, dirs, limit=bad)

@@ -321,3 +321,64 @@ def test_latex_format():
     assert lines[0] == r"\begin{tabular}{llrrlrl}" and lines[-2] == r"\end{tabular}"
     assert r"a\_1 & ok & 1 & 1 & False & 0 &  \\" in lines
     assert lines[-1] == "% excluded 1 trial(s): status=failed (1)"
+
+
+# --------------------------------------------------------------------------- fronts at scale
+@settings(max_examples=100, deadline=None)
+@given(trial_tables())
+def test_capped_dominated_by_names_the_first_front_dominators(case):
+    """all_dominators=False: each dominated row names at most 3 dominators, those of its group's
+    front that come first in the input, a subset of the full list; ranks and mask unchanged."""
+    df, objs, by = case
+    full = frontier_table(df, objs, by=by, all_dominators=True)
+    capped = frontier_table(df, objs, by=by, all_dominators=False)
+    assert full.dominators_limit is None
+    assert capped.dominators_limit in (3, None)  # None: no group to cap
+    cols = ["trial_id", "dominated", "rank"]
+    pd.testing.assert_frame_equal(full.rows[cols], capped.rows[cols])
+    f = full.rows.set_index("trial_id")
+    order = {tid: i for i, tid in enumerate(df["trial_id"])}  # input order
+    for r in capped.rows.to_dict("records"):
+        every = [int(x) for x in f.loc[r["trial_id"], "dominated_by"].split(",") if x]
+        on_front = sorted((t for t in every if not f.loc[t, "dominated"]), key=order.get)
+        assert [int(x) for x in r["dominated_by"].split(",") if x] == on_front[:3]
+        assert bool(r["dominated_by"]) == r["dominated"]
+
+
+def test_large_groups_are_capped_by_default_and_noted():
+    import analysis.frontier as fr
+
+    rng = np.random.default_rng(0)
+    n = fr.ALL_DOMINATORS_MAX_ROWS + 6  # group "x": one row over the limit
+    df = pd.DataFrame({"trial_id": range(n), "a": rng.random(n), "b": rng.random(n), "g": ["x"] * (n - 5) + ["y"] * 5})
+    t = frontier_table(df, [("a", "min"), ("b", "min")])
+    assert t.dominators_limit == 3
+    assert t.rows["dominated_by"].map(lambda s: len(s.split(",")) if s else 0).max() <= 3
+    assert "at most 3 dominators per row, from the front" in format_table(t, "table")
+    assert format_table(t, "latex").splitlines()[-1].startswith("% dominated_by: at most 3")
+    small = frontier_table(df.head(fr.ALL_DOMINATORS_MAX_ROWS), [("a", "min"), ("b", "min")])
+    assert small.dominators_limit is None and "at most" not in format_table(small, "table")
+    assert frontier_table(df, [("a", "min"), ("b", "min")], by="g").dominators_limit == 3
+
+
+def test_frontier_table_of_1e5_rows_is_quick():
+    """10⁵ rows, 3 objectives: the ranks, the front and 3 front dominators per row; the
+    all-pairs dominators would be 10¹⁰ comparisons. (Time measured in benchmarks/front_scale.py.)"""
+    import time
+
+    rng = np.random.default_rng(1)
+    n = 100_000
+    df = pd.DataFrame({"trial_id": np.arange(n), "a": rng.random(n), "b": rng.random(n), "c": rng.random(n)})
+    t0 = time.perf_counter()
+    t = frontier_table(df, [("a", "min"), ("b", "max"), ("c", "min")])
+    assert time.perf_counter() - t0 < 60  # generous: shared CPUs; ~1-2 s alone
+    front = set(t.front["trial_id"])
+    sample = t.rows[t.rows["dominated"]].sample(200, random_state=0)
+    pts = df.set_index("trial_id")
+    for tid, doms in zip(sample["trial_id"], sample["dominated_by"]):
+        names = [int(x) for x in doms.split(",")]
+        assert 1 <= len(names) <= 3 and set(names) <= front
+        p = pts.loc[tid]
+        for d in names:
+            q = pts.loc[d]
+            assert bf_dominates([q.a, q.b, q.c], [p.a, p.b, p.c], ["min", "max", "min"])
