@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.parametrize("name", ["results", "dominance", "frontier", "hypervolume", "theorem5", "agreement",
-                                  "tables"])
+                                  "tables", "attainment", "budget"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(f"analysis.{name}"))
     assert result.failed == 0
