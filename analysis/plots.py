@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from analysis.results import ARROWS
 
-__all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "agreement", "save", "png_bytes"]
+__all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "paths", "agreement", "save", "png_bytes"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
 
@@ -217,6 +217,41 @@ def frontier(tables, directions: dict | None = None) -> Figure:
                      + (f", {len(t.excluded)} excluded" if len(t.excluded) else "")
                      + ("\n(non-dominated: outlined and labelled; colour: 3rd objective)" if len(cols) >= 3 else ""),
                      fontsize=9)
+    return fig
+
+
+def paths(panels, directions: dict | None = None) -> Figure:
+    """Training paths: one panel per (FrontierTable over evaluation points, its
+    ``analysis.paths.path_lines`` table). Each trial's path is a thin line through its
+    evaluations in step order (the first two objectives), dominated points small and grey,
+    the non-dominated ones red and labelled ``trial@step``."""
+    panels = list(panels)
+    fig = Figure(figsize=(5.6 * max(1, len(panels)), 4.8), layout="constrained")
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, (t, lines) in zip(axes, panels):
+        cols = [c for c, _ in t.objectives]
+        if lines.empty:
+            _empty(ax, "one objective" if len(cols) < 2 else "no point to place")
+            continue
+        colors = _colors(lines["trial_id"])
+        for tid, part in lines.groupby("trial_id", sort=False):
+            ax.plot(part["x"], part["y"], color=colors[tid], lw=0.8, alpha=0.7, marker="o", ms=2.5)
+        dom, front = lines[lines["dominated"]], lines[~lines["dominated"]]
+        ax.scatter(dom["x"], dom["y"], color="lightgrey", edgecolors="grey", s=14, zorder=3,
+                   label="dominated evaluation")
+        ax.scatter(front["x"], front["y"], color="C3", edgecolors="black", s=40, zorder=4,
+                   label="non-dominated evaluation")
+        for p, px, py in zip(front["point"], front["x"], front["y"]):
+            ax.annotate(str(p), (px, py), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        _auto_log(ax, lines["x"], lines["y"], (cols[0], cols[1]))
+        ax.set_xlabel(_label(cols[0].strip("|"), directions))
+        ax.set_ylabel(_label(cols[1].strip("|"), directions))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        extra = f"; front over {len(cols)} objectives, drawn on the first two" if len(cols) > 2 else ""
+        ax.set_title(f"{lines['trial_id'].nunique()} trial paths, {len(lines)} evaluations: "
+                     f"{len(front)} non-dominated" + (f", {len(t.excluded)} excluded" if len(t.excluded) else "")
+                     + extra, fontsize=9)
     return fig
 
 

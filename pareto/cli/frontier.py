@@ -92,10 +92,12 @@ def _directions(directions: dict | None) -> dict:
 
 
 def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | None = None,
-                   dataset: str | None = None, plot: str | None = None, recorded: tuple = ()) -> None:
-    """`trials`: the trials table of a sweep (a pandas DataFrame); `planes`: tuples of 2 or 3
-    metric names (None: the default planes, `recorded` with the results or the dataset's);
-    `directions`: metric → min|max|zero (None: the registry's)."""
+                   dataset: str | None = None, plot: str | None = None, recorded: tuple = (),
+                   id_col: str = "trial_id") -> None:
+    """`trials`: the trials table of a sweep (a pandas DataFrame), or its evaluation points
+    (analysis.paths.path_points, `id_col` "point"); `planes`: tuples of 2 or 3 metric names
+    (None: the default planes, `recorded` with the results or the dataset's); `directions`:
+    metric → min|max|zero (None: the registry's)."""
     from analysis import format_table, frontier_table
     from analysis.results import ARROWS, method_names, resolve_objectives
 
@@ -120,9 +122,9 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
             fail(f"{exc}. Metrics: {', '.join(sorted(directions))}")
         if by is not None and by not in tr:
             fail(f"--by {by!r}: no such column. Try --by combiner or --by method.")
-        table = frontier_table(tr, objectives, by=by)
+        table = frontier_table(tr, objectives, by=by, id_col=id_col)
         tables.append(table)
-        cols = [c for c in ("trial_id", "label") if c in table.rows] + names + ["dominated", "dominated_by", "rank"]
+        cols = [c for c in dict.fromkeys((id_col, "label")) if c in table.rows] + names + ["dominated", "dominated_by", "rank"]
         blocks.append((title, table, cols))
     if fmt == "csv" and defaults:  # one CSV per call: the first default plane with values
         blocks = _one_plane(blocks, [tuple(p) for p in _planes_for(trials, dataset, recorded)], trials, directions)
@@ -133,7 +135,7 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
                 continue
             docs.append({"plane": title, "objectives": [list(o) for o in table.objectives], "by": by,
                          "rows": json.loads(format_table(table, "json", columns=cols)),
-                         "excluded": table.excluded[["trial_id", "reason"]].to_dict("records")})
+                         "excluded": table.excluded[[id_col, "reason"]].to_dict("records")})
         click.echo(json.dumps({"planes": docs}))
     else:
         for title, table, cols in blocks:
@@ -148,12 +150,17 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
                 continue
             click.echo(text)
             if len(table.excluded):
-                click.echo("excluded: " + "; ".join(f"{r.trial_id} ({r.reason})" for r in table.excluded.itertuples()))
+                click.echo("excluded: " + "; ".join(f"{i} ({r})" for i, r in zip(table.excluded[id_col], table.excluded["reason"])))
             click.echo("")
     if plot:
         from analysis import plots
 
-        plots.save(plots.frontier(tables, directions), plot)
+        if id_col == "trial_id":
+            plots.save(plots.frontier(tables, directions), plot)
+        else:  # evaluation points: each trial's path through them, the front highlighted
+            from analysis.paths import path_lines
+
+            plots.save(plots.paths([(t, path_lines(t)) for t in tables], directions), plot)
         click.echo(f"plot: {plot}", err=fmt in ("csv", "json"))
 
 
@@ -191,8 +198,11 @@ def _one_plane(blocks: list, planes: list[tuple], trials, directions: dict) -> l
               help="csv is one table: the plane of --x/--y or --objectives, else the first default plane "
                    "with values (stderr names it and the flags for the others); json holds every plane.")
 @click.option("--plot", default=None, metavar="PNG", help="Also draw the fronts into this PNG file.")
+@click.option("--points", "points", default="final", type=click.Choice(["final", "evals"]),
+              help="final: each trial's final evaluation (default). evals: every evaluation (trial, step) of "
+                   "evals.parquet, named trial@step (the training-path frontier; --plot draws each trial's path).")
 def frontier(results: str | None, dataset: str | None, x: str | None, y: str | None, objectives: str | None,
-             by: str | None, fmt: str, plot: str | None) -> None:
+             by: str | None, fmt: str, plot: str | None, points: str) -> None:
     """Print the non-dominated and the dominated trials with their dominators.
 
     Default planes: TOFU — forget loss ↑ vs retain loss ↓ and rouge_f ↓ vs utility_r ↑;
@@ -203,6 +213,7 @@ def frontier(results: str | None, dataset: str | None, x: str | None, y: str | N
       pareto frontier --dataset tofu --x rouge_f --y utility_r --by combiner
       pareto frontier --dataset muse --objectives verbmem_f,knowmem_f,knowmem_r --format latex
       pareto frontier --results DIR --plot frontier.png
+      pareto frontier --results DIR --points evals --plot paths.png
     """
     folder = find_results(results, dataset)
     if (x is None) != (y is None):
@@ -223,5 +234,31 @@ def frontier(results: str | None, dataset: str | None, x: str | None, y: str | N
         if not names:
             fail("--objectives needs at least one metric name")
         planes = [tuple(names)]
-    print_frontier(res.trials, planes, fmt, by, directions=res.directions, dataset=dataset, plot=plot,
-                   recorded=res.planes)
+    table, id_col = res.trials, "trial_id"
+    if points == "evals":
+        table, id_col = _evaluation_points(res, folder)
+    print_frontier(table, planes, fmt, by, directions=res.directions, dataset=dataset, plot=plot,
+                   recorded=res.planes, id_col=id_col)
+
+
+def _evaluation_points(res, folder: str):
+    """(every evaluation of the sweep as a row, "point"); the trials and "trial_id" with a note
+    on stderr when no trial was evaluated more than once (then the path front is the final one)."""
+    from analysis.paths import POINT_COL, path_points
+
+    if res.evals.empty:
+        fail(f"{folder} has no evals.parquet (or it is empty), so --points evals has nothing to place. "
+             "Drop --points evals, or re-run the sweep (evals.parquet is written with the trials).")
+    try:
+        paths = path_points(res.trials, res.evals)
+    except ValueError as exc:
+        fail(f"cannot read the evaluations of {folder}: {exc}")
+    if paths.single_evaluation:
+        click.echo("note: every trial has one evaluation only (eval.every was 0), so --points evals is the "
+                   "final front; shown below. For a path, re-run with --set eval.every=N.", err=True)
+        return res.trials, "trial_id"
+    if paths.unevaluated:
+        shown = ", ".join(map(str, paths.unevaluated[:10])) + (" …" if len(paths.unevaluated) > 10 else "")
+        click.echo(f"note: {len(paths.unevaluated)} trial(s) have no evaluation in evals.parquet and are not "
+                   f"placed: {shown}", err=True)
+    return paths.points, POINT_COL
