@@ -189,19 +189,26 @@ def test_pick_on_a_real_sweep(sgd_sweep):
     assert not better.any()  # nothing dominates the knee
     assert ((c["trial_id"] == row["trial_id"]) & (c["eval_step"] == row["eval_step"])).any()
 
-    # at-forget at the midpoint of t001's last two evaluations of the forget metric
+    # at-forget on the loss plane (the forget loss moves at every step), at the midpoint of t001's two
+    # evaluations: its crossing is their mean utility; with --from-target every path starts at t000 (step 0)
+    x, y = "loss_f_eval", "loss_r_eval"
     path = c[c.trial_id == "t001"].sort_values("eval_step")
     f, u = path[x].to_numpy(dtype=float)[-2:], path[y].to_numpy(dtype=float)[-2:]
-    if f[0] == f[1]:
-        pytest.skip(f"t001's {x} did not move between its last two evaluations")
+    assert f[0] != f[1]
     level = float(f.mean())
-    run = CliRunner().invoke(main, ["pick", "--results", str(sgd_sweep), "--rule", f"at-forget={level!r}",
-                                    "--no-from-target", "--format", "json"])
-    assert run.exit_code == 0, run.output
-    rows = {r["method"]: r for r in json.loads(run.stdout)}
-    ng = rows[res.trials.set_index("trial_id").loc["t001", "method"]]
-    assert ng["reached"]
-    expected = [uu for tid in ("t001", "t002") for _, uu in crossings(c[c.trial_id == tid], level, x, y)]
-    best = max(expected) if res.directions.get(y, "max") == "max" else min(expected)
-    assert ng["utility_mean"] == pytest.approx(best)
-    assert float(u.mean()) in [pytest.approx(e) for e in expected]  # t001's own crossing is the midpoint
+    method = res.trials.set_index("trial_id").loc["t001", "method"]
+    target = c[c.trial_id == "t000"]
+    for flag, start in (("--no-from-target", None), ("--from-target", target)):
+        run = CliRunner().invoke(main, ["pick", "--results", str(sgd_sweep), "--rule", f"at-forget={level!r}",
+                                        "--x", x, "--y", y, flag, "--format", "json"])
+        assert run.exit_code == 0, run.output
+        ng = {r["method"]: r for r in json.loads(run.stdout)}[method]
+        assert ng["reached"] and ng["forget_metric"] == x and ng["utility_metric"] == y
+        expected = []
+        for tid in ("t001", "t002"):
+            p = c[c.trial_id == tid]
+            if start is not None:
+                p = pd.concat([start.assign(trial_id=tid), p])
+            expected += [uu for _, uu in crossings(p, level, x, y)]
+        assert float(u.mean()) in [pytest.approx(e) for e in expected]  # t001's own crossing is the midpoint
+        assert ng["utility_mean"] == pytest.approx(min(expected))  # loss_r_eval: lower is better
