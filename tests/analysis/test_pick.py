@@ -20,6 +20,22 @@ def evals(rows, cols=("trial_id", "eval_step", "f", "u")):
 
 
 # ------------------------------------------------------------------------------------- rules
+def test_docstring_example_and_no_pareto_or_torch_import():
+    import doctest
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import analysis.pick
+
+    assert doctest.testmod(analysis.pick).failed == 0
+    code = ("import sys, analysis.pick as p, pandas as pd; "
+            "p.at_forget(pd.DataFrame({'trial_id': ['a', 'a', 'b'], 'eval_step': [1, 2, 1], 'f': [1.0, 0.0, 0.5], "
+            "'u': [1.0, 0.0, 0.2], 'seed': [0, 0, 1], 'method': 'm'}), 0.5, 'f', 'u', {}); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pareto')); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], check=True)
+
+
 def test_parse_rule_forms_and_errors():
     assert parse_rule("knee") == ("knee", None)
     assert parse_rule("at-forget=0.03") == ("at-forget", 0.03)
