@@ -132,6 +132,8 @@ class EvalSpec:
     retain_items: int = 40  # retain QA pairs scored (the forget set is scored whole)
     batch_size: int = 32
     every: int = 0  # also evaluate every N steps (each evaluation is reported to Ray Tune); 0: at the end only
+    keep_checkpoints: bool = False  # keep the weights at every evaluation (LoRA: the adapters), in the results'
+    #                                 checkpoints/<trial>/step<K>/, for `pareto export` and `pareto mix`
 
     def check(self, add: Add) -> None:
         """Metric names (which data they fit: pareto.sources) and the evaluation's sizes."""
@@ -145,6 +147,8 @@ class EvalSpec:
             add(("eval",), "max_new_tokens, retain_items and batch_size must be ≥ 1")
         if self.every < 0:
             add(("eval", "every"), f"must be ≥ 0 (0: evaluate at the end only), got {self.every}")
+        if not isinstance(self.keep_checkpoints, bool):
+            add(("eval", "keep_checkpoints"), f"must be true or false, got {self.keep_checkpoints!r}")
 
 
 @dataclass(frozen=True)
