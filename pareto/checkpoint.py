@@ -190,3 +190,121 @@ def _load_distributed(d: Path, model, optimizer, trained_only: bool) -> None:
     dcp.load(state, checkpoint_id=str(d / "distributed"))
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
                    options=options)
+
+
+# ----------------------------------------------------------------------- weights kept for analysis
+#: `eval.keep_checkpoints: true`: the weights at every evaluation of every unlearning trial, in the
+#: sweep's results folder as <folder>/checkpoints/<trial id>/step<K>/{model.safetensors, meta.json}.
+#:
+#: Why the trial writes them itself, through a `Store`, and not through Ray's checkpoint mechanism:
+#: Tune keeps one checkpoint per trial (`num_to_keep=1`, what `storage.checkpoints: last` resumes
+#: from), deletes the older ones and would restore a retried trial from a weights-only directory;
+#: and a weights payload in the reported row would sit in the driver's memory and in Tune's
+#: experiment state. Tune's own checkpoints reach storage the same way: the trial's worker writes
+#: to the storage location (a shared mount or an object store on a cluster), so every node that
+#: can report a Tune checkpoint can write these too. Each file is written atomically by the Store
+#: (locally a temporary file renamed into place, on object stores one PUT), the weights first and
+#: meta.json last: a step is kept once its meta.json exists, never half.
+#:
+#: What is kept: a full model's state dict (tied weights once, as `save_pretrained` does); for a
+#: LoRA trial only the adapters, in peft's layout (`get_peft_model_state_dict`: adapter name
+#: dropped), with the LoRA config in meta.json: the frozen target is the sweep's target, unchanged.
+KEPT_DIR = "checkpoints"
+KEPT_FORMAT = 1
+
+
+def kept_rel(trial_id: str, step: int) -> str:
+    """The folder of a kept step inside the sweep's folder."""
+    from pareto.results.state import TRIAL_ID
+
+    if not TRIAL_ID.fullmatch(str(trial_id)):
+        raise ValueError(f"trial id {trial_id!r} is not of the form t000")
+    return f"{KEPT_DIR}/{trial_id}/step{int(step)}"
+
+
+def _lora_config(model) -> dict | None:
+    inner = getattr(model, "module", model)  # DDP wraps; FSDP shards in place
+    config = getattr(inner, "peft_config", None)
+    if not config:
+        return None
+    return json.loads(json.dumps(next(iter(config.values())).to_dict(),
+                                 default=lambda v: sorted(v) if isinstance(v, (set, frozenset)) else str(v)))
+
+
+def kept_tensors(model, parallel=None) -> tuple[dict, dict | None]:
+    """(name → CPU tensor, LoRA config or None) of the model as it is now. With several workers
+    every rank must call it (the full state dict is gathered); rank 0's result is the one to keep."""
+    from safetensors.torch import _remove_duplicate_names
+
+    lora = _lora_config(model)
+    world = getattr(parallel, "world", 1)
+    if world > 1:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True,
+                                                                  ignore_frozen_params=lora is not None))
+        if lora is not None:  # peft's layout: the adapter name dropped, as get_peft_model_state_dict does
+            sd = {k.replace(".default.", "."): v for k, v in sd.items() if "lora_" in k}
+    elif lora is not None:
+        from peft import get_peft_model_state_dict
+
+        sd = get_peft_model_state_dict(model)
+    else:
+        sd = dict(model.state_dict())
+    for names in _remove_duplicate_names(sd).values():  # tied weights (GPT-2's lm_head = wte) once
+        for n in names:
+            sd.pop(n, None)
+    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}, lora
+
+
+def keep_weights(store, folder: str, trial_id: str, step: int, model, *, parallel=None,
+                 target_hash: str | None = None) -> str | None:
+    """Write the model's weights at `step` to <folder>/checkpoints/<trial_id>/step<step>/ through
+    `store` (model.safetensors, then meta.json); returns that folder (None on ranks other than 0)."""
+    from safetensors.torch import save
+
+    tensors, lora = kept_tensors(model, parallel)
+    if getattr(parallel, "rank", 0) != 0:
+        return None
+    rel = f"{folder}/{kept_rel(trial_id, step)}" if folder else kept_rel(trial_id, step)
+    data = save(tensors, metadata={"format": "pt"})
+    store.write_bytes(f"{rel}/model.safetensors", data)
+    meta = {"format": KEPT_FORMAT, "trial_id": trial_id, "step": int(step), "lora": lora,
+            "target_hash": target_hash, "bytes": len(data), "n_tensors": len(tensors),
+            "dtype": str(next(iter(tensors.values())).dtype).replace("torch.", "") if tensors else None}
+    store.write_text(f"{rel}/meta.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return rel
+
+
+def kept_steps(store, folder: str, trial_id: str) -> list[int]:
+    """The steps of a trial whose weights were kept (complete: meta.json written)."""
+    base = f"{folder}/{KEPT_DIR}/{trial_id}" if folder else f"{KEPT_DIR}/{trial_id}"
+    out = []
+    for name in store.listdir(base):
+        if name.startswith("step") and name[4:].isdigit() and store.exists(f"{base}/{name}/meta.json"):
+            out.append(int(name[4:]))
+    return sorted(out)
+
+
+def read_kept(store, folder: str, trial_id: str, step: int) -> tuple[dict, dict]:
+    """(name → tensor, meta) of a kept step."""
+    from safetensors.torch import load
+
+    rel = f"{folder}/{kept_rel(trial_id, step)}" if folder else kept_rel(trial_id, step)
+    meta = json.loads(store.read_text(f"{rel}/meta.json"))
+    if meta.get("format") != KEPT_FORMAT:
+        raise ValueError(f"{store.display(rel)}: kept weights of format {meta.get('format')}, not {KEPT_FORMAT}")
+    with store.fs.open_input_stream(store.path(f"{rel}/model.safetensors")) as f:
+        return load(f.read()), meta
+
+
+def load_full_weights(model, tensors: dict) -> None:
+    """Load a full model's kept tensors; the names left out are tied to ones given (checked)."""
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected:
+        raise ValueError(f"the kept weights hold tensors the model has not: {unexpected[:3]}")
+    state = model.state_dict()
+    given = {state[k].data_ptr() for k in tensors}
+    untied = [k for k in missing if state[k].data_ptr() not in given]
+    if untied:
+        raise ValueError(f"the kept weights lack {untied[:3]}")

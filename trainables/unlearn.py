@@ -96,7 +96,11 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     With `storage.checkpoints: last`, each evaluation's report also carries a checkpoint directory
     (`report(row, checkpoint_dir)`); `restore_dir` continues a retried trial from one. With several
     workers (`parallel`), every rank runs this function and reports (the same rows: every number is
-    reduced over ranks); each rank's checkpoint directory holds its shard."""
+    reduced over ranks); each rank's checkpoint directory holds its shard.
+
+    With `eval.keep_checkpoints: true`, an unlearning trial also writes its weights at every
+    evaluation into the results, `<setup["results_dir"]>/checkpoints/<trial id>/step<K>/`
+    (`pareto.checkpoint.keep_weights`, which says why there and not through Tune's checkpoints)."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     unlearn, ev = setup["spec"]["unlearn"], setup["spec"]["eval"]
 
@@ -111,6 +115,7 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
     final = {"status": "ok", "steps_done": 0, "device": device, "dtype": unlearn["dtype"],
              "workers": parallel.world, "parallel": unlearn.get("parallel")}
     step_rows: list[dict] = []
+    keep = kept_weights_writer(setup, point, model, parallel) if engine is not None else None
 
     def evaluate_now(at_step: int) -> dict:
         """Metrics of the model as it is now, the per-item records, and the step rows since the last report."""
@@ -151,6 +156,8 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
                 final["steps_done"] = step + 1
                 if eval_every and (step + 1) % eval_every == 0 and step + 1 < n_steps:
                     row, saved = evaluate_now(step + 1), save_state(step + 1)
+                    if keep:
+                        keep(step + 1)
                     if saved:
                         report(row, saved)
                     else:
@@ -170,6 +177,8 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
             last = evaluate_now(final["steps_done"])
         except Exception as exc:  # a metric that cannot be computed fails the trial, not its step telemetry
             final.update(status="failed", error=f"evaluation at step {final['steps_done']}: {type(exc).__name__}: {exc}")
+        if keep and last.get("evaluated"):
+            keep(final["steps_done"])
     step_rows.clear()
     last.update(final, final=True, wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
     last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0
@@ -177,6 +186,44 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         last["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
     report(last)
     return last
+
+
+def kept_weights_writer(setup: dict, point: dict, model, parallel=SINGLE) -> Callable[[int], None] | None:
+    """`keep(step)` writing the model's weights into the results (eval.keep_checkpoints), else None."""
+    if not setup["spec"]["eval"].get("keep_checkpoints"):
+        return None
+    from pareto.results.store import Store
+
+    if not setup.get("results_dir"):
+        raise ValueError("eval.keep_checkpoints: the trial was not told where the results are (setup['results_dir'])")
+    store, tid = Store(setup["results_dir"]), f"t{int(point['index']):03d}"
+    manifest = Path(setup["target_dir"]) / "manifest.json"
+    target_hash = json.loads(manifest.read_text()).get("hash") if manifest.is_file() else None
+
+    def keep(step: int) -> None:
+        checkpoint.keep_weights(store, "", tid, step, model, parallel=parallel, target_hash=target_hash)
+
+    return keep
+
+
+def results_dir_from_tune() -> str:
+    """The sweep's results folder, from inside a Tune trial: Tune's storage_path is `<folder>/.ray`
+    (pareto.sweep._fit puts Tune's state beside the results), on Tune's own filesystem, which every
+    node that reports checkpoints can write."""
+    import posixpath
+
+    import pyarrow.fs as pafs
+    from ray import tune
+
+    storage = tune.get_context().get_storage()
+    fs, path = storage.storage_filesystem, storage.storage_fs_path.rstrip("/")
+    if posixpath.basename(path) != ".ray":
+        raise ValueError(f"eval.keep_checkpoints: Tune's storage {path} is not <results folder>/.ray")
+    folder = posixpath.dirname(path)
+    if isinstance(fs, pafs.LocalFileSystem):
+        return folder
+    scheme = {"gcs": "gs"}.get(fs.type_name, fs.type_name)
+    return f"{scheme}://{folder}"
 
 
 def prepare_model(target: "Target", unlearn: dict, device: str, unlearning: bool = True, parallel=SINGLE):
@@ -349,8 +396,12 @@ def trainable(config: dict, setup: dict) -> None:
     if setup["spec"]["resources"].get("workers_per_trial"):  # one trial, several workers: Ray Train
         from trainables.distributed import run_on_workers
 
+        if setup["spec"]["eval"].get("keep_checkpoints") and not setup.get("results_dir"):
+            setup = {**setup, "results_dir": results_dir_from_tune()}
         return run_on_workers(setup, config["point"], f"{setup.get('run_name', 'run')}-p{config['point']['index']:04d}")
     setup = {**setup, "target_dir": local_target(setup)}
+    if setup["spec"]["eval"].get("keep_checkpoints") and not setup.get("results_dir"):
+        setup["results_dir"] = results_dir_from_tune()
     node = ray.get_runtime_context().get_node_id()
 
     def report(row: dict, checkpoint_dir: str | None = None) -> None:
