@@ -24,6 +24,7 @@ A point is what a trial runs: {"combiner": {"name", "params"}, "objective": {...
 
 from __future__ import annotations
 
+import copyreg
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -280,10 +281,26 @@ def make_sampler(sampler: str, seed: int):
     if sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     if sampler == "nsga2":
+        # Ray Tune pickles the searcher with its experiment state; Optuna 5.1's NSGA-II holds a
+        # threading.Lock, which does not pickle: pickle it without, restore it with a new one
+        copyreg.pickle(optuna.samplers.NSGAIISampler, _reduce_ga_sampler)
         return optuna.samplers.NSGAIISampler(seed=seed)
     if sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     raise ValueError(f"unknown optuna sampler {sampler!r}; available: {', '.join(SAMPLERS)}")
+
+
+def _reduce_ga_sampler(sampler):
+    return _restore_ga_sampler, (type(sampler), {k: v for k, v in vars(sampler).items() if k != "_thread_lock"})
+
+
+def _restore_ga_sampler(cls, state: dict):
+    import threading
+
+    sampler = cls.__new__(cls)
+    sampler.__dict__.update(state)
+    sampler._thread_lock = threading.Lock()
+    return sampler
 
 
 def _labels(options: list[dict]) -> list[str]:

@@ -87,6 +87,22 @@ def test_the_same_seed_draws_the_same_points_past_the_random_start():
     assert [p["lr"] for p in other] != [p["lr"] for p in a]
 
 
+def test_every_sampler_pickles_as_ray_tune_keeps_its_searcher():
+    """Tune pickles OptunaSearch (and its sampler) with the experiment state; Optuna 5.1's NSGA-II
+    holds a threading.Lock, so `sampler: nsga2` failed at Tuner() before make_sampler's reducer."""
+    from ray import cloudpickle
+
+    from pareto.search import make_sampler
+
+    spec, _ = parse_spec(SPEC.format(sampler="nsga2", seed=5))
+    for name in ("gp", "tpe", "nsga2"):
+        sampler = make_sampler(name, 5)
+        copy = cloudpickle.loads(cloudpickle.dumps(sampler))
+        assert type(copy) is type(sampler)
+        # the copy goes on drawing what a fresh sampler with the same seed draws
+        assert _first_points(copy, spec, 3) == _first_points(make_sampler(name, 5), spec, 3)
+
+
 @pytest.mark.slow
 def test_a_short_optuna_sweep_with_the_gp_sampler(tmp_path, embedded_target):
     search = """  algorithm: optuna
