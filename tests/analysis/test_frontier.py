@@ -361,17 +361,14 @@ def test_large_groups_are_capped_by_default_and_noted():
     assert frontier_table(df, [("a", "min"), ("b", "min")], by="g").dominators_limit == 3
 
 
-def test_frontier_table_of_1e5_rows_is_quick():
+def test_frontier_table_of_1e5_rows_names_front_dominators():
     """10⁵ rows, 3 objectives: the ranks, the front and 3 front dominators per row; the
-    all-pairs dominators would be 10¹⁰ comparisons. (Time measured in benchmarks/front_scale.py.)"""
-    import time
-
+    all-pairs dominators would be 10¹⁰ comparisons. (Timed, not asserted: benchmarks/front_scale.py.)"""
     rng = np.random.default_rng(1)
     n = 100_000
     df = pd.DataFrame({"trial_id": np.arange(n), "a": rng.random(n), "b": rng.random(n), "c": rng.random(n)})
-    t0 = time.perf_counter()
     t = frontier_table(df, [("a", "min"), ("b", "max"), ("c", "min")])
-    assert time.perf_counter() - t0 < 60  # generous: shared CPUs; ~1-2 s alone
+    assert t.dominators_limit == 3
     front = set(t.front["trial_id"])
     sample = t.rows[t.rows["dominated"]].sample(200, random_state=0)
     pts = df.set_index("trial_id")
