@@ -179,6 +179,8 @@ def front_dominators(points: np.ndarray, directions: Sequence[str], limit: int =
         d = _dominated_by_matrix_rows(dp, rows, by=fp)         # [b, n_front]
         first = d & (np.cumsum(d, axis=1) <= limit)            # the first `limit` per row
         r, c = np.nonzero(first)                               # row-major: ascending c per row
+        if not r.size:
+            continue
         cuts = np.flatnonzero(np.diff(r)) + 1
         for i, cols in zip(r[np.r_[0, cuts]], np.split(front[c], cuts)):
             out[int(dominated[rows.start + i])] = cols.tolist()
