@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from pareto.cli.check import check
+from pareto.cli.export import export
 from pareto.cli.frontier import frontier
+from pareto.cli.mix import mix
 from pareto.cli.pick import pick
 from pareto.cli.probe import probe
 from pareto.cli.report import report
@@ -26,6 +28,8 @@ def main() -> None:
       pareto check theorem5 --results DIR     Eq. 5 / Lemma 4 / Theorem 5 per step and method
       pareto report --results DIR --out F     one HTML page: every figure and table
       pareto probe --trial T --step K         the losses along one step's update (Fig. 4)
+      pareto export --trial T --step K --out D  a kept model as a transformers folder
+      pareto mix --trial T --alphas 0:1:0.1   evaluate (1−α)·target + α·trial, add the points
       pareto validate sweeps/*.yaml           check specs, every problem at once
       pareto target sweeps/tofu_cpu.yaml      build (or find cached) the target and Retrain models
     """
@@ -39,3 +43,5 @@ main.add_command(check)
 main.add_command(report)
 main.add_command(probe)
 main.add_command(pick)
+main.add_command(export)
+main.add_command(mix)

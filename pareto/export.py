@@ -1,0 +1,388 @@
+"""A trial's kept weights (`eval.keep_checkpoints: true`) back as a model: `pareto export` writes one
+as a transformers folder, `pareto mix` evaluates the interpolations between it and the target.
+
+    θ_α = (1 − α)·θ_target + α·θ_unlearned          (every floating parameter; α in [0, 1])
+
+For a LoRA trial θ_unlearned = θ_target + ΔW with ΔW = s·B·A per adapted layer, so the same
+formula is θ_α = θ_target + α·ΔW: the adapters' delta is scaled (B ← α·B), the frozen target is
+untouched. A mixed model is evaluated with the sweep's own evaluation (its metrics, eval
+settings, the target's template, BOS and splits, the Retrain reference), on the trial's device,
+dtype and thread count, as `trainables/unlearn.py` evaluates a trial.
+
+`open_kept` checks the input before torch is needed; every problem is a `KeptError` whose
+message names the fix (the CLI exits 2 with it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from pareto import checkpoint
+
+
+class KeptError(ValueError):
+    """Input export or mix cannot use; the message names the problem and the fix."""
+
+
+@dataclass
+class Kept:
+    """One trial's kept step, with what rebuilding and evaluating it needs."""
+
+    results: str  # the sweep folder (a path or URI)
+    trial: dict  # its trials.parquet row (pyarrow: None for nulls)
+    spec: dict
+    step: int
+    evals: list[dict]  # the trial's evals.parquet rows
+    target_dir: Path
+
+    @property
+    def trial_id(self) -> str:
+        return str(self.trial["trial_id"])
+
+    @property
+    def lora(self) -> bool:
+        return bool(self.spec["unlearn"].get("lora"))
+
+    def recorded(self) -> dict | None:
+        """The trial's evals.parquet row at this step (None if not there)."""
+        return next((e for e in self.evals if int(e["eval_step"]) == self.step), None)
+
+
+def results_store(results: str):
+    """(Store of the folder above, the sweep folder's name in it): what the results writer takes."""
+    from pareto.results.store import Store
+
+    if "://" in results:
+        parent, name = results.rstrip("/").rsplit("/", 1)
+        return Store(parent), name
+    path = Path(results).resolve()
+    return Store(str(path.parent)), path.name
+
+
+def find_target(target_hash: str | None) -> Path | None:
+    """The target with this content hash in the cache on this machine (PARETO_CACHE), else None."""
+    from pareto.models.cache import default_cache_dir
+
+    root = default_cache_dir()
+    if not target_hash or not root.is_dir():
+        return None
+    for d in sorted(root.iterdir()):
+        m = d / "manifest.json"
+        if d.name.startswith(".") or not m.is_file():
+            continue
+        try:
+            if json.loads(m.read_text()).get("hash") == target_hash:
+                return d
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def open_kept(results: str, trial_id: str, step: int | None) -> Kept:
+    """Check and read a trial's kept step (step None: its last kept one). Raises KeptError naming
+    the fix: an unknown trial, the baseline, a sweep without eval.keep_checkpoints, a step not
+    kept (the kept ones listed), a target not in this machine's cache."""
+    import pyarrow as pa
+
+    store, folder = results_store(results)
+    try:
+        trials = store.read_table(f"{folder}/trials.parquet").to_pylist()
+    except (FileNotFoundError, OSError, pa.ArrowInvalid):
+        raise KeptError(f"{results} holds no trials.parquet. Pass --results with the folder `pareto sweep` "
+                        "printed.") from None
+    ids = [t["trial_id"] for t in trials]
+    row = next((t for t in trials if t["trial_id"] == trial_id), None)
+    if row is None:
+        shown = ", ".join(ids[:12]) + (" …" if len(ids) > 12 else "")
+        raise KeptError(f"no trial {trial_id!r} in {results}; its trials are: {shown or 'none'}. "
+                        "`pareto frontier --results DIR` lists them with their labels.")
+    kept_ids = [t["trial_id"] for t in trials if t["combiner"] not in ("no-unlearn", "mix")]
+    if row["combiner"] == "no-unlearn":
+        raise KeptError(f"{trial_id} is the No-unlearn baseline: its model is the target itself (nothing was "
+                        f"kept for it). Pick an unlearning trial: {', '.join(kept_ids[:8]) or 'none'}.")
+    if row["combiner"] == "mix":
+        raise KeptError(f"{trial_id} is itself a mix ({row.get('label')}); pick the unlearning trial it was "
+                        f"mixed from: {', '.join(kept_ids[:8]) or 'none'}.")
+    if not isinstance(row.get("spec"), str):
+        raise KeptError(f"{trial_id} has no recorded spec (the `spec` column of trials.parquet); these results "
+                        "predate it. Rerun the sweep with eval.keep_checkpoints: true.")
+    spec = json.loads(row["spec"])
+    evals = []
+    if store.exists(f"{folder}/evals.parquet"):
+        evals = [e for e in store.read_table(f"{folder}/evals.parquet").to_pylist() if e["trial_id"] == trial_id]
+    evaluated = sorted(int(e["eval_step"]) for e in evals)
+    if not spec["eval"].get("keep_checkpoints"):
+        raise KeptError(f"{results} was swept without eval.keep_checkpoints, so no weights of {trial_id} were kept. "
+                        "Rerun the sweep with `--set eval.keep_checkpoints=true` (and eval.every for steps on the "
+                        "way), then pass the new results.")
+    kept = checkpoint.kept_steps(store, folder, trial_id)
+    if not kept:
+        raise KeptError(f"{trial_id} ({row.get('label')}, status {row.get('status')}) has no kept weights in "
+                        f"{results}/{checkpoint.KEPT_DIR}/ (it evaluated at steps {evaluated or 'none'}). "
+                        f"Pick another trial: {', '.join(kept_ids[:8])}.")
+    if step is None:
+        step = kept[-1]
+    if step not in kept:
+        raise KeptError(f"{trial_id} has no kept weights at step {step}; its kept steps are "
+                        f"{', '.join(map(str, kept))}. Pass one of them with --step.")
+    target = find_target(row.get("target_hash"))
+    if target is None:
+        raise KeptError(f"the target {trial_id} unlearned (hash {str(row.get('target_hash'))[:16]}) is not in the "
+                        f"cache on this machine. Build it with `pareto target SPEC` (the sweep's spec, recorded in "
+                        f"{results}/sweep.json), or point PARETO_CACHE at the cache the sweep used.")
+    return Kept(results, row, spec, int(step), evals, target)
+
+
+def parse_alphas(text: str) -> list[float]:
+    """"0:1:0.1" (start:stop:step, both ends included) or "0,0.5,1" → the α values, each in [0, 1].
+
+    >>> parse_alphas("0:1:0.25")
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    >>> parse_alphas("1, 0.3")
+    [0.3, 1.0]
+    """
+    why = (f"--alphas {text!r}: give START:STOP:STEP (e.g. 0:1:0.1, both ends included) or a comma list "
+           "(e.g. 0,0.5,1) of numbers in [0, 1]")
+    try:
+        if ":" in text:
+            parts = [float(x) for x in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            a, b, s = parts
+            if not (s > 0 and b >= a and all(math.isfinite(x) for x in parts)):
+                raise KeptError(why + "; STEP must be > 0 and STOP ≥ START")
+            n = round((b - a) / s)
+            if abs(a + n * s - b) > 1e-9 * max(1.0, abs(b)):
+                raise KeptError(why + f"; STOP − START is not a multiple of STEP ({b} − {a} vs {s})")
+            values = [round(a + i * s, 12) for i in range(n + 1)]
+        else:
+            values = [float(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise KeptError(why) from None
+    if not values or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+        raise KeptError(why)
+    return sorted(set(values))
+
+
+# ------------------------------------------------------------------------------ models
+def _setup(kept: Kept, log) -> dict:
+    """What `trainables.unlearn.open_target` takes: the spec, the target, the sweep's extra
+    evaluation splits and the Retrain reference (pareto.prepare, finding the target cached)."""
+    from pareto.prepare import prepare_target
+    from pareto.spec import SpecError, parse_spec
+
+    try:
+        spec, _ = parse_spec(json.dumps(kept.spec), source=f"{kept.trial_id}'s recorded spec")
+    except SpecError as exc:
+        raise KeptError(f"{kept.trial_id}'s recorded spec no longer validates ({exc}); it was written by "
+                        f"pareto {kept.trial.get('pareto_version')}.") from None
+    prepared = prepare_target(spec, log=log)
+    if prepared.manifest.get("hash") != kept.trial.get("target_hash"):
+        raise KeptError(f"the recorded spec prepares another target (hash {str(prepared.manifest.get('hash'))[:16]}) "
+                        f"than {kept.trial_id} unlearned; point PARETO_CACHE at the cache the sweep used.")
+    return {"spec": kept.spec, "target_dir": str(prepared.target_dir), "eval_splits": prepared.eval_splits,
+            "reference": prepared.reference}
+
+
+def _device(kept: Kept) -> str:
+    import torch
+
+    device = str(kept.trial.get("device") or "cpu")
+    return device if not device.startswith("cuda") or torch.cuda.is_available() else "cpu"
+
+
+class Evaluator:
+    """The trial's model at its kept step (or mixed with the target), evaluated as the sweep does."""
+
+    def __init__(self, kept: Kept, log=print) -> None:
+        import torch
+
+        from trainables.unlearn import open_target, prepare_model
+
+        self.kept = kept
+        self.setup = _setup(kept, log)
+        unlearn = kept.spec["unlearn"]
+        self.threads = int(unlearn.get("threads") or max(1, int(float(kept.spec["resources"]["cpus_per_trial"]))))
+        self.target = open_target(self.setup)
+        store, folder = results_store(kept.results)
+        self.tensors, self.meta = checkpoint.read_kept(store, folder, kept.trial_id, kept.step)
+        device = _device(kept)
+        self.model = prepare_model(self.target, unlearn, device, unlearning=self.kept.lora)
+        with torch.no_grad():
+            if self.kept.lora:
+                names = {n for n, _ in self.model.named_parameters()}
+                missing = [k for k in self.tensors if k.replace(".weight", ".default.weight") not in names]
+                if missing:
+                    raise KeptError(f"the kept adapters do not fit the spec's LoRA model (e.g. {missing[:2]})")
+            else:
+                state = self.model.state_dict()
+                self.base = {k: state[k].detach().clone() for k in self.tensors}
+                self.unlearned = {k: v.to(device=state[k].device, dtype=state[k].dtype)
+                                  for k, v in self.tensors.items()}
+
+    def set_alpha(self, alpha: float) -> None:
+        """Make the model θ_α (α = 1: the trial's own weights at its kept step)."""
+        import torch
+
+        a = float(alpha)
+        with torch.no_grad():
+            if self.kept.lora:
+                from peft import set_peft_model_state_dict
+
+                scaled = {k: (v * a if "lora_B" in k else v) for k, v in self.tensors.items()}
+                set_peft_model_state_dict(self.model, scaled)
+            else:
+                params = self.model.state_dict()
+                for k, u in self.unlearned.items():
+                    t = params[k]
+                    if t.is_floating_point():
+                        t.copy_((1.0 - a) * self.base[k] + a * u)
+                    elif a > 0:
+                        t.copy_(u)
+
+    def evaluate(self, model=None) -> tuple[dict, list[dict], str]:
+        """(metric → value, item rows, metric_settings) of `model` (default: this one as it is now)."""
+        import torch
+
+        from pareto.metrics import EvalContext, evaluate
+        from dataclasses import asdict
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            t = self.target
+            ctx = EvalContext(model if model is not None else self.model, t.tokenizer, t.eval_splits, t.settings,
+                              reference=self.setup.get("reference", {}))
+            values = evaluate(ctx, self.kept.spec["eval"]["metrics"])
+        finally:
+            torch.set_num_threads(before)
+        items = [{"metric": name, **asdict(item)} for name, v in values.items() for item in v.items]
+        settings = json.dumps({name: v.settings for name, v in values.items()}, sort_keys=True)
+        return {name: v.value for name, v in values.items()}, items, settings
+
+
+# ------------------------------------------------------------------------------ export
+EXPORT_NOTE = "pareto_export.json"
+
+
+def export(kept: Kept, out: str, log=print) -> Path:
+    """Write the kept model to `out` (a new local folder), built beside it and renamed into place:
+    a full model as `save_pretrained` writes it (config, model.safetensors, generation config) with
+    the target's tokenizer; a LoRA trial's adapters in peft's layout (adapter_config.json naming
+    the target as base, adapter_model.safetensors) with the tokenizer and a README naming the base.
+    pareto_export.json records where it came from and the trial's metrics at that step."""
+    import shutil
+    import uuid
+
+    import torch
+
+    from pareto.models._build import load_target
+
+    final = Path(out)
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise KeptError(f"--out {out} exists and is not empty; pass a new folder")
+    store, folder = results_store(kept.results)
+    tensors, meta = checkpoint.read_kept(store, folder, kept.trial_id, kept.step)
+    model, tokenizer, manifest = load_target(kept.target_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        if kept.lora:
+            from safetensors.torch import save_file
+
+            save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+            config = dict(meta["lora"], base_model_name_or_path=str(kept.target_dir), inference_mode=True)
+            (tmp / "adapter_config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+            (tmp / "README.md").write_text(
+                f"# LoRA adapters of {kept.trial_id} at step {kept.step} ({kept.trial.get('label')})\n\n"
+                f"Base model: the sweep's target, {kept.target_dir} (content hash {kept.trial.get('target_hash')}).\n"
+                "Load with:\n\n    from peft import PeftModel\n    from transformers import AutoModelForCausalLM\n"
+                f"    base = AutoModelForCausalLM.from_pretrained({str(kept.target_dir)!r})\n"
+                f"    model = PeftModel.from_pretrained(base, {str(final)!r})\n")
+        else:
+            model.to(getattr(torch, meta.get("dtype") or "float32"))
+            checkpoint.load_full_weights(model, tensors)
+            model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        recorded = kept.recorded() or {}
+        note = {"results": kept.results, "trial_id": kept.trial_id, "step": kept.step,
+                "label": kept.trial.get("label"), "lora": kept.lora, "target_dir": str(kept.target_dir),
+                "target_hash": kept.trial.get("target_hash"), "prompt_template": kept.trial.get("prompt_template"),
+                "add_bos": kept.trial.get("add_bos"),
+                "metrics": {m: recorded.get(m) for m in kept.spec["eval"]["metrics"]}}
+        (tmp / EXPORT_NOTE).write_text(json.dumps(note, indent=1, sort_keys=True, default=str) + "\n")
+        if final.exists():
+            final.rmdir()
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# ------------------------------------------------------------------------------ mix rows
+def mix_rows(kept: Kept, alpha: float, trial_id: str, values: dict, items: list[dict], settings: str,
+             wall_s: float) -> dict[str, list[dict]]:
+    """The tables of one mixed point: a trials row (combiner "mix", combiner_params {alpha, of,
+    step}; the rest of the recorded row kept: spec, hashes, objective, lr, dtype), its evaluation
+    at the kept step, and its items."""
+    from pareto.results.schema import METRICS
+
+    src = kept.trial
+    row = {**src, "trial_id": trial_id, "label": f"mix α={alpha:g} of {kept.trial_id}@{kept.step}",
+           "status": "ok", "error": None, "diverged_step": None, "combiner": "mix",
+           "combiner_params": json.dumps({"alpha": alpha, "of": kept.trial_id, "step": kept.step}, sort_keys=True),
+           "steps": kept.step, "final_lr": None, "resumed_from_step": None, "attempts": 1, "grad_buffer_bytes": None,
+           "gpu_peak_bytes": None, "first_step_changed_frac": None, "wall_s": wall_s, "cpu_s": None, "gpu_s": None,
+           "metric_settings": settings, **{m: None for m in METRICS}}
+    metrics = {**values, **{f"{k}_abs": abs(v) for k, v in values.items() if METRICS.get(k) == "zero"}}
+    row.update({k: v for k, v in metrics.items() if k in METRICS})
+    return {"trials": [row],
+            "evals": [{"trial_id": trial_id, "eval_step": kept.step, "wall_s": wall_s,
+                       **{k: v for k, v in metrics.items() if k in METRICS}}],
+            "items": [{**it, "trial_id": trial_id, "eval_step": kept.step} for it in items],
+            "steps": []}
+
+
+def write_mix(kept: Kept, points: list[tuple[float, dict]]) -> list[str]:
+    """Add mixed points (α, tables) to the results: each as its own part, parts/<id>/ (an earlier
+    mix of the same trial, step and α keeps its id and is replaced), then the four tables at the
+    top re-consolidated from every part, as `pareto sweep` writes them (trials.parquet last).
+    Returns the ids."""
+    from pareto.results.state import Sweep
+    from pareto.results.writer import read_tables, write_tables
+
+    store, folder = results_store(kept.results)
+    sweep = Sweep(store, folder)
+    finished = sweep.finished_parts()
+    existing: dict[tuple, str] = {}
+    for tid in finished:
+        r = store.read_table(f"{sweep.part(tid)}/trials.parquet").to_pylist()[0]
+        if r["combiner"] == "mix":
+            p = json.loads(r["combiner_params"])
+            existing[(p["of"], int(p["step"]), float(p["alpha"]))] = tid
+    top = [r["trial_id"] for r in store.read_table(f"{folder}/trials.parquet").select(["trial_id"]).to_pylist()]
+    nxt = max(int(t[1:]) for t in [*finished, *top]) + 1
+    ids = []
+    for alpha, tables in points:
+        tid = existing.get((kept.trial_id, kept.step, float(alpha)))
+        if tid is None:
+            tid, nxt = f"t{nxt:03d}", nxt + 1
+        for name in tables:
+            for r in tables[name]:
+                r["trial_id"] = tid
+        write_tables(store, sweep.part(tid), tables)
+        ids.append(tid)
+    parts = sorted(sweep.finished_parts())
+    tables = read_tables(store, [sweep.part(t) for t in parts])
+    write_tables(store, folder, {k: v.to_pylist() for k, v in tables.items()})
+    return ids
+
+
+def kept_folder(results: str, trial_id: str, step: int) -> str:
+    return posixpath.join(results.rstrip("/"), checkpoint.kept_rel(trial_id, step))
