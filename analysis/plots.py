@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 
 from analysis.results import ARROWS
 
-__all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "paths", "agreement", "save", "png_bytes"]
+__all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "paths", "agreement", "budget", "attainment", "eaf_difference",
+           "save", "png_bytes"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
 
@@ -338,3 +339,77 @@ def fig4(data: pd.DataFrame, summary: pd.DataFrame | None = None) -> Figure:
         row[0].annotate(title, (0, 1.13), xycoords="axes fraction", fontsize=10.5, fontweight="bold")
     fig.suptitle("Fig. 4 — the losses along the update direction at one step", fontsize=12)
     return fig
+
+
+# ------------------------------------------------------------------- tuning budgets and seeds
+def budget(curves: pd.DataFrame, title: str = "") -> Figure:
+    """Hypervolume against trials spent (analysis.budget.budget_curves): one line per method, its
+    central interval shaded."""
+    fig = Figure(figsize=(6.0, 3.6))
+    ax = fig.add_subplot()
+    colors = _colors(curves["method"]) if len(curves) else {}
+    for method, c in curves.groupby("method", sort=False):
+        ax.plot(c["k"], c["hv"], color=colors[method], label=str(method), marker="o", ms=3)
+        ax.fill_between(c["k"], c["hv_lo"], c["hv_hi"], color=colors[method], alpha=0.15, lw=0)
+    if curves.empty:
+        _empty(ax)
+    ax.set_xlabel("trials spent (random order)")
+    ax.set_ylabel("hypervolume vs No-unlearn")
+    ax.set_title(title, fontsize=9)
+    if len(curves):
+        ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def attainment(surfaces: pd.DataFrame, names: Sequence[str], directions: dict | None = None) -> Figure:
+    """Attainment surfaces (analysis.attainment.attainment_surfaces) as staircases, one colour per
+    method, one line style per percentile."""
+    fig = Figure(figsize=(6.0, 4.2))
+    ax = fig.add_subplot()
+    x, y = names
+    colors = _colors(surfaces["method"]) if len(surfaces) else {}
+    styles = {p: s for p, s in zip(sorted(surfaces["percentile"].unique()) if len(surfaces) else [],
+                                   ["-", "--", ":", "-."] * 4)}
+    for (method, pct), s in surfaces.groupby(["method", "percentile"], sort=False):
+        s = s.sort_values(x)
+        ax.step(s[x], s[y], where="post", color=colors[method], ls=styles[pct],
+                label=f"{method} ({pct:g} %, {int(s['n_sets'].iloc[0])} seeds)")
+        ax.plot(s[x], s[y], "o", color=colors[method], ms=3)
+    if surfaces.empty:
+        _empty(ax)
+    else:
+        ax.legend(fontsize=7)
+    ax.set_xlabel(_label(x, directions))
+    ax.set_ylabel(_label(y, directions))
+    return fig
+
+
+def eaf_difference(diff: pd.DataFrame, names: Sequence[str], a: str, b: str, directions: dict | None = None) -> Figure:
+    """The EAF difference of two methods (analysis.attainment.eaf_difference): rectangles coloured by
+    a's share minus b's (blue: a attains more often, red: b)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(6.0, 4.2))
+    ax = fig.add_subplot()
+    if diff.empty:
+        _empty(ax, "the two methods attain the same regions")
+        return fig
+    xs = diff[["x_lo", "x_hi"]].to_numpy()
+    ys = diff[["y_lo", "y_hi"]].to_numpy()
+    xf, yf = xs[np.isfinite(xs)], ys[np.isfinite(ys)]
+    pad_x, pad_y = 0.05 * (np.ptp(xf) or 1.0), 0.05 * (np.ptp(yf) or 1.0)
+    lim_x, lim_y = (xf.min() - pad_x, xf.max() + pad_x), (yf.min() - pad_y, yf.max() + pad_y)
+    cmap, norm = colormaps["RdBu"], TwoSlopeNorm(vcenter=0.0, vmin=-1.0, vmax=1.0)
+    for r in diff.itertuples():
+        x0, x1 = np.clip([r.x_lo, r.x_hi], *lim_x)
+        y0, y1 = np.clip([r.y_lo, r.y_hi], *lim_y)
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, color=cmap(norm(r.diff)), lw=0))
+    ax.set_xlim(*lim_x)
+    ax.set_ylim(*lim_y)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"share of {a}'s seeds − share of {b}'s")
+    ax.set_xlabel(_label(names[0], directions))
+    ax.set_ylabel(_label(names[1], directions))
+    return fig
+

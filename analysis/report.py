@@ -22,6 +22,8 @@ from analysis import figures as F
 from analysis import plots as P
 from analysis.agreement import agreement_table
 from analysis.frontier import frontier_table
+from analysis.attainment import attainment_surfaces
+from analysis.budget import budget_curves, trials_to_reach
 from analysis.hypervolume import hypervolume_table, nadir_point
 from analysis.results import Results, display_names, load_results, resolve_objectives, setting_names
 from analysis.tables import TABLE_METRICS, autolr_table, paper_table, render
@@ -172,6 +174,53 @@ def _hv_section(r: Results, planes) -> str:
                          for name, t in (("No-unlearn", hv), ("nadir", nadir)))
         out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3><p class='note'>reference {_esc(refs)}</p>")
         out.append(_table(tab, right=("CI (No-unlearn)", "CI (nadir)")))
+    return "\n".join(out)
+
+
+def _budget_section(r: Results, planes) -> str:
+    """Hypervolume against trials spent, per method (analysis.budget)."""
+    out = ['<h2 id="budget">Tuning budget</h2>',
+           "<p class='note'>Is a method better, or just easier to tune? For k = 1…n trials drawn at random "
+           "from a method's n trials (200 random orders), the hypervolume (vs No-unlearn) of their front: "
+           "the mean and the central 90 % of the orders. <b>k for 90 %</b>: the fewest trials whose mean "
+           "reaches 90 % of the method's own volume with all n.</p>"]
+    base = r.trials[(r.trials.get("combiner") == "no-unlearn") & (r.trials.get("status") == "ok")] \
+        if "combiner" in r.trials else pd.DataFrame()
+    if base.empty:
+        return out[0] + "<p class='note'>No No-unlearn trial in this sweep: no reference point.</p>"
+    for plane in [p for p in planes if len(p) == 2]:
+        tr, objs = resolve_objectives(r.trials, list(plane), r.directions)
+        curves = budget_curves(tr, objs)
+        if curves.empty:
+            continue
+        need = trials_to_reach(curves, 0.9)
+        tab = pd.DataFrame({"method": display_names(need["method"]), "trials": need["n_trials"],
+                            "k for 90 %": need["k_needed"], "volume (all trials)": need["hv_final"]})
+        out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3>" + _table(tab))
+        out.append(_img(P.budget(curves, _arrowed(plane, r.directions)), "tuning budget curves"))
+    return "\n".join(out)
+
+
+def _attainment_section(r: Results, planes) -> str:
+    """Median attainment surfaces across seeds, per method (analysis.attainment)."""
+    out = ['<h2 id="eaf">Attainment across seeds</h2>',
+           "<p class='note'>Each seed of a method gives one front (its trials of that seed). The 50 % "
+           "attainment surface is reached by at least half of the seeds' fronts: the median front, "
+           "drawn per method. Compare two methods point by point with "
+           "<code>pareto frontier --eaf A,B</code>.</p>"]
+    seeds = r.trials.groupby("method")["seed"].nunique() if {"method", "seed"} <= set(r.trials) else pd.Series()
+    if seeds.empty or seeds.max() < 2:
+        return "\n".join(out) + ("<p class='note'>Every method ran with one seed: its surfaces are its front. "
+                                 "Add seeds (search.space.seed: [0, 1, 2]) to see where fronts land across "
+                                 "seeds.</p>")
+    for plane in [p for p in planes if len(p) == 2]:
+        tr, objs = resolve_objectives(r.trials, list(plane), r.directions)
+        tr = tr[tr["method"].isin(seeds[seeds >= 2].index) & (tr.get("combiner") != "no-unlearn")]
+        surf = attainment_surfaces(tr, objs, percentiles=(50,))
+        if surf.empty:
+            continue
+        out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3>")
+        out.append(_img(P.attainment(surf, [c for c, _ in objs], r.directions), "median attainment surfaces"))
     return "\n".join(out)
 
 
@@ -344,6 +393,8 @@ def build_report(results: Results, rtol: float = RTOL, interactive: bool = False
     sections = [
         (f"frontier tables and plot ({shown})", lambda: _frontier_section(results, planes)),
         ("hypervolume tables", lambda: _hv_section(results, planes)),
+        ("tuning-budget curves", lambda: _budget_section(results, planes)),
+        ("attainment surfaces across seeds", lambda: _attainment_section(results, planes)),
         ("Fig. 1: the trade-off", lambda: _fig1_section(results, planes, ix)),
         ("paper-style tables (Tables 1/2 and 3)", lambda: _paper_tables(results)),
         (f"Theorem 5 checks on {len(results.steps)} steps", lambda: _theorem5_section(results, rtol)),

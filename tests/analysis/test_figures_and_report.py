@@ -103,11 +103,12 @@ def test_report_is_one_self_contained_page(sweep_dir, tmp_path):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     for section in ("Frontier (Definition 1)", "Hypervolume", "Fig. 1", "Table 1", "Table 3",
                     "Theorem 5", "Lemma 4 holds on 8/8 NGDiff steps", "Direction agreement", "Fig. 5",
-                    "Fig. 6", "Fig. 7", "Fig. 4", "Not probed yet", "pareto probe --results DIR"):
+                    "Fig. 6", "Fig. 7", "Fig. 4", "Not probed yet", "pareto probe --results DIR", "Tuning budget",
+                    "k for 90 %", "Attainment across seeds"):
         assert section in page, section
     assert "status=failed" in page and "status=diverged" in page  # left out, and listed
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(srcs) == 6  # frontier, Fig. 1, agreement, Figs. 5, 6, 7
+    assert len(srcs) == 8  # frontier, budget × 2 planes, Fig. 1, agreement, Figs. 5, 6, 7
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
@@ -144,4 +145,5 @@ def test_report_of_a_muse_sweep_uses_its_3_objective_plane(tmp_path):
     assert set(d["plane"]) == {"loss_f_eval vs loss_r_eval", "verbmem_f vs knowmem_r"}
     page = build_report(r)
     assert "verbmem_f ↓ vs knowmem_f ↓ vs knowmem_r ↑" in page and "Table 2" in page
-    assert "Knowmem ↓ (knowmem_f)" in page and page.count("data:image/png;base64,") == 6
+    # frontier, budget (the loss plane; the 3-objective plane has none), Fig. 1, Figs. 5, 6, 7
+    assert "Knowmem ↓ (knowmem_f)" in page and page.count("data:image/png;base64,") == 7
