@@ -386,3 +386,58 @@ def write_mix(kept: Kept, points: list[tuple[float, dict]]) -> list[str]:
 
 def kept_folder(results: str, trial_id: str, step: int) -> str:
     return posixpath.join(results.rstrip("/"), checkpoint.kept_rel(trial_id, step))
+
+
+# ------------------------------------------------------------------------------ size (pareto validate)
+def kept_size(spec, points: list[dict]) -> tuple[int, int, int | None, str]:
+    """(unlearning trials, evaluations per trial, bytes per kept step or None, why not) of
+    eval.keep_checkpoints: the parameters a trial keeps (LoRA: the adapters) of a randomly
+    initialised model of the target's shape, in unlearn.dtype. Optuna's trials count too."""
+    import math
+    from dataclasses import asdict
+
+    import torch
+
+    from pareto.estimate_workload import NotEstimated, workload
+    from pareto.spec import total_steps
+
+    trials = sum(1 for p in points if not p.get("baseline"))
+    if spec.search.algorithm == "optuna":
+        trials += spec.search.num_samples
+    try:
+        work = workload(spec)
+    except (NotEstimated, OSError, ValueError) as exc:
+        work, why = None, str(exc)
+    n = total_steps(asdict(spec.unlearn), len(work.forget) if work is not None else 1)
+    every = spec.eval.every
+    evals = max(1, math.ceil(n / every)) if every else 1
+    if work is None or work.new_model is None:
+        return trials, evals, None, why if work is None else work.reason
+    model = work.new_model()
+    if spec.unlearn.lora:
+        from pareto.memory import apply_lora
+
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = apply_lora(model, **spec.unlearn.lora)
+        params = [p for p in model.parameters() if p.requires_grad]
+    else:
+        params = list(model.parameters())  # tied weights once
+    size = torch.empty((), dtype=getattr(torch, spec.unlearn.dtype)).element_size()
+    return trials, evals, sum(p.numel() for p in params) * size, ""
+
+
+def kept_size_note(spec, points: list[dict]) -> str:
+    """`pareto validate`'s line on what eval.keep_checkpoints will write."""
+    trials, evals, per, why = kept_size(spec, points)
+    what = "adapter" if spec.unlearn.lora else "parameter"
+    if per is None:
+        return (f"eval.keep_checkpoints: {trials} trial(s) × {evals} evaluation(s) × the model's {what} bytes "
+                f"(size not estimated: {why})")
+    def size(b: float) -> str:
+        return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.2f} MiB"
+
+    return (f"eval.keep_checkpoints: {trials} trial(s) × {evals} evaluation(s) × {size(per)} of {what}s = "
+            f"{size(trials * evals * per)} in the results' checkpoints/")

@@ -190,3 +190,18 @@ def test_bad_input_exits_2_naming_the_fix(full_sweep, tmp_path, monkeypatch):
     fails(cli("mix", "--results", str(plain), "--trial", "t001"), "eval.keep_checkpoints=true")
     fails(cli("export", "--results", str(plain), "--trial", "t001", "--step", "2", "--out", str(tmp_path / "y")),
           "eval.keep_checkpoints=true")
+
+
+def test_validate_estimates_what_keep_checkpoints_writes(full_sweep):
+    """The size note's numbers against what the sweep wrote: 1 unlearning trial × 2 evaluations ×
+    the kept file's size (safetensors adds a header of a few KiB)."""
+    from pareto.export import kept_size
+    from pareto.spec import load_spec
+
+    spec, points = load_spec(str(ROOT / "sweeps" / "quickstart.yaml"), [a for a in SWEEP if a != "--set"])
+    trials, evals, per, why = kept_size(spec, points)
+    files = sorted((full_sweep / "checkpoints").rglob("model.safetensors"))
+    assert (trials, evals, why) == (1, 2, "") and len(files) == trials * evals
+    assert per == pytest.approx(files[0].stat().st_size, rel=0.01)
+    run = cli("validate", str(ROOT / "sweeps" / "quickstart.yaml"), "--no-estimate", *SWEEP)
+    assert run.exit_code == 0 and "eval.keep_checkpoints: 1 trial(s) × 2 evaluation(s) ×" in run.output, run.output

@@ -56,6 +56,10 @@ def validate(specs: tuple[str, ...], overrides: tuple[str, ...], storage: str | 
         else:
             notes = f"; {len(found.environment)} note(s) above" if found.environment else ""
             click.echo(f"{path}: ok ({len(points)} trials{notes})")
+            if spec.eval.keep_checkpoints:  # what the kept weights will take
+                from pareto.export import kept_size_note
+
+                click.echo(f"  {kept_size_note(spec, points)}")
             if priced:
                 from pareto.estimate import estimate, long_run_hint
 
