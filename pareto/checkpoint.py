@@ -245,7 +245,16 @@ def kept_tensors(model, parallel=None) -> tuple[dict, dict | None]:
                                                                   ignore_frozen_params=lora is not None))
         if lora is not None:  # peft's layout: the adapter name dropped, as get_peft_model_state_dict does
             sd = {k.replace(".default.", "."): v for k, v in sd.items() if "lora_" in k}
-    elif lora is not None:
+        else:  # tied weights once, under the name safetensors keeps in one process (the first, sorted);
+            # the gathered tensors no longer share storage, so the ties are read from the module
+            groups: dict[int, list[str]] = {}
+            for n, p in getattr(model, "module", model).named_parameters(remove_duplicate=False):
+                groups.setdefault(id(p), []).append(n.replace("_fsdp_wrapped_module.", ""))
+            for names in groups.values():
+                for n in sorted(names)[1:]:
+                    sd.pop(n, None)
+        return {k: v.detach().to("cpu").clone().contiguous() for k, v in sd.items()}, lora
+    if lora is not None:
         from peft import get_peft_model_state_dict
 
         sd = get_peft_model_state_dict(model)

@@ -205,3 +205,51 @@ def test_validate_estimates_what_keep_checkpoints_writes(full_sweep):
     assert per == pytest.approx(files[0].stat().st_size, rel=0.01)
     run = cli("validate", str(ROOT / "sweeps" / "quickstart.yaml"), "--no-estimate", *SWEEP)
     assert run.exit_code == 0 and "eval.keep_checkpoints: 1 trial(s) × 2 evaluation(s) ×" in run.output, run.output
+
+
+# ------------------------------------------------------------------ a trial on several workers
+def _kept_on_workers(setup: dict, point: dict, name: str, folder: str) -> dict:
+    """2 steps of the trial on this rank, its weights kept (every rank gathers, rank 0 writes);
+    the full trained parameters, gathered, to compare with."""
+    from pareto import checkpoint
+    from pareto.core.parallel import strategy
+    from pareto.results.store import Store
+    from trainables.unlearn import start_trial
+
+    par = strategy(name)
+    trial = start_trial(setup, point, parallel=par)
+    for _ in range(2):
+        trial.engine.step(trial.batch(trial.retain), trial.batch(trial.forget))
+    checkpoint.keep_weights(Store(folder), "", "t001", 2, trial.model, parallel=par)
+    return {n.replace("_fsdp_wrapped_module.", "").removeprefix("module."):
+            (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().cpu().clone()
+            for n, p in trial.model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("case", ["adam", "lora"])
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_a_trial_on_two_workers_keeps_whole_weights_named_as_one_process_does(embedded_target, tmp_path, case,
+                                                                              parallel):
+    """Under DDP and FSDP (gloo, CPU) the kept file holds the full (gathered) tensors, under the
+    names a one-process trial keeps (LoRA: peft's adapter layout), written once by rank 0."""
+    from test_parallel_trial import on_two_workers, spec_setup
+
+    from pareto import checkpoint
+    from pareto.results.store import Store
+    from trainables.unlearn import start_trial
+
+    setup, point = spec_setup(embedded_target, case, parallel)
+    params = on_two_workers(_kept_on_workers, setup, point, parallel, str(tmp_path))
+    kept, meta = checkpoint.read_kept(Store(str(tmp_path)), "", "t001", 2)
+    one, _ = checkpoint.kept_tensors(start_trial(*spec_setup(embedded_target, case, None)).model)
+    assert set(kept) == set(one) and (meta["lora"] is not None) == (case == "lora")
+    for name, p in params.items():
+        key = name.replace(".default.", ".")
+        if key not in kept:  # a tied weight, kept once under its other name
+            assert case != "lora" and any(torch_equal(p, t) for t in kept.values()), name
+            continue
+        assert torch_equal(kept[key], p), name
+
+
+def torch_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
