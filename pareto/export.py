@@ -206,7 +206,9 @@ class Evaluator:
         self.kept = kept
         self.setup = _setup(kept, log)
         unlearn = kept.spec["unlearn"]
-        self.threads = int(unlearn.get("threads") or max(1, int(float(kept.spec["resources"]["cpus_per_trial"]))))
+        res = kept.spec["resources"]  # the trial's thread count, as start_trial sets it
+        share = float(res["cpus_per_trial"]) / max(1, int(res.get("workers_per_trial") or 1))
+        self.threads = int(unlearn.get("threads") or max(1, int(share)))
         self.target = open_target(self.setup)
         store, folder = results_store(kept.results)
         self.tensors, self.meta = checkpoint.read_kept(store, folder, kept.trial_id, kept.step)
@@ -340,11 +342,10 @@ def mix_rows(kept: Kept, alpha: float, trial_id: str, values: dict, items: list[
            "steps": kept.step, "final_lr": None, "resumed_from_step": None, "attempts": 1, "grad_buffer_bytes": None,
            "gpu_peak_bytes": None, "first_step_changed_frac": None, "wall_s": wall_s, "cpu_s": None, "gpu_s": None,
            "metric_settings": settings, **{m: None for m in METRICS}}
-    metrics = {**values, **{f"{k}_abs": abs(v) for k, v in values.items() if METRICS.get(k) == "zero"}}
-    row.update({k: v for k, v in metrics.items() if k in METRICS})
+    metrics = {k: v for k, v in values.items() if k in METRICS}
+    row.update(metrics)
     return {"trials": [row],
-            "evals": [{"trial_id": trial_id, "eval_step": kept.step, "wall_s": wall_s,
-                       **{k: v for k, v in metrics.items() if k in METRICS}}],
+            "evals": [{"trial_id": trial_id, "eval_step": kept.step, "wall_s": wall_s, **metrics}],
             "items": [{**it, "trial_id": trial_id, "eval_step": kept.step} for it in items],
             "steps": []}
 
