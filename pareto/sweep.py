@@ -121,7 +121,8 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
         f"{manifest.get('answer_accuracy', float('nan')):.3f}, {manifest.get('n_forget')} forget / "
         f"{manifest.get('n_retain')} retain rows)")
     setup = {"spec": spec.to_dict(), "target_dir": str(prepared.target_dir), "eval_splits": prepared.eval_splits,
-             "reference": prepared.reference, "target_archive": _ship_target(prepared.target_dir, address, log)}
+             "reference": prepared.reference, "target_archive": _ship_target(prepared.target_dir, address, log),
+             "results_dir": sweep.store.display(sweep.folder)}  # where eval.keep_checkpoints writes (a path or URI)
     if spec.resources.workers_per_trial:  # Ray Train keeps a multi-worker trial's checkpoints beside Tune's
         local = sweep.store.local_path(f"{sweep.folder}/.ray")
         setup["train_storage"] = f"{local.resolve() if local else sweep.store.display(f'{sweep.folder}/.ray')}/train"

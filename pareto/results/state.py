@@ -25,7 +25,8 @@ class SweepStateError(Exception):
 
 
 def experiment_hash(spec: SweepSpec) -> str:
-    """What decides the results: the spec without where and how wide it runs (resources, storage).
+    """What decides the results: the spec without where and how wide it runs (resources, storage)
+    and what it keeps besides its rows (eval.keep_checkpoints).
 
     Settings left at their defaults are not hashed, so a release that adds a setting (with a
     default that keeps the old behaviour) can still resume the sweeps of the one before."""
@@ -35,6 +36,7 @@ def experiment_hash(spec: SweepSpec) -> str:
 
     d = spec.to_dict()
     d.pop("resources"), d.pop("storage")
+    d["eval"].pop("keep_checkpoints", None)  # what is kept of a trial, not what it computes
     for section, cls in SECTION_CLASSES.items():
         if section in d:
             default = dataclasses.asdict(cls())
