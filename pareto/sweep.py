@@ -102,8 +102,9 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     todo = [dict(p, index=i) for i, p in enumerate(points) if finished.get(f"t{i:03d}", "failed") == "failed"]
     n_optuna = 0
     if spec.search.algorithm == "optuna":
+        mixes = sweep.mixes()  # pareto mix adds points after the sweep's trials: not optuna's samples
         n_optuna = spec.search.num_samples - sum(1 for tid, st in finished.items()
-                                                 if int(tid[1:]) >= len(points) and st != "failed")
+                                                 if int(tid[1:]) >= len(points) and st != "failed" and tid not in mixes)
     if finished:
         log(f"resuming {store.display(spec.name)}: {len(finished)} trial(s) already done, "
             f"{len(todo) + max(n_optuna, 0)} to run")

@@ -66,6 +66,11 @@ class Sweep:
                 out[tid] = self.store.read_table(f"{self.part(tid)}/trials.parquet").column("status")[0].as_py()
         return out
 
+    def mixes(self) -> set[str]:
+        """The trial ids whose parts are `pareto mix` points (combiner "mix"), not the sweep's own trials."""
+        return {tid for tid in self.finished_parts()
+                if self.store.read_table(f"{self.part(tid)}/trials.parquet").column("combiner")[0].as_py() == "mix"}
+
     def state(self) -> dict | None:
         rel = f"{self.folder}/sweep.json"
         return json.loads(self.store.read_text(rel)) if self.store.exists(rel) else None
