@@ -41,6 +41,8 @@ DIRECTIONS = ("min", "max")
 
 # Pairwise comparisons are done in row blocks so that memory stays near this many booleans.
 _BLOCK_ELEMENTS = 1 << 22
+# From this many points on, the mask first drops the points one pivot dominates (see _mask).
+_PREFILTER_MIN_ROWS = 4096
 
 
 def _signs(directions: Sequence[str], k: int | None = None) -> np.ndarray:
@@ -73,8 +75,8 @@ def _as_minimised(points: np.ndarray | Sequence, directions: Sequence[str]) -> n
     if arr.ndim != 2:
         raise ValueError(f"points must be a 2-D array [n, k], got shape {arr.shape}")
     signs = _signs(directions, arr.shape[1])
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
+    if not np.isfinite(arr).all():  # one pass over the values; rows only to name the bad one
+        finite = np.isfinite(arr).all(axis=1)
         row = int(np.flatnonzero(~finite)[0])
         n_bad = int((~finite).sum())
         raise ValueError(
@@ -103,6 +105,31 @@ def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str])
 
 
 # --------------------------------------------------------------------------- non-dominated set
+def _pivot_survivors(p: np.ndarray) -> np.ndarray:
+    """Indices of the points that one pivot does not dominate; exact to drop the others.
+
+    A point dominated by the pivot f cannot change anyone's status: whatever it dominates, f
+    dominates too (dominance is transitive), and f itself is kept (nothing dominates itself;
+    its copies are kept too). Any pivot is exact; this one minimises the sum of the range-scaled
+    objectives, so (up to rounding) it sits on the front, near its middle; on typical data it dominates almost every point, and
+    the O(n log n) sort then runs on the few left (10⁷ uniform points: 3·10³). Cost: a few
+    vectorised passes over the points.
+    """
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    span = hi - lo
+    span[~np.isfinite(span) | (span <= 0)] = 1.0
+    score = np.zeros(p.shape[0])
+    for j in range(p.shape[1]):
+        score += p[:, j] / span[j]
+    f = p[int(np.argmin(score))]
+    at_least_as_bad = np.ones(p.shape[0], dtype=bool)
+    worse = np.zeros(p.shape[0], dtype=bool)
+    for j in range(p.shape[1]):
+        at_least_as_bad &= p[:, j] >= f[j]
+        worse |= p[:, j] > f[j]
+    return np.flatnonzero(~(at_least_as_bad & worse))
+
+
 def _mask(p: np.ndarray) -> np.ndarray:
     """Non-dominated mask of minimised [n, k] points (moocore; k == 1 directly)."""
     n, k = p.shape
@@ -110,6 +137,16 @@ def _mask(p: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     if k == 1:
         return p[:, 0] == p[:, 0].min()
+    if n >= _PREFILTER_MIN_ROWS:
+        keep = _pivot_survivors(p)
+        if keep.size < n:
+            mask = np.zeros(n, dtype=bool)
+            mask[keep] = _moocore_mask(p[keep])
+            return mask
+    return _moocore_mask(p)
+
+
+def _moocore_mask(p: np.ndarray) -> np.ndarray:
     # keep_weakly=True: every copy of a non-dominated point stays (moocore's default keeps one)
     return np.asarray(moocore.is_nondominated(p, keep_weakly=True), dtype=bool)
 
@@ -135,7 +172,8 @@ def non_dominated_mask(points: np.ndarray, directions: Sequence[str]) -> np.ndar
 
     ``points`` is [n, k] and must be finite (a NaN/inf row raises ValueError naming the row).
     moocore's dimension sweep: O(n log n) for k ≤ 3, O(n log^(k-2) n) for k ≥ 4 (its naive
-    O(k n²) check on small inputs). Duplicates of a non-dominated point are all non-dominated.
+    O(k n²) check on small inputs), on the points a pivot does not dominate when there are many
+    (:func:`_pivot_survivors`, exact). Duplicates of a non-dominated point are all non-dominated.
     """
     return _mask(_as_minimised(points, directions))
 

@@ -97,6 +97,39 @@ def test_mask_matches_pairwise_check_on_larger_sets_with_many_copies(k, seed):
         np.testing.assert_array_equal(non_dominated_mask(pts, dirs), pairwise_mask(pts, dirs))
 
 
+@pytest.mark.parametrize("k", [2, 3, 4])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_pivot_prefilter_is_exact(k, data):
+    """The prefilter (used from _PREFILTER_MIN_ROWS points on) forced onto small sets: same mask."""
+    pts, dirs = data.draw(point_sets(k=k, max_n=40))
+    old = dom._PREFILTER_MIN_ROWS
+    dom._PREFILTER_MIN_ROWS = 0
+    try:
+        np.testing.assert_array_equal(non_dominated_mask(pts, dirs), bf_mask(pts, dirs))
+        assert dom.front_dominators(pts, dirs, limit=2) == [
+            [j for j in d if not bf_dominators(pts, dirs)[j]][:2] for d in bf_dominators(pts, dirs)]
+    finally:
+        dom._PREFILTER_MIN_ROWS = old
+
+
+def test_pivot_prefilter_on_large_sets_with_scales_far_apart():
+    """5000-point sets (the prefilter runs): uniform, a large front (anti-correlated), objectives
+    on scales 10⁻⁶ and 10⁶, coarse grids with copies; equal to the pairwise check."""
+    rng = np.random.default_rng(7)
+    n = 5000
+    t = rng.random(n)
+    sets = {
+        "uniform3": (rng.random((n, 3)), ("min", "max", "min")),
+        "front2": (np.column_stack([t, -t + 1e-3 * rng.standard_normal(n)]), ("min", "min")),
+        "scales": (rng.random((n, 2)) * [1e-6, 1e6], ("max", "min")),
+        "grid4": (rng.integers(0, 4, size=(n, 4)).astype(float), ("min", "min", "max", "max")),
+    }
+    for name, (pts, dirs) in sets.items():
+        assert len(pts) >= dom._PREFILTER_MIN_ROWS
+        np.testing.assert_array_equal(non_dominated_mask(pts, dirs), pairwise_mask(pts, dirs), err_msg=name)
+
+
 def test_every_copy_of_a_front_point_survives():
     """moocore keeps one copy unless keep_weakly=True; the module keeps all of them."""
     pts = np.array([[1.0, 1.0, 1.0], [0.0, 2.0, 1.0], [1.0, 1.0, 1.0], [0.0, 2.0, 1.0], [2.0, 2.0, 2.0]])
