@@ -11,7 +11,7 @@ negated, which is exact for floats) and then works on that copy.
 
 At scale the non-dominated mask and the ranks come from ``moocore`` (Kung, Luccio and Preparata's
 dimension sweep, O(n log n) for k ≤ 3 and O(n log^(k-2) n) above; Jensen's O(n log n) ranks for
-k = 2, front peeling for k ≥ 3). Its ``keep_weakly=True`` keeps every copy of a non-dominated
+k = 2, front peeling for k ≥ 3); on many points the mask first drops those one pivot dominates. Its ``keep_weakly=True`` keeps every copy of a non-dominated
 point, which is this module's rule: a point is only weakly dominated by its own copies, and a
 point weakly dominated by a *different* point is dominated (Definition 1). ``dominators`` lists
 every dominator of every point, O(k n²) by nature (the output can be n²/2 pairs);
