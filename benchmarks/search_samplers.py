@@ -14,6 +14,11 @@ part of `benchmarks/sweep_cost.py`:
   (launch → results on disk, two trials at a time); how many of its trials (in trial order) it
   took to first reach 95 % of the grid's.
 
+Each sampler as `search.sampler` builds it (pareto.search.make_sampler): TPE and GP start with 10
+random points; NSGA-II's first generation is its population (50), so with 26 trials NSGA-II is
+seeded random search. Trials are deterministic, so the fractions repeat from run to run (TPE's
+and GP's to within the order two concurrent trials report in); the wall times are the machine's.
+
     python benchmarks/search_samplers.py [--seeds 0 1 2] [--samplers tpe nsga2 gp] [--quick]
 """
 
