@@ -158,7 +158,7 @@ def test_frontier_dataset_says_on_stderr_which_sweep_it_picked_and_how_to_pick_a
     assert proc.returncode == 0, proc.stderr
     _one_csv(proc.stdout)  # stdout stays the CSV alone
     note = " ".join(proc.stderr.split())
-    assert note.startswith("reading results/tofu_new: the newest tofu sweep (data.source tofu or embedded) "
+    assert note.startswith("reading results/tofu_new: the newest tofu sweep (data.source embedded or tofu) "
                            "under ./results (written "), note
     assert "1 other there: results/tofu_old" in note and "Read another with --results DIR." in note
     proc = pareto("frontier", "--format", "json", cwd=tmp_path)  # no --dataset: the newest of any

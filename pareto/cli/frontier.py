@@ -201,8 +201,11 @@ def _one_plane(blocks: list, planes: list[tuple], trials, directions: dict) -> l
 @click.option("--points", "points", default="final", type=click.Choice(["final", "evals"]),
               help="final: each trial's final evaluation (default). evals: every evaluation (trial, step) of "
                    "evals.parquet, named trial@step (the training-path frontier; --plot draws each trial's path).")
+@click.option("--eaf", "eaf", default=None, metavar="A,B",
+              help="Compare two methods across seeds: where A's fronts attain more often than B's (the EAF "
+                   "difference, one row per region; --plot draws it). On --x/--y or the first 2-D plane.")
 def frontier(results: str | None, dataset: str | None, x: str | None, y: str | None, objectives: str | None,
-             by: str | None, fmt: str, plot: str | None, points: str) -> None:
+             by: str | None, fmt: str, plot: str | None, points: str, eaf: str | None) -> None:
     """Print the non-dominated and the dominated trials with their dominators.
 
     Default planes: TOFU — forget loss ↑ vs retain loss ↓ and rouge_f ↓ vs utility_r ↑;
@@ -214,6 +217,7 @@ def frontier(results: str | None, dataset: str | None, x: str | None, y: str | N
       pareto frontier --dataset muse --objectives verbmem_f,knowmem_f,knowmem_r --format latex
       pareto frontier --results DIR --plot frontier.png
       pareto frontier --results DIR --points evals --plot paths.png
+      pareto frontier --results DIR --eaf ngdiff,gdiff --plot eaf.png
     """
     folder = find_results(results, dataset)
     if (x is None) != (y is None):
@@ -234,6 +238,8 @@ def frontier(results: str | None, dataset: str | None, x: str | None, y: str | N
         if not names:
             fail("--objectives needs at least one metric name")
         planes = [tuple(names)]
+    if eaf is not None:
+        return _eaf_difference(res, eaf, planes, dataset, fmt, plot)
     table, id_col = res.trials, "trial_id"
     if points == "evals":
         table, id_col = _evaluation_points(res, folder)
@@ -262,3 +268,47 @@ def _evaluation_points(res, folder: str):
         click.echo(f"note: {len(paths.unevaluated)} trial(s) have no evaluation in evals.parquet and are not "
                    f"placed: {shown}", err=True)
     return paths.points, POINT_COL
+
+
+def _eaf_difference(res, methods: str, planes, dataset: str | None, fmt: str, plot: str | None) -> None:
+    """`--eaf A,B`: the EAF difference of two methods over their seeds (analysis.attainment)."""
+    from analysis import plots
+    from analysis.attainment import eaf_difference
+    from analysis.results import display_names, resolve_objectives
+    from analysis.tables import render
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    trials = res.trials
+    known = sorted(set(trials["method"].dropna())) if "method" in trials else []
+    if len(names) != 2:
+        fail(f"--eaf takes two methods, comma-separated (e.g. --eaf {','.join(known[:2]) or 'ngdiff,gdiff'}); "
+             f"got {methods!r}")
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        fail(f"--eaf: no trials of method {', '.join(map(repr, unknown))}. Methods in this sweep: {', '.join(known)}")
+    plane = next((p for p in (planes or _planes_for(trials, dataset, res.planes)) if len(p) == 2), None)
+    if plane is None:
+        fail("--eaf compares two objectives: give --x and --y")
+    try:
+        tr, objs = resolve_objectives(trials, list(plane), _directions(res.directions))
+        diff = eaf_difference(tr, objs, *names)
+    except ValueError as exc:
+        fail(f"--eaf: {exc}")
+    seeds = {m: int(tr.loc[tr["method"] == m, "seed"].nunique()) if "seed" in tr else 1 for m in names}
+    a, b = display_names(names)
+    click.echo(f"EAF difference on {plane[0]} vs {plane[1]}: {a} ({seeds[names[0]]} seeds) minus {b} "
+               f"({seeds[names[1]]} seeds); diff > 0 where {a}'s fronts attain more often. "
+               f"{int((diff['diff'] > 0).sum())} region(s) favour {a}, {int((diff['diff'] < 0).sum())} {b}.", err=True)
+    if min(seeds.values()) < 2:
+        click.echo("note: a method with one seed has one front: the difference only says which front reaches "
+                   "where. Run more seeds (search.space.seed: [0, 1, 2]) for attainment across seeds.", err=True)
+    if fmt == "csv":
+        click.echo(diff.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(diff.to_json(orient="records"))
+    else:
+        click.echo(render(diff, {"table": "text"}.get(fmt, fmt), digits=4), nl=False)
+    if plot:
+        plots.save(plots.eaf_difference(diff, list(plane), a, b, _directions(res.directions)), plot)
+        click.echo(f"plot: {plot}", err=True)
+
