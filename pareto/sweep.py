@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from typing import Callable
 
 import ray
@@ -322,6 +323,9 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The GP sampler fits its model inside the define-by-run suggestion (2-3 s a point): Tune's
+    # "define-by-run function took N seconds" warning is that fit, not training in the driver.
+    warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument took")
     keys = [metric_key(m) for m in spec.search.objectives]
     from pareto.models.cache import default_cache_dir
 
