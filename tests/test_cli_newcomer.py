@@ -182,13 +182,14 @@ def test_report_says_on_stderr_what_it_is_doing_with_elapsed_time(tmp_path):
     assert seconds == sorted(seconds)
     assert said[0] == f"reading {run}" and said[1] == "read 9 trials, 24 steps, 13 evaluations"
     for what in ("frontier tables and plot (loss_f_eval ↑ vs loss_r_eval ↓; rouge_f ↓ vs utility_r ↑)",
-                 "hypervolume tables", "Fig. 1: the trade-off", "Theorem 5 checks on 24 steps",
+                 "hypervolume tables", "tuning-budget curves", "attainment surfaces across seeds",
+                 "Fig. 1: the trade-off", "Theorem 5 checks on 24 steps",
                  "direction agreement table and plot", "Fig. 5: gradient norms, c_t and η over steps",
                  "Fig. 7: NGDiff per learning rate", "Fig. 4: no probed step (pareto probe), a note only"):
         assert what in said, (what, said)
     assert said[-1] == f"writing {out}"
     assert re.fullmatch(rf"report: {re.escape(str(out))} \(\d+\.\d MB, \d+s\)\n", proc.stdout), proc.stdout
-    assert out.read_text().count("data:image/png;base64,") == 6
+    assert out.read_text().count("data:image/png;base64,") == 8  # with the tuning-budget curves of 2 planes
 
 
 # ------------------------------------------------------------------ 4. the sweep's progress line
