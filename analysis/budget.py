@@ -23,22 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.hypervolume import hypervolume
+from analysis.hypervolume import baseline_reference, hypervolume
 
 __all__ = ["budget_curves", "trials_to_reach"]
-
-
-def _reference(ok: pd.DataFrame, cols: list[str], reference, baseline: str) -> np.ndarray:
-    if reference is None:
-        base = ok[ok.get("combiner", pd.Series("", index=ok.index)) == baseline]
-        if base.empty:
-            raise ValueError(f"no {baseline!r} trial to take the reference point from; pass reference= "
-                             "(one value per objective)")
-        reference = base[cols].astype(float).iloc[0].to_numpy()
-    reference = np.asarray(reference, dtype=float)
-    if reference.shape != (len(cols),):
-        raise ValueError(f"reference needs {len(cols)} values, got {reference.tolist()}")
-    return reference
 
 
 def budget_curves(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]], *, by: str = "method",
@@ -54,7 +41,7 @@ def budget_curves(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]], *
     cols, dirs = [c for c, _ in objectives], [d for _, d in objectives]
     ok = trials if "status" not in trials else trials[trials["status"] == "ok"]
     ok = ok[np.isfinite(ok[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)).all(axis=1)]
-    reference = _reference(ok, cols, reference, baseline)
+    reference = baseline_reference(ok, cols, reference, baseline)
     is_base = ok.get("combiner", pd.Series("", index=ok.index)) == baseline
     rows = []
     for name, df in ok[~is_base].groupby(by, sort=True):

@@ -89,6 +89,23 @@ def nadir_point(trials, objectives: Sequence[tuple[str, str]]) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
+def baseline_reference(ok, cols: Sequence[str], reference=None, baseline: str = "no-unlearn") -> np.ndarray:
+    """The reference point: ``reference`` checked (one value per objective), or by default the
+    baseline trial's point (``combiner == baseline``: the No-unlearn model) among ``ok``."""
+    import pandas as pd
+
+    if reference is None:
+        base = ok[ok.get("combiner", pd.Series("", index=ok.index)) == baseline]
+        if base.empty:
+            raise ValueError(f"no {baseline!r} trial to take the reference point from; pass "
+                             "reference= explicitly (one value per objective)")
+        reference = base[list(cols)].astype(float).iloc[0].to_numpy()
+    reference = np.asarray(reference, dtype=float)
+    if reference.shape != (len(cols),):
+        raise ValueError(f"reference needs {len(cols)} values, got {reference.tolist()}")
+    return reference
+
+
 def hypervolume_table(trials, objectives: Sequence[tuple[str, str]], reference=None,
                       by: str = "method", seed_col: str = "seed", baseline: str = "no-unlearn",
                       n_boot: int = 2000, level: float = 0.95, rng_seed: int = 0):
@@ -114,15 +131,7 @@ def hypervolume_table(trials, objectives: Sequence[tuple[str, str]], reference=N
     vals = ok[cols].apply(pd.to_numeric, errors="coerce")
     ok = ok[np.isfinite(vals.to_numpy(float)).all(axis=1)]
     is_base = ok.get("combiner", pd.Series("", index=ok.index)) == baseline
-    if reference is None:
-        base = ok[is_base]
-        if base.empty:
-            raise ValueError(f"no {baseline!r} trial to take the reference point from; pass "
-                             "reference= explicitly (one value per objective)")
-        reference = base[cols].astype(float).iloc[0].to_numpy()
-    reference = np.asarray(reference, dtype=float)
-    if reference.shape != (len(cols),):
-        raise ValueError(f"reference needs {len(cols)} values, got {reference.tolist()}")
+    reference = baseline_reference(ok, cols, reference, baseline)
     seeds = ok[seed_col] if seed_col in ok else pd.Series(0, index=ok.index)
     rng = np.random.default_rng(rng_seed)
     rows = []

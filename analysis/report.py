@@ -110,6 +110,12 @@ def _arrowed(names, directions) -> str:
     return " vs ".join(f"{n} {arrows.get(directions.get(n, ''), '')}".rstrip() for n in names)
 
 
+def _has_baseline(r: Results) -> bool:
+    """Whether the sweep has an ok No-unlearn trial: the default reference point of the volumes."""
+    t = r.trials
+    return "combiner" in t and bool(((t["combiner"] == "no-unlearn") & (t.get("status") == "ok")).any())
+
+
 # ------------------------------------------------------------------------------------ sections
 def _summary(r: Results) -> str:
     t = r.trials
@@ -150,9 +156,7 @@ def _frontier_section(r: Results, planes) -> str:
 
 def _hv_section(r: Results, planes) -> str:
     out = ['<h2 id="hv">Hypervolume</h2>']
-    base = r.trials[(r.trials.get("combiner") == "no-unlearn") & (r.trials.get("status") == "ok")] \
-        if "combiner" in r.trials else pd.DataFrame()
-    if base.empty:
+    if not _has_baseline(r):
         return out[0] + "<p class='note'>No No-unlearn trial in this sweep: no default reference point.</p>"
     out.append("<p class='note'>Area (volume for 3 objectives) that a method's trials dominate up to a "
                "reference point. <b>vs No-unlearn</b> (the default): measured to the No-unlearn model's "
@@ -177,16 +181,19 @@ def _hv_section(r: Results, planes) -> str:
     return "\n".join(out)
 
 
+_BUDGET_NOTE = ("<p class='note'>Is a method better, or just easier to tune? For k = 1…n trials drawn at random "
+                "from a method's n trials (200 random orders), the hypervolume (vs No-unlearn) of their front: "
+                "the mean and the central 90 % of the orders. <b>k for 90 %</b>: the fewest trials whose mean "
+                "reaches 90 % of the method's own volume with all n.</p>")
+_EAF_NOTE = ("<p class='note'>Each seed of a method gives one front (its trials of that seed). The 50 % "
+             "attainment surface is reached by at least half of the seeds' fronts: the median front, drawn "
+             "per method. Compare two methods point by point with <code>pareto frontier --eaf A,B</code>.</p>")
+
+
 def _budget_section(r: Results, planes) -> str:
     """Hypervolume against trials spent, per method (analysis.budget)."""
-    out = ['<h2 id="budget">Tuning budget</h2>',
-           "<p class='note'>Is a method better, or just easier to tune? For k = 1…n trials drawn at random "
-           "from a method's n trials (200 random orders), the hypervolume (vs No-unlearn) of their front: "
-           "the mean and the central 90 % of the orders. <b>k for 90 %</b>: the fewest trials whose mean "
-           "reaches 90 % of the method's own volume with all n.</p>"]
-    base = r.trials[(r.trials.get("combiner") == "no-unlearn") & (r.trials.get("status") == "ok")] \
-        if "combiner" in r.trials else pd.DataFrame()
-    if base.empty:
+    out = ['<h2 id="budget">Tuning budget</h2>', _BUDGET_NOTE]
+    if not _has_baseline(r):
         return out[0] + "<p class='note'>No No-unlearn trial in this sweep: no reference point.</p>"
     for plane in [p for p in planes if len(p) == 2]:
         tr, objs = resolve_objectives(r.trials, list(plane), r.directions)
@@ -203,11 +210,7 @@ def _budget_section(r: Results, planes) -> str:
 
 def _attainment_section(r: Results, planes) -> str:
     """Median attainment surfaces across seeds, per method (analysis.attainment)."""
-    out = ['<h2 id="eaf">Attainment across seeds</h2>',
-           "<p class='note'>Each seed of a method gives one front (its trials of that seed). The 50 % "
-           "attainment surface is reached by at least half of the seeds' fronts: the median front, "
-           "drawn per method. Compare two methods point by point with "
-           "<code>pareto frontier --eaf A,B</code>.</p>"]
+    out = ['<h2 id="eaf">Attainment across seeds</h2>', _EAF_NOTE]
     seeds = r.trials.groupby("method")["seed"].nunique() if {"method", "seed"} <= set(r.trials) else pd.Series()
     if seeds.empty or seeds.max() < 2:
         return "\n".join(out) + ("<p class='note'>Every method ran with one seed: its surfaces are its front. "

@@ -28,7 +28,8 @@ def mix(results: str | None, trial: str, step: int | None, alphas: str) -> None:
       pareto mix --results results/quickstart --trial t004 --alphas 0:1:0.1
       pareto mix --results DIR --trial t004 --step 20 --alphas 0,0.25,0.5
     """
-    from pareto.export import Evaluator, KeptError, mix_rows, open_kept, parse_alphas, write_mix
+    from pareto.export import Evaluator, KeptError, open_kept
+    from pareto.mix import mix_rows, parse_alphas, write_mix
     from pareto.results.store import StorageError
 
     folder = find_results(results)
