@@ -177,3 +177,16 @@ def local_data_overrides(spec: Path, real_data) -> list[str]:
     (the `real_data` fixture, which skips when it is absent); none for a spec on a hub id."""
     name = local_data(spec)
     return [f"data.path={real_data(name)}"] if name else []
+
+
+def fails(run, *words: str) -> str:
+    """A CliRunner result that exited 2 with one line on stderr, `error: …`, holding every word of
+    `words` and no traceback; returns that line."""
+    assert run.exit_code == 2, (run.exit_code, run.output)
+    assert isinstance(run.exception, SystemExit) and "Traceback" not in run.output
+    err = run.stderr.strip()
+    assert err.startswith("error: ") and err.count("\n") == 0, err
+    for w in words:
+        assert w in err, (w, err)
+    return err
+

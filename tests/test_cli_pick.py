@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _helpers import fails
 from click.testing import CliRunner
 
 from pareto.cli import main
@@ -42,16 +43,6 @@ def tofu(tmp_path: Path) -> Path:
 
 def pick(*args: str):
     return CliRunner().invoke(main, ["pick", *args])
-
-
-def fails(run, *words: str) -> str:
-    assert run.exit_code == 2, (run.exit_code, run.output)
-    assert isinstance(run.exception, SystemExit) and "Traceback" not in run.output
-    err = run.stderr.strip()
-    assert err.startswith("error: ") and err.count("\n") == 0, err
-    for w in words:
-        assert w in err, (w, err)
-    return err
 
 
 def test_knee_and_at_forget(tmp_path):

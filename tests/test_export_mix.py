@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from _helpers import fails
 from click.testing import CliRunner
 
 from pareto.cli import main
@@ -47,16 +48,6 @@ def lora_sweep(tmp_path_factory, embedded_target) -> Path:
 
 def cli(*args: str):
     return CliRunner().invoke(main, list(args))
-
-
-def fails(run, *words: str) -> str:
-    assert run.exit_code == 2, (run.exit_code, run.output)
-    assert isinstance(run.exception, SystemExit) and "Traceback" not in run.output
-    err = run.stderr.strip()
-    assert err.startswith("error: ") and err.count("\n") == 0, err
-    for w in words:
-        assert w in err, (w, err)
-    return err
 
 
 def recorded(folder: Path, trial: str, step: int) -> dict:
