@@ -26,8 +26,9 @@ class Task:
     fsdp: bool = False
     batchnorm: bool = False
     reference: bool = False
-    #: Who it is for, in messages ("transformers language models").
+    #: Who it is for, in messages ("transformers language models"); what its target.train keys are called.
     what: str = ""
+    setting, valid_for = "target setting", ""
 
     @property
     def name(self) -> str:
@@ -59,8 +60,6 @@ class Task:
             if key not in names:
                 add(("target", "train", key), f"unknown {self.setting} {key!r}.{did_you_mean(key, names)} "
                                               f"Valid{self.valid_for}: {', '.join(names)}")
-
-    setting, valid_for = "target setting", ""
 
     def preflight_target(self, spec, where: Callable[[tuple], str], out) -> None:
         """The target's settings and base model, before any work (out: pareto.preflight.Preflight)."""
@@ -128,9 +127,9 @@ class ImageClassificationTask(Task):
 
     def check_train(self, train: dict, add: Add) -> None:
         """VisionTargetConfig's fields, and their values checked by building it."""
-        before = []
-        super().check_train(train, lambda path, msg: before.append((path, msg)) or add(path, msg))
-        if not before:
+        super().check_train(train, add)
+        names = {f.name for f in dataclasses.fields(self.config_class())}
+        if set(train) <= names:  # every key known: build it to check the values
             try:
                 self.config_class()(**train)
             except (TypeError, ValueError) as exc:
