@@ -43,7 +43,7 @@ from analysis.dominance import non_dominated_mask
 from analysis.results import LOSS_PLANE
 
 __all__ = ["RULES", "parse_rule", "candidates", "default_plane", "knee", "first_below", "fq_mu",
-           "at_forget", "pick"]
+           "at_forget", "common_level", "pick"]
 
 RULES = ("knee", "first-below-retain", "fq-mu", "at-forget=X")
 _KEY = ["trial_id", "eval_step"]
@@ -282,6 +282,29 @@ def at_forget(table: pd.DataFrame, x: float, forget: str, utility: str, directio
                      "ci_high": hi, "n_seeds": len(seeds), "seeds_reached": int(best["seed"].nunique()),
                      "closest": x, "utility_at_closest": float(top["u"])})
     return pd.DataFrame(rows)
+
+
+def common_level(table: pd.DataFrame, forget: str, direction: str, by: str = "method",
+                 start: float | None = None) -> float | None:
+    """The deepest forget level every group reaches, for ``at-forget`` without a level (the report):
+    each group's best value of ``forget`` over its evaluations (the lowest for a metric to minimise,
+    the highest for one to maximise), then the worst of those bests. A group that never improves on
+    the ``start`` value (the target's) is left out: it reaches no forgetting level. None when no
+    group has a value or the direction is neither min nor max.
+
+    >>> t = pd.DataFrame({"method": ["a", "a", "b", "b", "c"], "f": [0.5, 0.1, 0.4, 0.3, 0.9]})
+    >>> common_level(t, "f", "min", start=0.8)
+    0.3
+    """
+    if direction not in ("min", "max") or forget not in table:
+        return None
+    v = pd.to_numeric(table[forget], errors="coerce")
+    best = (v.groupby(table[by]).min() if direction == "min" else v.groupby(table[by]).max()).dropna()
+    if start is not None and math.isfinite(start):
+        best = best[best < start] if direction == "min" else best[best > start]
+    if best.empty:
+        return None
+    return float(best.max() if direction == "min" else best.min())
 
 
 # ---------------------------------------------------------------------------------------- pick

@@ -25,6 +25,7 @@ from analysis.frontier import frontier_table
 from analysis.attainment import attainment_surfaces
 from analysis.budget import budget_curves, trials_to_reach
 from analysis.hypervolume import hypervolume_table, nadir_point
+from analysis.mixing import is_mix, mixing_curves
 from analysis.results import Results, display_names, load_results, resolve_objectives, setting_names
 from analysis.tables import TABLE_METRICS, autolr_table, paper_table, render
 from analysis.theorem5 import RTOL, failures, lemma4_violations, step_checks, summarize
@@ -227,6 +228,142 @@ def _attainment_section(r: Results, planes) -> str:
     return "\n".join(out)
 
 
+_PATHS_NOTE = ("<p class='note'>Every evaluation (trial, step) of evals.parquet as a point, named "
+               "<code>trial@step</code>: the front a researcher gets by keeping the best checkpoint, not "
+               "only the final one. <b>mid-path</b>: a front point that is not its trial's last evaluation — a "
+               "trial stopped there would have been on the front. Same as <code>pareto frontier --points "
+               "evals</code>.</p>")
+_FRONT_ROWS = 40  # front points listed per plane; the rest are one `pareto frontier --points evals` away
+
+
+def _paths_section(r: Results, planes) -> str:
+    """The training-path frontier (analysis.paths): the front over every evaluation, per plane."""
+    from analysis.paths import POINT_COL, STEP_COL, path_lines, path_points
+
+    out = ['<h2 id="paths">Training paths</h2>', _PATHS_NOTE]
+    if r.evals.empty or "eval_step" not in r.evals:
+        return "\n".join(out) + "<p class='note'>No evals.parquet: no evaluation to place.</p>"
+    pts = path_points(r.trials, r.evals)
+    if pts.single_evaluation:
+        return "\n".join(out) + ("<p class='note'>Every trial has one evaluation (eval.every was 0): the path "
+                                 "front is the final front above. Set eval.every to see the paths.</p>")
+    points = pts.points.assign(setting=setting_names(pts.points))
+    last = points.groupby("trial_id")[STEP_COL].max()
+    panels = []
+    for plane in planes:
+        tr, objs = resolve_objectives(points, list(plane), r.directions)
+        t = frontier_table(tr, objs, id_col=POINT_COL)
+        panels.append((t, path_lines(t)))
+        front = t.rows[~t.rows["dominated"]]
+        mid = front[STEP_COL] < front["trial_id"].map(last)
+        shown = front.assign(**{"mid-path": mid})[[POINT_COL, "setting", *[c for c, _ in objs], "mid-path"]]
+        out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3>")
+        out.append(f"<p class='note'>{len(front)} non-dominated of {len(t.rows)} evaluation points from "
+                   f"{t.rows['trial_id'].nunique()} trials; {int(mid.sum())} mid-path, from "
+                   f"{front.loc[mid, 'trial_id'].nunique()} trials.</p>")
+        out.append(_table(shown.head(_FRONT_ROWS)))
+        if len(shown) > _FRONT_ROWS:
+            out.append(f"<p class='note'>… {len(shown) - _FRONT_ROWS} more: <code>pareto frontier --results DIR "
+                       f"--points evals</code></p>")
+    if panels:
+        out.append(_img(P.paths(panels, r.directions), "training paths"))
+    return "\n".join(out)
+
+
+_PICKS_NOTE = ("<p class='note'>One evaluation (trial@step) per method by each selection rule of "
+               "<code>pareto pick</code> (their definitions: docs/pick.md), over every evaluation of the "
+               "trials that ended ok; No-unlearn is the start, not a pick.</p>")
+
+
+def _picks_section(r: Results) -> str:
+    """Each selection rule's pick per method (analysis.pick), on the first plane with values."""
+    from analysis.pick import at_forget, candidates, common_level, default_plane, first_below, fq_mu, knee
+
+    out = ['<h2 id="picks">Picks per rule</h2>', _PICKS_NOTE]
+    table = candidates(r.trials, r.evals)
+    if "method" not in table or table.empty:
+        return "\n".join(out) + "<p class='note'>No trial ended ok.</p>"
+    base = table[table["combiner"] == "no-unlearn"] if "combiner" in table else table.iloc[:0]
+    table = table.drop(base.index)
+    if table.empty:
+        return "\n".join(out) + "<p class='note'>No unlearning trial ended ok.</p>"
+    table = table.assign(point=[f"{t}@{int(s)}" for t, s in zip(table["trial_id"], table["eval_step"])],
+                         method=display_names(table["method"]))
+    try:
+        plane = default_plane(r.default_planes(), table)
+    except ValueError:
+        return "\n".join(out) + "<p class='note'>No plane of these results has values.</p>"
+    names = [n.split(":")[0] for n in plane]
+    dirs = {n: r.directions.get(n, "min") for n in names}
+
+    def show(df: pd.DataFrame, extra: list[str], metrics: bool = True) -> str:
+        if df.empty:
+            return "<p class='note'>(none)</p>"
+        df = df.assign(point=[f"{t}@{s:g}" if float(s).is_integer() else f"{t}@≈{s:.1f}"  # at-forget interpolates
+                              for t, s in zip(df["trial_id"], df["eval_step"].astype(float))])
+        cols = ["method", "point", *(names if metrics else []), *extra]
+        return _table(df[list(dict.fromkeys(c for c in cols if c in df))])
+
+    out.append(f"<h3>knee of {_esc(_arrowed(plane, r.directions))}</h3>")
+    out.append(show(knee(table, list(dirs.items()), by="method"), ["knee_distance", "front_size"]))
+    forget, utility = names[0], names[-1]
+    start = float(pd.to_numeric(base[forget], errors="coerce").iloc[0]) if len(base) and forget in base else None
+    level = common_level(table, forget, dirs[forget], start=start)
+    if level is not None:
+        first = base.sort_values("eval_step").head(1) if len(base) else None
+        at = at_forget(table, level, forget, utility, r.directions, by="method", start=first)
+        out.append(f"<h3>at-forget={level:.4g}: {_esc(utility)} at matched {_esc(forget)}</h3>"
+                   f"<p class='note'>{_esc(forget)} = {level:.4g} is the deepest level every method that forgets "
+                   f"at all reaches (the worst of their best values); each trial's path starts at the target's "
+                   f"evaluation. Mean over seeds of each seed's best, 95 % t interval. Another level: "
+                   f"<code>pareto pick --results DIR --rule at-forget=X</code>.</p>")
+        at = at.rename(columns={"utility_mean": f"{utility} (mean)"})
+        out.append(show(at, [f"{utility} (mean)", "ci_low", "ci_high", "n_seeds", "seeds_reached", "reached"],
+                        metrics=False))
+    if all(m in table and table[m].notna().any() for m in ("forget_quality", "model_utility")):
+        out.append("<h3>fq-mu: max ½(forget_quality + model_utility)</h3>")
+        out.append(show(fq_mu(table, by="method"), ["forget_quality", "model_utility", "fq_mu"]))
+    if "knowmem_f" in table and table["knowmem_f"].notna().any():
+        ref = r.reference_metrics.get("knowmem_f")
+        out.append("<h3>first-below-retain: first knowmem_f ≤ Retrain's</h3>")
+        if ref is None:
+            out.append("<p class='note'>The sweep recorded no Retrain model's metrics (target.retain_model: true "
+                       "records them); <code>pareto pick --rule first-below-retain --reference VALUE</code> takes "
+                       "one.</p>")
+        else:
+            out.append(f"<p class='note'>Retrain's knowmem_f = {ref:.4g}, evaluated with the sweep's metrics.</p>")
+            out.append(show(first_below(table, "knowmem_f", ref, utility, r.directions, by="method"),
+                            ["knowmem_f", "reached"]))
+    return "\n".join(out)
+
+
+def _mixing_section(r: Results, planes) -> str:
+    """The mixing curves `pareto mix` added (analysis.mixing), on the first 2-objective plane."""
+    mixed = is_mix(r.trials)
+    if not mixed.any():
+        return ""
+    out = ['<h2 id="mix">Model mixing</h2>',
+           "<p class='note'>θ<sub>α</sub> = (1 − α)·θ<sub>target</sub> + α·θ<sub>unlearned</sub>, evaluated by "
+           "<code>pareto mix</code> with the sweep's own evaluation: α = 0 is the target, α = 1 the trial at its "
+           "kept step. <b>on the front</b>: the mixed point is non-dominated among every trial's final point "
+           "and every mixed point of the plane.</p>"]
+    plane = next((p for p in planes if len(p) == 2), None)
+    if plane is None:
+        return "\n".join(out) + "<p class='note'>No 2-objective plane with values.</p>"
+    tr, objs = resolve_objectives(r.trials, list(plane), r.directions)
+    front = frontier_table(tr, objs)
+    on_front = dict(zip(front.rows["trial_id"], ~front.rows["dominated"]))
+    curves = mixing_curves(tr, [c for c, _ in objs])
+    curves["on the front"] = curves["trial_id"].map(on_front).fillna(False).astype(bool)
+    out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3>")
+    out.append(_table(curves.drop(columns=["of", "step"])))
+    base = tr[(tr.get("combiner") == "no-unlearn")] if "combiner" in tr else tr.iloc[:0]
+    sources = tr[tr["trial_id"].isin(set(curves["of"]))]
+    others = tr[~is_mix(tr) & (tr.get("combiner") != "no-unlearn")]
+    out.append(_img(P.mixing(curves, [c for c, _ in objs], others, base, sources, r.directions), "mixing curves"))
+    return "\n".join(out)
+
+
 def _ci(t: pd.DataFrame) -> list[str]:
     return [f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(t["ci_lo"], t["ci_hi"])]
 
@@ -389,12 +526,16 @@ def build_report(results: Results, rtol: float = RTOL, interactive: bool = False
     planes = _planes(results)
     shown = "; ".join(_arrowed(p, results.directions) for p in planes) or "none with values"
     nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in [
-        ("frontier", "Frontier"), ("hv", "Hypervolume"), ("fig1", "Fig. 1"), ("tables", "Tables"),
+        ("frontier", "Frontier"), ("paths", "Paths"), ("picks", "Picks"), ("hv", "Hypervolume"),
+        ("budget", "Budget"), ("eaf", "Attainment"), ("fig1", "Fig. 1"), ("tables", "Tables"),
         ("theorem5", "Theorem 5"), ("agreement", "Agreement"), ("fig5", "Fig. 5"), ("fig6", "Fig. 6"),
         ("fig7", "Fig. 7"), ("fig4", "Fig. 4")])
     parts = [f"<h1>pareto report — {_esc(results.name)}</h1>", _summary(results), f"<nav>{nav}</nav>"]
     sections = [
         (f"frontier tables and plot ({shown})", lambda: _frontier_section(results, planes)),
+        ("training-path fronts over every evaluation", lambda: _paths_section(results, planes)),
+        ("picks per selection rule", lambda: _picks_section(results)),
+        ("mixing curves" if is_mix(results.trials).any() else None, lambda: _mixing_section(results, planes)),
         ("hypervolume tables", lambda: _hv_section(results, planes)),
         ("tuning-budget curves", lambda: _budget_section(results, planes)),
         ("attainment surfaces across seeds", lambda: _attainment_section(results, planes)),

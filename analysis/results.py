@@ -55,7 +55,7 @@ _PRETTY = {
     "gd": "GD", "ga": "GA", "gdiff": "GDiff", "lossnorm": "LossNorm", "rlw": "RLW",
     "pcgrad": "PCGrad", "imtlg": "IMTL-G", "ngdiff": "NGDiff", "mgda": "MGDA", "cagrad": "CAGrad",
     "nash": "Nash-MTL", "gradvac": "GradVac", "aligned": "Aligned-MTL", "famo": "FAMO",
-    "no-unlearn": "No-unlearn", "npo": "NPO", "simnpo": "SimNPO",
+    "no-unlearn": "No-unlearn", "npo": "NPO", "simnpo": "SimNPO", "mix": "Mix",
 }
 
 
@@ -81,6 +81,16 @@ class Results:
         if self.planes and dataset in (None, self.dataset):
             return self.planes
         return DEFAULT_PLANES.get(dataset or self.dataset or "tofu", DEFAULT_PLANES["tofu"])
+
+    @property
+    def reference_metrics(self) -> dict[str, float]:
+        """The Retrain model's values of the sweep's metrics ({} when the sweep had no
+        target.retain_model): the ``reference_metrics`` JSON its trial rows record."""
+        col = self.trials.get("reference_metrics")
+        if col is None or not col.notna().any():
+            return {}
+        values = json.loads(col.dropna().iloc[0])
+        return {k: float(v) for k, v in values.items() if v is not None}
 
     @property
     def name(self) -> str:
@@ -167,12 +177,17 @@ def _params(text: object) -> str:
 def method_names(trials: pd.DataFrame) -> pd.Series:
     """What a trial runs, without its lr, lr rule and seed: "gdiff(c=0.2)", "ngdiff/npo".
 
-    combiner(params), plus "/objective" when the forget objective is not GA (``ga``).
+    combiner(params), plus "/objective" when the forget objective is not GA (``ga``). The points
+    of one mixing curve (`pareto mix`, combiner "mix") are one method: "mix(t004@20)", whatever α.
     """
     out = []
     for rec in trials.to_dict("records"):
         comb = str(rec.get("combiner") or "?")
         ps = _params(rec.get("combiner_params"))
+        if comb == "mix":
+            p = json.loads(rec["combiner_params"])
+            out.append(f"mix({p['of']}@{p['step']})")
+            continue
         name = f"{comb}({ps})" if ps else comb
         obj = rec.get("objective")
         if isinstance(obj, str) and obj not in ("ga", "") and comb != "no-unlearn":

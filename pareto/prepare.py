@@ -5,6 +5,8 @@ target sections, and, when `target.retain_model` is on, the retain-only "Retrain
 values the reference-based metrics compare with: TOFU's forget truth ratios (forget_quality,
 QA data with perturbed answers) and MUSE's forget-vs-holdout Min-K% AUC (privleak, data with
 privleak splits), each computed by the very function the metric uses, with the same settings.
+`retrain_metrics` evaluates that model with the sweep's own metrics: every trial row records them
+(`reference_metrics`), the Retrain line of the report and `pareto pick`'s first-below-retain level.
 
 The prompt settings travel with the target: `data.template` and `data.add_bos` go into its
 config (and hash) and manifest, and every trial reads them from there. `data.context` (tokens
@@ -108,3 +110,26 @@ def reference_values(ref_path, forget: list[dict], eval_splits: dict, batch_size
     if eval_splits.get("privleak_forget") and eval_splits.get("privleak_holdout"):
         reference["privleak_auc"] = privleak_auc(ctx)[0]
     return reference
+
+
+def retrain_metrics(setup: dict, metrics: list[str]) -> dict:
+    """The Retrain (retain-only) model's values of the sweep's own metrics, evaluated as every trial's
+    evaluation is (trainables.unlearn: the same splits, settings and reference): the level MUSE's
+    protocol compares knowmem_f with (`pareto pick --rule first-below-retain`). Against itself its
+    forget_quality is 1 and its privleak 0. NaN values are recorded as null."""
+    import math
+
+    import torch
+
+    from pareto.metrics import EvalContext, evaluate
+    from pareto.models.embedded import load_target
+    from trainables.unlearn import open_target
+
+    target = open_target(setup)
+    model, _, _ = load_target(setup["reference"]["retain_model"])
+    if torch.cuda.is_available():
+        model.to("cuda")
+    ctx = EvalContext(model, target.tokenizer, target.eval_splits, target.settings, reference=setup["reference"])
+    values = evaluate(ctx, metrics)
+    return {name: (None if not math.isfinite(v.value) else float(v.value)) for name, v in values.items()}
+

@@ -133,6 +133,14 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
             "data_hash": manifest["data_hash"], "target_hash": manifest["hash"],
             "add_bos": manifest.get("add_bos", True), "prompt_template": manifest.get("template", "plain"),
             "search": spec.search.algorithm, "run_id": state["created"], **versions()}
+    if prepared.reference.get("retain_model"):  # the Retrain model's own values, once per sweep (kept for resumes)
+        if "reference_metrics" not in state:
+            from pareto.prepare import retrain_metrics
+
+            log("evaluating the Retrain model with the sweep's metrics (the reference of first-below-retain)")
+            state["reference_metrics"] = retrain_metrics(setup, spec.eval.metrics)
+            sweep.write_state(state)
+        meta["reference_metrics"] = json.dumps(state["reference_metrics"], sort_keys=True)
 
     total = len(todo) + max(n_optuna, 0)
     collector = Collector(sweep, spec, meta, log, total)

@@ -95,7 +95,7 @@ def test_report_on_a_real_sweep(small, tmp_path):
     proc = pareto("report", "--results", str(run), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     page = out.read_text()
-    assert page.count("data:image/png;base64,") == 8 and "Lemma 4 holds on 12/12 NGDiff steps" in page
+    assert page.count("data:image/png;base64,") == 9 and "Lemma 4 holds on 12/12 NGDiff steps" in page
 
 
 def test_check_exits_1_when_lemma4_is_violated(tmp_path):
@@ -172,7 +172,7 @@ def test_probe_and_report_with_fig4_on_a_real_adam_sweep(small, tmp_path):
     result = CliRunner().invoke(main, ["report", "--results", str(run), "--out", str(out), "--probe", f"{tid}:0"])
     assert result.exit_code == 0, result.output
     page = out.read_text()
-    assert page.count("data:image/png;base64,") == 9 and "Fig. 4 — the losses along one step" in page
+    assert page.count("data:image/png;base64,") == 10 and "Fig. 4 — the losses along one step" in page
     assert sorted(set(pd.read_parquet(run / "probe.parquet")["step"])) == [0, 3]  # both probes kept
     result = CliRunner().invoke(main, ["report", "--results", str(run), "--out", str(out), "--probe", "t0"])
     assert result.exit_code == 2 and "give TRIAL:STEP" in result.output

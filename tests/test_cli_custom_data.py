@@ -50,3 +50,8 @@ search: {{space: {{combiner: [ngdiff], lr: [1.0e-3]}}}}
     assert (trials.status == "ok").all() and len(trials) == 2
     assert trials.forget_quality.between(0, 1).all() and trials.truth_ratio_f.notna().all()
     assert trials.model_utility.isna().all()  # not asked for: null, not made up
+    # the Retrain model evaluated with the sweep's metrics, recorded on every row: against itself FQ is 1
+    (recorded,) = trials.reference_metrics.unique()
+    retrain = json.loads(recorded)
+    assert sorted(retrain) == ["forget_quality", "rouge_f", "truth_ratio_f", "utility_r"]
+    assert retrain["forget_quality"] == pytest.approx(1.0) and 0 <= retrain["rouge_f"] <= 1

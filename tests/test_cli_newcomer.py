@@ -189,7 +189,7 @@ def test_report_says_on_stderr_what_it_is_doing_with_elapsed_time(tmp_path):
         assert what in said, (what, said)
     assert said[-1] == f"writing {out}"
     assert re.fullmatch(rf"report: {re.escape(str(out))} \(\d+\.\d MB, \d+s\)\n", proc.stdout), proc.stdout
-    assert out.read_text().count("data:image/png;base64,") == 8  # with the tuning-budget curves of 2 planes
+    assert out.read_text().count("data:image/png;base64,") == 9  # with the tuning-budget curves of 2 planes and the paths
 
 
 # ------------------------------------------------------------------ 4. the sweep's progress line

@@ -72,6 +72,21 @@ def test_first_below_retain_with_reference(tmp_path):
     assert [(r["trial_id"], r["eval_step"], r["reached"]) for r in json.loads(run.stdout)] == [("b", 2, True)]
 
 
+def test_first_below_retain_reads_the_recorded_retrain_value(tmp_path):
+    rows = [("a", 2, 0.5, 0.9), ("a", 4, 0.2, 0.6), ("b", 2, 0.25, 0.5), ("b", 4, 0.1, 0.4)]
+    evals = [{"trial_id": t, "eval_step": s, "knowmem_f": f, "knowmem_r": u} for t, s, f, u in rows]
+    recorded = json.dumps({"knowmem_f": 0.22, "knowmem_r": 0.7, "privleak": None})
+    trials = [{"trial_id": t, "status": "ok", "combiner": "gdiff", "seed": 0, "steps": 4, "reference_metrics": recorded,
+               "spec": json.dumps({"data": {"source": "muse_news"}})} for t in ("a", "b")]
+    folder = write(tmp_path / "muse", evals, trials)
+    run = pick("--results", str(folder), "--rule", "first-below-retain", "--utility", "knowmem_r", "--format", "json")
+    assert run.exit_code == 0, run.output
+    # 0.22: a reaches it at step 4 (0.2), b at step 4 (0.1; 0.25 at step 2 is above) → tie on step, a's utility wins
+    assert [(r["trial_id"], r["eval_step"], r["reference"]) for r in json.loads(run.stdout)] == [("a", 4, 0.22)]
+    run = pick("--results", str(folder), "--rule", "first-below-retain", "--reference", "0.3", "--format", "json")
+    assert [(r["trial_id"], r["eval_step"]) for r in json.loads(run.stdout)] == [("b", 2)]  # the flag overrides
+
+
 def test_fq_mu(tmp_path):
     rows = [("a", 2, 0.9, 0.1), ("a", 4, 0.5, 0.6), ("b", 4, 0.3, 0.7)]
     folder = write(tmp_path / "fq", [{"trial_id": t, "eval_step": s, "forget_quality": f, "model_utility": u,
@@ -96,7 +111,8 @@ def test_missing_metric_fq_mu(tmp_path):
 def test_no_reference(tmp_path):
     rows = [{"trial_id": "a", "eval_step": 2, "knowmem_f": 0.2, "knowmem_r": 0.5}]
     folder = write(tmp_path / "muse", rows)
-    fails(pick("--results", str(folder), "--rule", "first-below-retain"), "--reference VALUE", "knowmem_f")
+    fails(pick("--results", str(folder), "--rule", "first-below-retain"), "--reference VALUE", "knowmem_f",
+          "target.retain_model: true")
     fails(pick("--results", str(tofu(tmp_path)), "--rule", "first-below-retain", "--reference", "0.1"),
           "add knowmem_f to eval.metrics")
 

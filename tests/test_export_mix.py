@@ -123,7 +123,10 @@ def test_mix_ends_are_the_target_and_the_trial_and_frontier_sees_them(full_sweep
     assert front.exit_code == 0 and "mix α=0.5 of t001@2" in front.output, front.output
     page = full_sweep.parent / "report.html"
     report = cli("report", "--results", str(full_sweep), "--out", str(page))
-    assert report.exit_code == 0 and "mix(alpha=0.5,of=t001,step=2)" in page.read_text(), report.output
+    text = page.read_text()
+    assert report.exit_code == 0 and 'id="mix"' in text and "Mix(t001@2)" in text, report.output
+    curve = text[text.index('id="mix"'):]
+    assert curve.index("<td>0</td>") < curve.index("<td>0.5</td>") < curve.index("<td>1</td>")  # the α column, in order
 
 
 def test_lora_keeps_adapters_exports_peft_and_mixes_the_delta(lora_sweep, tmp_path):

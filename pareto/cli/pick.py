@@ -69,7 +69,8 @@ def _columns(out, rule: str, by: str | None, plane, directions: dict) -> list[st
                    "first-below-retain: the metric compared (default knowmem_f).")
 @click.option("--utility", "utility", default=None, help="The utility metric (default: the plane's last).")
 @click.option("--reference", "reference", type=float, default=None,
-              help="first-below-retain: the retrained model's value of the metric (e.g. its knowmem_f).")
+              help="first-below-retain: the retrained model's value of the metric (e.g. its knowmem_f); default: "
+                   "the value the sweep recorded (target.retain_model: true).")
 @click.option("--from-target/--no-from-target", default=True,
               help="at-forget: start every trial's path at the no-unlearn baseline's evaluation (the target, "
                    "step 0) when the sweep has one (default on).")
@@ -122,9 +123,11 @@ def pick(results: str | None, rule: str, by: str | None, x: str | None, y: str |
             fail(f"first-below-retain needs {metric}, which these results do not hold: add {metric} to "
                  "eval.metrics (MUSE data, data.source: muse_news), or name another metric with --forget")
         if reference is None:
-            fail(f"first-below-retain needs the retrained model's {metric}, which these results do not record "
-                 f"(the Retrain reference of target.retain_model: true holds forget_quality's truth ratios and "
-                 f"privleak's AUC only): pass it with --reference VALUE")
+            reference = res.reference_metrics.get(metric)
+        if reference is None:
+            fail(f"first-below-retain needs the retrained model's {metric}, which these results do not record: "
+                 f"run the sweep with target.retain_model: true (its trials record the Retrain model's metrics), "
+                 f"or pass it with --reference VALUE")
     if name == "at-forget" and from_target and "combiner" in table:
         base = table[table["combiner"] == "no-unlearn"]
         start = base.sort_values("eval_step").head(1) if len(base) else None

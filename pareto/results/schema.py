@@ -57,6 +57,7 @@ TRIAL_SCHEMA = pa.schema([
     ("first_step_changed_frac", pa.float64()),  # of the entries the first step's d moves, the fraction that changed
     ("workers", pa.int64()), ("parallel", pa.string()),  # torch.distributed workers of the trial, ddp | fsdp | null
     ("spec_hash", pa.string()), ("spec", pa.string()), ("data_hash", pa.string()), ("target_hash", pa.string()),
+    ("reference_metrics", pa.string()),  # JSON: the Retrain model's values of eval.metrics (target.retain_model)
     ("add_bos", pa.bool_()), ("prompt_template", pa.string()),
     ("pareto_version", pa.string()), ("torch_version", pa.string()), ("transformers_version", pa.string()),
     ("ray_version", pa.string()), ("device", pa.string()), ("dtype", pa.string()), ("node_id", pa.string()),

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -104,11 +106,12 @@ def test_report_is_one_self_contained_page(sweep_dir, tmp_path):
     for section in ("Frontier (Definition 1)", "Hypervolume", "Fig. 1", "Table 1", "Table 3",
                     "Theorem 5", "Lemma 4 holds on 8/8 NGDiff steps", "Direction agreement", "Fig. 5",
                     "Fig. 6", "Fig. 7", "Fig. 4", "Not probed yet", "pareto probe --results DIR", "Tuning budget",
-                    "k for 90 %", "Attainment across seeds"):
+                    "k for 90 %", "Attainment across seeds", "Training paths", "mid-path", "Picks per rule",
+                    "knee of rouge_f ↓ vs utility_r ↑", "at matched rouge_f"):
         assert section in page, section
     assert "status=failed" in page and "status=diverged" in page  # left out, and listed
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(srcs) == 8  # frontier, budget × 2 planes, Fig. 1, agreement, Figs. 5, 6, 7
+    assert len(srcs) == 9  # frontier, training paths, budget × 2 planes, Fig. 1, agreement, Figs. 5, 6, 7
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
@@ -145,5 +148,23 @@ def test_report_of_a_muse_sweep_uses_its_3_objective_plane(tmp_path):
     assert set(d["plane"]) == {"loss_f_eval vs loss_r_eval", "verbmem_f vs knowmem_r"}
     page = build_report(r)
     assert "verbmem_f ↓ vs knowmem_f ↓ vs knowmem_r ↑" in page and "Table 2" in page
-    # frontier, budget (the loss plane; the 3-objective plane has none), Fig. 1, Figs. 5, 6, 7
-    assert "Knowmem ↓ (knowmem_f)" in page and page.count("data:image/png;base64,") == 7
+    # frontier, training paths, budget (the loss plane; the 3-objective plane has none), Fig. 1, Figs. 5, 6, 7
+    assert "Knowmem ↓ (knowmem_f)" in page and page.count("data:image/png;base64,") == 8
+    # picks on the final evaluations (this synthetic evals.parquet has no MUSE metric): first-below-retain
+    # needs the Retrain model's knowmem_f, recorded with target.retain_model: true
+    from dataclasses import replace
+
+    from analysis.pick import candidates, first_below
+
+    r = replace(r, evals=pd.DataFrame())
+    assert "recorded no Retrain model" in build_report(r).split('id="picks"')[1].split("<h2")[0]
+    ref = float(r.trials["knowmem_f"].median())
+    r.trials["reference_metrics"] = json.dumps({"knowmem_f": ref, "knowmem_r": 0.5})
+    picks = build_report(r).split('id="picks"')[1].split("<h2")[0]
+    assert f"Retrain's knowmem_f = {ref:.4g}" in picks
+    c = candidates(r.trials, r.evals)
+    want = first_below(c[c["combiner"] != "no-unlearn"], "knowmem_f", ref, "knowmem_r", r.directions, by="method")
+    section = picks.split("first-below-retain")[1]
+    assert len(want) >= 2
+    for tid, step in zip(want["trial_id"], want["eval_step"]):
+        assert f"<td class=\"t\">{tid}@{step:g}</td>" in section, (tid, step)

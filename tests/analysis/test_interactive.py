@@ -44,9 +44,9 @@ def test_plotly_js_is_inlined_once_and_nothing_is_fetched(page):
     assert not re.search(r'<script[^>]+src=', rest) and not re.search(r'(src|href)="(https?:|//)', rest)
     for div in ("plot-fig-1", "plot-fig-4", "plot-fig-5", "plot-fig-6", "plot-fig-7"):
         assert page.count(f'<div id="{div}"') == 1 and f'Plotly.newPlot("{div}"' in page, div
-    # the figures without a plotly version stay PNG: the frontier plots, the tuning-budget curves
-    # (two planes) and direction agreement
-    assert rest.count("data:image/png;base64,") == 4
+    # the figures without a plotly version stay PNG: the frontier plots, the training paths, the
+    # tuning-budget curves (two planes) and direction agreement
+    assert rest.count("data:image/png;base64,") == 5
 
 
 def test_fig1_traces_hold_every_trial_of_each_plane(probed, page):
@@ -108,7 +108,7 @@ def test_fig4_interactive_holds_the_probe(probed, page):
 def test_static_report_draws_fig4_from_the_probe_table(probed):
     page = build_report(probed)
     assert "Not probed yet" not in page and 'id="fig4"' in page
-    assert page.count("data:image/png;base64,") == 9 and "Plotly" not in page  # with 2 budget plots
+    assert page.count("data:image/png;base64,") == 10 and "Plotly" not in page  # with 2 budget plots, paths
     assert "rebuild rel. err." in page and "t002" in page
 
 
