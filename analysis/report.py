@@ -138,6 +138,10 @@ def _frontier_section(r: Results, planes) -> str:
            'strictly better on one; equal points do not dominate each other. Rank 0 = non-dominated; '
            'rank r = non-dominated once ranks &lt; r are removed. Trials that failed, diverged, were '
            'stopped or have a missing/NaN value are left out and listed.</p>']
+    if r.reference_metrics:
+        shown = ", ".join(f"{k} = {v:.4g}" for k, v in sorted(r.reference_metrics.items()))
+        out.append(f"<p class='note'><b>Retrain</b> (the retain-only model of target.retain_model, evaluated "
+                   f"with the sweep's metrics; not a trial): {_esc(shown)}</p>")
     tables = []
     trials = r.trials.assign(setting=setting_names(r.trials))
     for plane in planes:

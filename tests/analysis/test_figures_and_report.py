@@ -162,6 +162,7 @@ def test_report_of_a_muse_sweep_uses_its_3_objective_plane(tmp_path):
     r.trials["reference_metrics"] = json.dumps({"knowmem_f": ref, "knowmem_r": 0.5})
     picks = build_report(r).split('id="picks"')[1].split("<h2")[0]
     assert f"Retrain's knowmem_f = {ref:.4g}" in picks
+    assert f"knowmem_f = {ref:.4g}, knowmem_r = 0.5" in build_report(r).split('id="frontier"')[1].split("<h2")[0]
     c = candidates(r.trials, r.evals)
     want = first_below(c[c["combiner"] != "no-unlearn"], "knowmem_f", ref, "knowmem_r", r.directions, by="method")
     section = picks.split("first-below-retain")[1]
