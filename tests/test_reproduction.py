@@ -252,3 +252,101 @@ def test_the_committed_page_is_what_the_command_generates(tmp_path):
     fresh = out.read_text().splitlines()
     assert fresh[1:] == committed[1:], "docs/reproduction.md is stale: rerun python -m analysis.reproduction"
     assert (tmp_path / "reproduction" / "fig1_sgd.png").stat().st_size > 10_000
+
+
+def test_rule_effects_switch_each_rule_off_and_report_what_moves():
+    """On tables built to need them: Utility that rises with c only as float noise is a trend once rule (a)
+    is off, and a TruthRatio drop of 0.0002 on every seed is 'against' once rule (b) is off."""
+    from analysis.reproduction import rule_effects
+
+    noise = curve()
+    for r in noise:  # below the 'good' Utility everywhere, so only the trend decides
+        r["utility_r"] = 0.5 + 1e-7 * json.loads(r["combiner_params"])["c"]
+    small = []
+    for s in range(3):
+        small.append(trial(f"f{s}", "ngdiff", seed=s, rouge_f=0.8 + 0.01 * s, utility_r=0.98, truth_ratio_r=0.7390 + 0.001 * s))
+        small.append(trial(f"a{s}", "ngdiff", rule="autolr", seed=s, rouge_f=0.8 + 0.01 * s, utility_r=0.98,
+                           truth_ratio_r=0.7388 + 0.001 * s))
+    table = rule_effects([("1", claim_tradeoff, (annotate(pd.DataFrame(noise)), RETRAIN)),
+                          ("3", claim_autolr, (annotate(pd.DataFrame(small)),))]).set_index(["rule", "claim"])
+    a = table.loc[("(a) Spearman on rounded values", "1")]
+    assert a["with the rule"].startswith("**does not hold**; holds at 0 of 1")
+    assert a["without it"].startswith("**holds**; holds at 1 of 1") and "holds no → yes" in a["without it"]
+    b = table.loc[("(b) changes below 0.0005 count as none", "3")]
+    assert b["with the rule"] == "**inconclusive**; at least one moves against it significantly in 0"
+    assert b["without it"].startswith("**does not hold**; at least one moves against it significantly in 1 — ")
+    assert "NGDiff: paper's way not significant → against, Δ TruthRatio -0.000 ± 0.000" in b["without it"]
+    # claim 2′'s rule is not taken by either function: no row
+    assert not any(r.startswith("(c)") for r, _ in table.index)
+
+
+def _committed_results():
+    from pathlib import Path
+
+    from analysis.reproduction import load
+    root = Path(__file__).resolve().parents[1] / "docs/results"
+    return root, *load(root)
+
+
+def test_without_the_rules_the_committed_results_read_as_computed_independently():
+    """Rule (a) off: claim 1 at 3 of 4 settings (scipy's Spearman on the raw values); rule (b) off:
+    claim 3′ has 2 'against' (paired seed intervals that exclude 0, by hand)."""
+    from analysis.reproduction import GEN, load
+
+    root, trials, _, _ = _committed_results()
+    meta = json.loads((root / "meta.json").read_text())
+    ok = trials[(trials["status"] == "ok") & trials["objective"].fillna("ga").eq("ga") & trials["combiner"].eq("gdiff")]
+    ok = ok.assign(c=[json.loads(p)["c"] for p in ok["combiner_params"]])
+    good_f, good_r = meta["retrain"]["rouge_f"] + 0.1, meta["retrain"]["utility_r"] - 0.1
+    holds = []
+    for rate, part in ok.groupby("rate"):
+        rf, pf = stats.spearmanr(part["c"], part["rouge_f"])
+        rr, pr = stats.spearmanr(part["c"], part["utility_r"])
+        means = part.groupby("c")[["rouge_f", "utility_r"]].mean()
+        both = ((means["rouge_f"] <= good_f) & (means["utility_r"] >= good_r)).any()
+        holds.append(rf > 0 and pf < 0.05 and rr > 0 and pr < 0.05 and not both)
+    assert (sum(holds), len(holds)) == (3, 4)
+    assert claim_tradeoff(trials, meta["retrain"], digits=None).evidence.startswith("holds at 3 of 4")
+    assert claim_tradeoff(trials, meta["retrain"]).evidence.startswith("holds at 2 of 4")
+
+    gen = load(root, (GEN,))[0]
+    fixed = trials[(trials["sweep"] == "repro_fixed") & (trials["lr_rule"] == "fixed") & np.isclose(trials["lr"], 5e-5)]
+    against = 0
+    for method, auto in gen.groupby("method"):
+        pair = auto.merge(fixed[fixed["method"] == method], on="seed", suffixes=("_a", "_f"))
+        signs = []
+        for m, bad in (("truth_ratio_r", -1), ("rouge_f", +1)):
+            d = pair[f"{m}_a"] - pair[f"{m}_f"]
+            lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+            signs.append((lo > 0 and bad > 0) or (hi < 0 and bad < 0))
+        against += any(signs)
+    with_gen = pd.concat([trials[trials["sweep"] == "repro_fixed"], gen], ignore_index=True)
+    assert against == 2
+    assert claim_autolr(with_gen, precision=0.0).evidence.endswith(f"significantly in {against}")
+    assert claim_autolr(with_gen).evidence.endswith("significantly in 1")
+
+
+def test_ct_table_and_the_weak_metrics_note_match_the_raw_files():
+    """c_t from the recorded Gram diagonal (NGDiff: ‖g_F‖ / (‖g_R‖ + ‖g_F‖)), and the Forget quality and
+    Model utility counts from the trials Parquet files read directly."""
+    from analysis.reproduction import ct_table, weak_metrics_note
+
+    root, trials, steps, _ = _committed_results()
+    ng = trials[(trials["combiner"] == "ngdiff") & (trials["lr_rule"] == "fixed")]
+    s = steps[steps["trial_id"].isin(ng["trial_id"])]
+    ct = np.sqrt(s["gram_ff"]) / (np.sqrt(s["gram_rr"]) + np.sqrt(s["gram_ff"]))
+    row = ct_table(trials, steps).set_index("rate").loc["all fixed rates"]
+    assert row["steps"] == len(s) == 675
+    assert row["5–95 % range"] == f"{np.quantile(ct, 0.05):.2f} – {np.quantile(ct, 0.95):.2f}" == "0.33 – 0.93"
+    assert row["median c_t"] == f"{np.median(ct):.2f}"
+
+    raw = pd.concat([pd.read_parquet(f) for f in sorted(root.glob("repro_*/trials.parquet"))])
+    raw = raw[raw["status"] == "ok"]
+    from analysis.reproduction import ALL_SWEEPS, load
+    note = weak_metrics_note(load(root, ALL_SWEEPS)[0])
+    high = raw[raw["forget_quality"] >= 0.05]
+    assert f"≥ 0.05 in {len(high)} of {len(raw)} trials" in note and (len(high), len(raw)) == (9, 325)
+    assert f"Utility ≤ {high['utility_r'].max():.3f}" in note
+    zero = int((raw["model_utility"] == 0).sum())
+    assert f"exactly 0 in {zero} of {len(raw)} trials ({zero / len(raw):.0%})" in note
+    assert f"{raw['model_utility'].max():.3f}" in note
