@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.hypervolume import baseline_reference, hypervolume
+from analysis.hypervolume import baseline_reference, hypervolume, prefix_hypervolumes
 
 __all__ = ["budget_curves", "trials_to_reach"]
 
@@ -51,7 +51,7 @@ def budget_curves(trials: pd.DataFrame, objectives: Sequence[tuple[str, str]], *
         hv = np.empty((orderings, n))
         for o in range(orderings):
             order = rng.permutation(n)
-            hv[o] = [hypervolume(points[order[:k]], dirs, reference) for k in range(1, n + 1)]
+            hv[o] = prefix_hypervolumes(points[order], dirs, reference)  # the first k, k = 1..n
         final = hypervolume(points, dirs, reference)
         alpha = (1.0 - level) / 2.0
         for k in range(1, n + 1):

@@ -154,9 +154,12 @@ def _moocore_mask(p: np.ndarray) -> np.ndarray:
 def _dominated_by_matrix_rows(p: np.ndarray, rows: slice, by: np.ndarray | None = None) -> np.ndarray:
     """D[i, j] = "point j of ``by`` (default ``p``) dominates point i of ``p``" for i in ``rows``."""
     by = p if by is None else by
-    q = p[rows, None, :]                       # [b, 1, k]: the points being judged
-    le = np.all(by[None, :, :] <= q, axis=2)   # j at least as good as i everywhere
-    lt = np.any(by[None, :, :] < q, axis=2)    # ... and strictly better somewhere
+    q = p[rows]                                # [b, k]: the points being judged
+    le = np.ones((q.shape[0], by.shape[0]), dtype=bool)   # j at least as good as i everywhere
+    lt = np.zeros((q.shape[0], by.shape[0]), dtype=bool)  # ... and strictly better somewhere
+    for j in range(p.shape[1]):  # one [b, n] comparison per objective (not a reduction over a k-axis)
+        le &= by[None, :, j] <= q[:, j, None]
+        lt |= by[None, :, j] < q[:, j, None]
     return le & lt
 
 
@@ -213,15 +216,18 @@ def front_dominators(points: np.ndarray, directions: Sequence[str], limit: int =
     if not dominated.size:
         return out
     fp, dp = p[front], p[dominated]
+    width = min(limit, len(front))
     for rows in _row_blocks(len(dominated), len(front) * k):
         d = _dominated_by_matrix_rows(dp, rows, by=fp)         # [b, n_front]
-        first = d & (np.cumsum(d, axis=1) <= limit)            # the first `limit` per row
-        r, c = np.nonzero(first)                               # row-major: ascending c per row
-        if not r.size:
-            continue
-        cuts = np.flatnonzero(np.diff(r)) + 1
-        for i, cols in zip(r[np.r_[0, cuts]], np.split(front[c], cuts)):
-            out[int(dominated[rows.start + i])] = cols.tolist()
+        count = np.minimum(d.sum(axis=1), width)               # how many each row names
+        cols = np.empty((d.shape[0], width), dtype=np.intp)    # each row's first `width` dominators, ascending
+        every = np.arange(d.shape[0])
+        for t in range(width):
+            cols[:, t] = d.argmax(axis=1)                      # the first True left (0 when none: cut by count)
+            d[every, cols[:, t]] = False
+        first = front[cols].tolist()
+        for i in np.flatnonzero(count):
+            out[int(dominated[rows.start + i])] = first[i][:count[i]]
     return out
 
 

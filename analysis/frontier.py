@@ -191,17 +191,17 @@ def frontier_table(
     excluded = trials.iloc[np.flatnonzero(~keep)].reset_index(drop=True)
     excluded[_REASON] = pd.Series(["; ".join(r) for r in reasons if r], dtype=object)
 
-    # 2. Dominance within each group of the placed trials.
-    placed = trials.iloc[np.flatnonzero(keep)].reset_index(drop=True)
+    # 2. Dominance within each group of the placed trials (their rows are copied once, in step 3).
+    placed_at = np.flatnonzero(keep)
     pts = values[keep]
     directions = [d for _, d in objs]
-    m = len(placed)
+    m = len(placed_at)
     if by is None:
         groups = [np.arange(m)]
     else:
-        codes, _ = pd.factorize(placed[by], use_na_sentinel=False)
+        codes, _ = pd.factorize(trials[by].iloc[placed_at].reset_index(drop=True), use_na_sentinel=False)
         groups = [np.flatnonzero(codes == c) for c in np.unique(codes)]
-    ids = placed[id_col].tolist()
+    ids = trials[id_col].iloc[placed_at].tolist()
     rank = np.zeros(m, dtype=np.int64)
     dominated_by = [""] * m
     limit = None
@@ -225,15 +225,14 @@ def frontier_table(
             if doms:
                 dominated_by[i] = ",".join(str(ids[idx[d]]) for d in doms)
 
-    rows = placed.assign(
-        dominated=pd.Series(rank > 0, dtype=bool),
-        rank=pd.Series(rank, dtype=np.int64),
-        dominated_by=pd.Series(dominated_by, dtype=object),
-    )
     # 3. Non-dominated first, then the first objective best first; input order breaks ties.
     first = pts[:, 0] * (1.0 if objs[0][1] == "min" else -1.0)
     order = np.lexsort((first, rank > 0))
-    rows = rows.iloc[order].reset_index(drop=True)
+    rows = trials.iloc[placed_at[order]].reset_index(drop=True).assign(
+        dominated=pd.Series(rank[order] > 0, dtype=bool),
+        rank=pd.Series(rank[order], dtype=np.int64),
+        dominated_by=pd.Series([dominated_by[i] for i in order], dtype=object),
+    )
     return FrontierTable(objectives=objs, rows=rows, excluded=excluded, id_col=id_col, by=by,
                          dominators_limit=limit)
 
@@ -267,9 +266,17 @@ def _excluded_note(table: FrontierTable) -> str:
     return "\n".join(notes)
 
 
+def _cells(s: pd.Series) -> list[str]:
+    """_cell of every value, a float64 column without a test per value."""
+    values = s.tolist()
+    if s.dtype == np.float64:  # Python floats (NaN included): what _cell does to a float
+        return [f"{v:.4g}" for v in values]
+    return [_cell(v) for v in values]
+
+
 def _fmt_table(df: pd.DataFrame, table: FrontierTable) -> str:
     cols = list(df.columns)
-    cells = [[_cell(v) for v in df[c].tolist()] for c in cols]
+    cells = [_cells(df[c]) for c in cols]
     widths = [max([len(str(c))] + [len(x) for x in cells[j]]) for j, c in enumerate(cols)]
     right = [_right_aligned(df[c]) for c in cols]
 
@@ -279,7 +286,9 @@ def _fmt_table(df: pd.DataFrame, table: FrontierTable) -> str:
         ).rstrip()
 
     out = [line([str(c) for c in cols]), line(["-" * w for w in widths])]
-    out += [line([cells[j][i] for j in range(len(cols))]) for i in range(len(df))]
+    padded = [[v.rjust(w) for v in col] if r else [v.ljust(w) for v in col]  # column by column, then the rows
+              for col, w, r in zip(cells, widths, right)]
+    out += ["  ".join(row).rstrip() for row in zip(*padded)]
     note = _excluded_note(table)
     return "\n".join(out + ([note] if note else [])) + "\n"
 

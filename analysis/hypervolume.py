@@ -65,6 +65,42 @@ def hypervolume(points, directions: Sequence[str], reference: Sequence[float]) -
     return float(moocore.hypervolume(p, ref=r))
 
 
+def prefix_hypervolumes(points, directions: Sequence[str], reference: Sequence[float]) -> np.ndarray:
+    """``hypervolume(points[:k], directions, reference)`` for k = 1..n, in one pass.
+
+    2-D: the front so far is kept as a staircase and each point adds the area it alone dominates
+    (O(n log n) comparisons; the same volumes as :func:`hypervolume_2d`, summed in another order,
+    so equal up to float rounding). k ≠ 2: one :func:`hypervolume` per prefix."""
+    from bisect import bisect_left, bisect_right
+
+    directions = list(directions)
+    k = len(directions)
+    pts = np.asarray(points, dtype=float).reshape(-1, k)
+    if k != 2:
+        return np.array([hypervolume(pts[:i], directions, reference) for i in range(1, len(pts) + 1)], dtype=float)
+    p = _to_min(pts, directions)
+    rx, ry = _to_min(np.asarray(reference, dtype=float).reshape(1, 2), directions)[0].tolist()
+    xs: list[float] = []  # the front so far: x ascending, y descending
+    ys: list[float] = []
+    out = np.empty(len(p))
+    total = 0.0
+    for i, (x, y) in enumerate(p.tolist()):
+        if x < rx and y < ry:  # (False for NaN: a NaN row adds nothing, as in hypervolume_2d)
+            left = bisect_right(xs, x)
+            if not (left and ys[left - 1] <= y):  # not dominated by (nor equal to) a front point
+                j = bisect_left(xs, x)
+                t, h = x, (ys[j - 1] if j else ry)  # the staircase's height just right of x
+                m = j
+                while m < len(xs) and ys[m] >= y:  # front points the new one dominates: their steps go
+                    total += (xs[m] - t) * (h - y)
+                    t, h = xs[m], ys[m]
+                    m += 1
+                total += ((xs[m] if m < len(xs) else rx) - t) * (h - y)
+                xs[j:m], ys[j:m] = [x], [y]
+        out[i] = total
+    return out
+
+
 def _bootstrap_mean_ci(values: np.ndarray, n_boot: int, level: float, rng: np.random.Generator
                        ) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of ``values`` (resampled with replacement)."""

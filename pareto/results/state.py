@@ -59,17 +59,27 @@ class Sweep:
         return f"{self.folder}/parts/{trial_id}"
 
     def finished_parts(self) -> dict[str, str]:
-        """trial id → status of every trial that has a complete part (other folders there are ignored)."""
-        out = {}
-        for tid in self.store.listdir(f"{self.folder}/parts"):
-            if TRIAL_ID.fullmatch(tid) and self.store.exists(f"{self.part(tid)}/trials.parquet"):
-                out[tid] = self.store.read_table(f"{self.part(tid)}/trials.parquet").column("status")[0].as_py()
-        return out
+        """trial id → status of every trial that has a complete part (other folders there are ignored).
+
+        Only each part's status column is read, several parts at once (10⁴ parts: seconds)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        absent = object()
+
+        def status(tid: str):
+            rel = f"{self.part(tid)}/trials.parquet"
+            if not self.store.exists(rel):
+                return absent
+            return self.store.read_table(rel, ["status"], use_threads=False).column("status")[0].as_py()
+
+        tids = [tid for tid in self.store.listdir(f"{self.folder}/parts") if TRIAL_ID.fullmatch(tid)]
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            return {tid: st for tid, st in zip(tids, pool.map(status, tids)) if st is not absent}
 
     def mixes(self) -> set[str]:
         """The trial ids whose parts are `pareto mix` points (combiner "mix"), not the sweep's own trials."""
         return {tid for tid in self.finished_parts()
-                if self.store.read_table(f"{self.part(tid)}/trials.parquet").column("combiner")[0].as_py() == "mix"}
+                if self.store.read_table(f"{self.part(tid)}/trials.parquet", ["combiner"]).column("combiner")[0].as_py() == "mix"}
 
     def state(self) -> dict | None:
         rel = f"{self.folder}/sweep.json"
