@@ -26,7 +26,8 @@ from analysis.attainment import attainment_surfaces
 from analysis.budget import budget_curves, trials_to_reach
 from analysis.hypervolume import hypervolume_table, nadir_point
 from analysis.mixing import is_mix, mixing_curves
-from analysis.results import Results, display_names, load_results, resolve_objectives, setting_names
+from analysis.results import (Results, departure_notes, display_names, load_results, resolve_objectives,
+                              setting_names)
 from analysis.tables import TABLE_METRICS, autolr_table, paper_table, render
 from analysis.theorem5 import RTOL, failures, lemma4_violations, step_checks, summarize
 
@@ -111,6 +112,18 @@ def _arrowed(names, directions) -> str:
     return " vs ".join(f"{n} {arrows.get(directions.get(n, ''), '')}".rstrip() for n in names)
 
 
+def _daggered(r: Results, names) -> dict[str, str]:
+    """Column renames that mark with † each metric whose values depart from the reference tool's."""
+    found = r.departures
+    return {n: f"{n} †" for n in names if found.get(n.strip("|"))}
+
+
+def _departures(r: Results, names) -> str:
+    """The † notes of ``names`` (analysis.results.departure_notes), beside the numbers they qualify."""
+    lines = departure_notes([n.split(":")[0] for n in names], r.departures)
+    return "".join(f"<p class='note'>{_esc(line)}</p>" for line in lines)
+
+
 def _has_baseline(r: Results) -> bool:
     """Whether the sweep has an ok No-unlearn trial: the default reference point of the volumes."""
     t = r.trials
@@ -150,7 +163,8 @@ def _frontier_section(r: Results, planes) -> str:
         tables.append(t)
         cols = ["trial_id", "setting", *[c for c, _ in objs], "rank", "dominated_by"]
         out.append(f"<h3>{_esc(_arrowed(plane, r.directions))}</h3>")
-        out.append(_table(t.rows[cols]))
+        out.append(_table(t.rows[cols].rename(columns=_daggered(r, [c for c, _ in objs]))))
+        out.append(_departures(r, plane))
         if len(t.excluded):
             ex = t.excluded[["trial_id", "reason"]]
             out.append("<p class='note'>Excluded:</p>" + _table(ex))
@@ -381,6 +395,7 @@ def _paper_tables(r: Results) -> str:
         '<h2 id="tables">Tables like the paper\'s</h2>',
         f"<h3>{n} — methods as columns (seed means)</h3>", f'<div class="wrap">{render(t1, "html")}</div>',
         "<h3>Table 3 — fixed η → AutoLR</h3>", f'<div class="wrap">{render(t3, "html")}</div>',
+        _departures(r, [m for m in metrics if isinstance(m, str)]),
     ])
 
 

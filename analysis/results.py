@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 __all__ = [
-    "DATASETS", "DEFAULT_PLANES", "Results", "dataset_of", "display_names", "find_sweeps",
-    "load_results", "method_names", "resolve_objectives",
+    "DATASETS", "DEFAULT_PLANES", "Results", "dataset_of", "departure_notes", "departures", "display_names",
+    "find_sweeps", "load_results", "method_names", "resolve_objectives",
 ]
 
 #: Dataset families: the data.source values of a spec that belong to each.
@@ -92,6 +93,12 @@ class Results:
         values = json.loads(col.dropna().iloc[0])
         return {k: float(v) for k, v in values.items() if v is not None}
 
+    @cached_property  # read once: every table of the report asks
+    def departures(self) -> dict[str, list[str]]:
+        """metric → how its values depart from the reference tool's (a subset mode, cut texts, …),
+        as the trials' ``metric_settings`` record them; see :func:`departures`."""
+        return departures(self.trials)
+
     @property
     def name(self) -> str:
         if "sweep" in self.trials and self.trials["sweep"].notna().any():
@@ -130,6 +137,30 @@ def load_results(folder: str | Path) -> Results:
     if len(trials):
         trials = trials.assign(method=method_names(trials))
     return Results(str(folder), trials, evals, steps, directions, probe, planes)
+
+
+def departures(trials: pd.DataFrame) -> dict[str, list[str]]:
+    """metric → the notes its ``metric_settings`` entries record under "departures" (how the value
+    departs from the reference tool's: MUSE's subset mode, texts cut, …), over every trial, each
+    note once, in order of first appearance. {} for results written before pareto recorded them."""
+    out: dict[str, dict[str, None]] = {}
+    col = trials.get("metric_settings")
+    for text in (col.dropna().unique() if col is not None else []):
+        try:
+            settings = json.loads(text)
+        except ValueError:
+            continue
+        for name, s in settings.items():
+            for note in (s.get("departures") or []) if isinstance(s, dict) else []:
+                out.setdefault(name, {})[str(note)] = None
+    return {k: list(v) for k, v in out.items()}
+
+
+def departure_notes(names, found: dict[str, list[str]]) -> list[str]:
+    """One line per metric of ``names`` (plain, or a "|privleak|" objective column) that has
+    departures: "† verbmem_f: note; note"."""
+    names = dict.fromkeys(str(n).strip("|") for n in names)
+    return [f"† {n}: " + "; ".join(found[n]) for n in names if found.get(n)]
 
 
 def dataset_of(trials: pd.DataFrame) -> str | None:

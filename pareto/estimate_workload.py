@@ -167,5 +167,5 @@ def _trial_splits(spec: SweepSpec, forget: list[dict], retain: list[dict], eval_
 def _trial_settings(spec: SweepSpec, config: dict):
     from pareto.metrics import eval_settings
 
-    manifest = {"template": spec.data.template, "add_bos": spec.data.add_bos, "config": config}
+    manifest = {"template": spec.data.template, "add_bos": config.get("add_bos", True), "config": config}
     return eval_settings(manifest, max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size)

@@ -51,6 +51,7 @@ def mix_rows(kept: Kept, alpha: float, trial_id: str, values: dict, items: list[
     """The tables of one mixed point: a trials row (combiner "mix", combiner_params {alpha, of,
     step}; the rest of the recorded row kept: spec, hashes, objective, lr, dtype), its evaluation
     at the kept step, and its items."""
+    from pareto.results.collect import with_departures
     from pareto.results.schema import METRICS
 
     src = kept.trial
@@ -59,7 +60,7 @@ def mix_rows(kept: Kept, alpha: float, trial_id: str, values: dict, items: list[
            "combiner_params": json.dumps({"alpha": alpha, "of": kept.trial_id, "step": kept.step}, sort_keys=True),
            "steps": kept.step, "final_lr": None, "resumed_from_step": None, "attempts": 1, "grad_buffer_bytes": None,
            "gpu_peak_bytes": None, "first_step_changed_frac": None, "wall_s": wall_s, "cpu_s": None, "gpu_s": None,
-           "metric_settings": settings, **{m: None for m in METRICS}}
+           "metric_settings": with_departures(settings, kept.spec["data"]), **{m: None for m in METRICS}}
     metrics = {k: v for k, v in values.items() if k in METRICS}
     row.update(metrics)
     return {"trials": [row],

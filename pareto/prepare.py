@@ -45,6 +45,12 @@ def target_config(spec: SweepSpec):
             raise ValueError(f"target.train.{key} ({train[key]!r}) differs from {where} ({value!r}); "
                              f"set it once, in {where}")
         train[key] = value
+    if d.add_bos is None and "add_bos" not in train:  # the reference code's choice for this tokenizer
+        from pareto.models.target_base import reference_bos
+
+        bos = reference_bos(TargetConfig(**train))
+        if bos is not None:
+            train["add_bos"] = bos
     return TargetConfig(**train)
 
 
@@ -61,7 +67,7 @@ def prepare_embedded(spec: SweepSpec, log: Callable[[str], None] = print) -> Pre
     """The embedded target, built together with its synthetic data (`target.embedded`)."""
     from pareto.models.embedded import EmbeddedConfig, build_embedded_target
 
-    if spec.data.template != "plain" or not spec.data.add_bos:
+    if spec.data.template != "plain" or spec.data.add_bos is False:
         raise ValueError(f"the embedded target is trained with the plain template and BOS; data.template "
                          f"{spec.data.template!r} / data.add_bos {spec.data.add_bos} need a target of their own: "
                          f"use target.source: train (e.g. data.source: tofu or custom) or drop these settings")

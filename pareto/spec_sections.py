@@ -35,7 +35,8 @@ class DataSpec:
     articles: int | None = None  # muse_news: only the first N forget and N retain articles (CPU-sized runs)
     context: int | None = None  # muse_news: tokens per training chunk (default: the target's max_length)
     template: str = "plain"  # prompt template by name: plain | phi | llama2-chat (pareto.data.templates)
-    add_bos: bool = True  # prepend the tokenizer's BOS to every prompt / chunk (recorded with the results)
+    add_bos: bool | None = None  # BOS before every prompt / chunk; left out: what the field's reference code does
+    #                              for the tokenizer (pareto.models.target_base.reference_bos); recorded with results
     forget_class: str | None = None  # images: the class forgotten (default dog for cifar10, bed for cifar100)
     forget_images: int = 500  # images: how many train images of forget_class form the forget set (paper: 500)
     per_class: int | None = None  # images: only the first N train (and test) images of each class (CPU-sized runs)

@@ -62,3 +62,34 @@ def test_muse_sweep_records_the_muse_metrics_and_their_items(run):
     assert sorted(m["retain_only"] for m in manifests) == [False, True]
     assert all(m["data_kind"] == "text" and m["vocab_rows"] > 0 and "rouge_l" in m for m in manifests)
     assert all((m["template"], m["add_bos"]) == ("llama2-chat", False) for m in manifests)
+
+
+def test_departures_from_muse_are_recorded_and_shown_beside_the_numbers(run):
+    """Subset mode, cut texts and the Retrain's own AUC are written into metric_settings and printed
+    by `pareto frontier` under the table; the Retrain model's metrics are recorded for pick."""
+    tmp, _ = run
+    folder = tmp / "results" / "muse_news"
+    trials = pd.read_parquet(folder / "trials.parquet")
+    settings = json.loads(trials.metric_settings.iloc[-1])
+    assert settings["verbmem_f"]["departures"][0].startswith("subset mode (data.articles: 8): prompts are the first")
+    assert "subset mode" in settings["knowmem_r"]["departures"][0]
+    notes = " ".join(settings["privleak"]["departures"])
+    assert "holdout texts cut to their first 64 words" in notes and "AUC_retrain is this sweep's own" in notes
+    assert settings["privleak"]["n_cut"] > 0 and f"{settings['privleak']['n_cut']} of 108 texts" in notes
+    assert "departures" not in settings["loss_f_eval"]  # the training loss has no reference tool to depart from
+    # the Retrain model, evaluated with the sweep's metrics: against itself privleak is 0
+    (recorded,) = trials.reference_metrics.unique()
+    retrain = json.loads(recorded)
+    assert retrain["privleak"] == pytest.approx(0.0, abs=1e-9) and 0 <= retrain["knowmem_f"] <= 1
+    env = {**os.environ, "PARETO_CACHE": str(tmp / "cache")}
+    front = subprocess.run([sys.executable, "-m", "pareto", "frontier", "--results", str(folder)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert front.returncode == 0, front.stderr
+    assert "† verbmem_f: subset mode (data.articles: 8)" in front.stdout
+    assert "† privleak" not in front.stdout  # not on the default planes
+    pick = subprocess.run([sys.executable, "-m", "pareto", "pick", "--results", str(folder), "--rule",
+                           "first-below-retain", "--format", "json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert pick.returncode == 0, pick.stdout + pick.stderr
+    (row,) = json.loads(pick.stdout)
+    assert row["reference"] == pytest.approx(retrain["knowmem_f"])

@@ -26,7 +26,8 @@ TOFU_RUNS = [  # spec, its search space shrunk, the trials that leaves
     ("gdiff_c", "search.space.combiner=[{gdiff: {c: [0.0, 1.0]}}, ngdiff]", 4),
     ("mto", "search.space.combiner=[pcgrad, mgda]", 3),
     ("autolr", "search.space.lr=[1.0e-4]", 3),  # ngdiff (below) × fixed/autolr, and the baseline
-    ("npo", "search.space.combiner=[famo]", 5),  # famo × npo/simnpo × fixed/autolr, and the baseline
+    ("npo", "search.space.combiner=[famo]", 3),  # famo × npo × fixed/autolr, and the baseline
+    ("simnpo", "search.space.combiner=[famo]", 3),  # famo × simnpo × fixed/autolr, and the baseline
     ("repro_fixed", "search.space.combiner=[ngdiff, {gdiff: {c: [0.0]}}]", 3),  # and the baseline
     ("repro_autolr", "search.space.combiner=[ngdiff]", 1),
     ("repro_npo", "search.space.lr=[1.0e-4]", 2),  # npo × fixed/autolr
@@ -84,7 +85,7 @@ def test_frontier_search(runs):
     assert len(trials) == 4 and set(trials.search) == {"optuna"}
 
 
-@pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 13),
+@pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 7), ("simnpo", 7),
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
                                              ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
                                              ("repro_gen", 24), ("repro_sgd", 72), ("repro_sgd_gdiff", 24),

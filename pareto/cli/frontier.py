@@ -99,13 +99,14 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
     (None: the default planes, `recorded` with the results or the dataset's); `directions`:
     metric → min|max|zero (None: the registry's)."""
     from analysis import format_table, frontier_table
-    from analysis.results import ARROWS, method_names, resolve_objectives
+    from analysis.results import ARROWS, departure_notes, departures, method_names, resolve_objectives
 
     directions = _directions(directions)
     trials = trials.copy()
     if "method" not in trials and "combiner" in trials:
         trials["method"] = method_names(trials)
     tables, blocks = [], []
+    found = departures(trials)  # how metrics depart from the reference tools' (MUSE subset mode, cut texts)
     defaults = planes is None
     for plane in planes or _planes_for(trials, dataset, recorded):
         plane = tuple(plane)
@@ -149,6 +150,8 @@ def print_frontier(trials, planes, fmt: str, by: str | None, directions: dict | 
                 click.echo(text, nl=not text.endswith("\n"))
                 continue
             click.echo(text)
+            for line in departure_notes([c for c, _ in table.objectives], found):  # beside the numbers
+                click.echo(line)
             if len(table.excluded):
                 click.echo("excluded: " + "; ".join(f"{i} ({r})" for i, r in zip(table.excluded[id_col], table.excluded["reason"])))
             click.echo("")

@@ -239,6 +239,16 @@ def privleak_auc(ctx) -> tuple[float, dict[str, np.ndarray]]:
     return muse_privleak_auc(scores["forget"], scores["holdout"]), scores
 
 
+def privleak_cut(ctx) -> int:
+    """How many privleak texts are longer than the tokens they are scored over (`settings.max_length`,
+    else the model's context: as token_logprobs cuts them)."""
+    limit = ctx.settings.max_length if ctx.settings.max_length is not None else context_length(ctx.model)
+    if limit is None:
+        return 0
+    texts = [r["text"] for split in ("forget", "holdout") for r in ctx.split(f"privleak_{split}")]
+    return sum(len(encode_text(ctx.tokenizer, t, ctx.settings.add_bos)) > limit for t in texts)
+
+
 def _knowmem(ctx, split: str) -> MetricValue:
     qa, icl = ctx.split(f"knowmem_{split}"), ctx.split(f"knowmem_{split}_icl")
     scores, gens = knowmem(ctx.model, ctx.tokenizer, qa, icl, max_new_tokens=KNOWMEM_TOKENS,
@@ -284,7 +294,13 @@ class PrivLeak(Metric):
         auc_value, scores = privleak_auc(ctx)
         items = tuple(ItemScore(item_id(r, i, f"privleak_{s}"), float(v)) for s in scores
                       for i, (r, v) in enumerate(zip(ctx.split(f"privleak_{s}"), scores[s])))
+        cut = privleak_cut(ctx)
+        departures = ["AUC_retrain is this sweep's own Retrain model's (MUSE's code uses its constant 0.4772)"]
+        if cut:
+            departures.append(f"{cut} of {len(scores['forget']) + len(scores['holdout'])} texts scored over their "
+                              f"first {ctx.settings.max_length or context_length(ctx.model)} tokens only (MUSE scores "
+                              "whole texts)")
         return MetricValue(privleak(auc_value, ref), items, {
             "membership": "Min-K%", "k": PRIVLEAK_K, "auc_positive": "holdout", "auc": auc_value, "auc_retrain": ref,
-            "max_length": ctx.settings.max_length, "add_bos": ctx.settings.add_bos,
-            "n_forget": len(scores["forget"]), "n_holdout": len(scores["holdout"])})
+            "max_length": ctx.settings.max_length, "add_bos": ctx.settings.add_bos, "n_cut": cut,
+            "n_forget": len(scores["forget"]), "n_holdout": len(scores["holdout"]), "departures": departures})

@@ -18,7 +18,7 @@ from pareto.data.templates import resolve_template
 from pareto.models._build import build_tokenizer, new_tiny_gpt2, quiet_progress_bars
 from pareto.models.target import TINY, TargetConfig
 
-__all__ = ["base_fingerprint", "base_model"]
+__all__ = ["base_fingerprint", "base_model", "reference_bos"]
 
 
 def _offline() -> bool:
@@ -51,6 +51,32 @@ def base_fingerprint(base: str) -> str | None:
         if size <= 1 << 20:
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def reference_bos(cfg: TargetConfig) -> bool | None:
+    """Whether the field's reference code puts a BOS before each example for this base: TOFU's and
+    open-unlearning's code (and MUSE's) call the tokenizer with its special tokens, so an example
+    starts with BOS exactly when the tokenizer adds one itself — Llama's tokenizers do, GPT-2's and
+    Phi's add nothing. The word-level tokenizer of `base: tiny` is pareto's own, with no reference:
+    BOS, as pareto has always trained it. None when the tokenizer cannot be loaded here (offline and
+    not cached): the build that needs it reports that itself.
+
+    `data.add_bos: true | false` overrides this (docs/metrics.md, "Conventions")."""
+    if cfg.is_tiny:
+        return True
+    from transformers import AutoTokenizer
+
+    try:
+        local = _local_base(cfg.base)
+        kw = dict(trust_remote_code=cfg.trust_remote_code, local_files_only=local is not None or _offline())
+        if cfg.revision is not None:
+            kw["revision"] = cfg.revision
+        with quiet_progress_bars():
+            tokenizer = AutoTokenizer.from_pretrained(str(local) if local is not None else cfg.base, **kw)
+    except (OSError, ValueError):
+        return None
+    bos = tokenizer.bos_token_id
+    return bos is not None and list(tokenizer("a")["input_ids"][:1]) == [bos]
 
 
 def _load_real(cfg: TargetConfig, log: Callable[[str], None]):

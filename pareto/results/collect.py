@@ -6,6 +6,7 @@ through `Collector` (a Tune callback), and each finished trial is written at onc
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import time
 from typing import TYPE_CHECKING
 
@@ -166,6 +167,22 @@ class Collector(tune.Callback):
         return f"  | front on {self.plane[0]}×{self.plane[1]}: {shown}"
 
 
+def with_departures(settings: str | None, data: dict) -> str | None:
+    """`metric_settings` (JSON) with the departures from the reference tools that the spec's data
+    section (`data`) makes, added to each metric's own list ("departures"; pareto.sources
+    DataSource.departures)."""
+    from pareto.sources import source_of
+
+    extra = source_of(data).departures(data)
+    if not settings or not extra:
+        return settings
+    values = json.loads(settings)
+    for name, notes in extra.items():
+        if isinstance(values.get(name), dict):
+            values[name]["departures"] = [*notes, *values[name].get("departures", [])]
+    return json.dumps(values, sort_keys=True)
+
+
 def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: dict) -> dict:
     def comp(key):
         c = point.get(key)
@@ -183,10 +200,11 @@ def _trial_row(spec: SweepSpec, point: dict, trial_id: str, final: dict, meta: d
         "steps": final.get("steps_done", 0), "optimizer": spec.unlearn.optimizer,
         "batch_size": spec.unlearn.batch_size,
         **{k: final.get(k) if ok else None for k in METRICS},
-        **{k: final.get(k) for k in ("metric_settings", "wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes", "gpu_peak_bytes",
+        **{k: final.get(k) for k in ("wall_s", "cpu_s", "gpu_s", "grad_buffer_bytes", "gpu_peak_bytes",
                                      "first_step_changed_frac", "workers", "parallel", "device", "dtype", "node_id",
                                      "resumed_from_step")},
         **meta,
+        "metric_settings": with_departures(final.get("metric_settings"), asdict(spec.data)),
     }
 
 

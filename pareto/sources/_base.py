@@ -93,6 +93,12 @@ class DataSource:
     def not_estimated(self, data: dict) -> str | None:
         return None
 
+    def departures(self, data: dict) -> dict[str, list[str]]:
+        """metric → how these settings make its value differ from the reference tool's (a subset
+        mode, a cut text): recorded beside the value in `metric_settings` ("departures") and shown
+        next to the number by the report and `pareto frontier`. {} when they match it."""
+        return {}
+
     def smaller_hint(self, data: dict) -> str:
         """For a run of hours on a CPU: the laptop-sized variant of this data, if there is one."""
         return ""

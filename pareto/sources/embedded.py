@@ -17,6 +17,6 @@ class Embedded(DataSource):
     summary = "synthetic fictitious authors in TOFU's schema, built with the tiny embedded target (offline)"
 
     def check(self, data: dict, add) -> None:
-        if data["template"] != "plain" or not data["add_bos"]:
+        if data["template"] != "plain" or data["add_bos"] is False:
             add(("data", "template"), "the embedded target is trained with the plain template and BOS; another "
                                       "template or add_bos: false needs target.source: train")

@@ -32,6 +32,20 @@ class MuseNews(DataSource):
     def not_estimated(self, data: dict) -> str | None:
         return "MUSE-News: not estimated yet"
 
+    def departures(self, data: dict) -> dict[str, list[str]]:
+        n, out = data.get("articles"), {}
+        if n is not None:  # load_muse_news_data: the items of the first N articles, not MUSE's own
+            subset = f"subset mode (data.articles: {n})"
+            out = {"verbmem_f": [f"{subset}: prompts are the first 32 words of each chosen forget article "
+                                 "(MUSE's verbmem/forget.json prompts are ~674 words)"],
+                   "knowmem_f": [f"{subset}: only MUSE's forget QA items whose answer occurs in a chosen article"],
+                   "knowmem_r": [f"{subset}: only MUSE's retain QA items whose answer occurs in a chosen article"],
+                   "privleak": [f"{subset}: the forget texts are the chosen forget articles, not privleak/forget.json"]}
+        if data.get("context") is not None:
+            out.setdefault("privleak", []).append(f"holdout texts cut to their first {data['context']} words "
+                                                  "(data.context; MUSE scores whole texts)")
+        return out
+
     def hub_parts(self, data: dict) -> list[tuple[str, str]]:
         parts = [("raw", "forget"), ("raw", "retain1"), ("privleak", "holdout")]
         parts += [("knowmem", f"{s}_qa{icl}") for s in ("forget", "retain") for icl in ("", "_icl")]
