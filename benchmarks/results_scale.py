@@ -6,6 +6,7 @@ on 10³–10⁴ synthetic trials (issue 18: each ≤ 30 s with bounded memory at
     python benchmarks/results_scale.py --trials 200 --evals 5 --json out.json
     python benchmarks/results_scale.py --trials 10000 --only report       # one command again
     python benchmarks/results_scale.py --trials 10000 --keep /tmp/rs      # keep (and reuse) the folders
+    python benchmarks/results_scale.py --trials 10000 --keep /tmp/rs --only consolidate consolidate-tables
 
 What is synthesised, per N (a sweep folder as `pareto sweep` leaves it before its last step):
     sweep.json          the state of a complete sweep (spec of sweeps/quickstart.yaml with
@@ -30,6 +31,8 @@ Timed, each in its own fresh subprocess (peak RSS from os.wait4: per command, it
                  write_tables(store, folder, {k: v.to_pylist() ...}) — the four top-level tables
     frontier     python -m pareto frontier --results DIR --points evals   (stdout to a file)
     report       python -m pareto report --results DIR --out DIR/report.html
+    consolidate-tables (only with --only) consolidate with write_tables(store, folder, tables): the
+                 tables as read_tables returns them, no .to_pylist() (a change proposed for sweep.py)
 Prints a markdown table (wall s, peak MiB per command per N), the growth from the smallest to the
 largest N, and the load average; --json writes every number.
 """
@@ -55,6 +58,9 @@ sys.path.insert(0, str(ROOT))
 
 NAME = "scale"
 COMMANDS = ("consolidate", "frontier", "report")
+#: Not run by default: consolidation with read_tables' tables passed to write_tables as they are
+#: (no .to_pylist()), the one-line change proposed for pareto/sweep.py and pareto/mix.py.
+EXTRA = ("consolidate-tables",)
 METHODS = [("gdiff", {"c": 0.2}), ("gdiff", {"c": 0.5}), ("gdiff", {"c": 0.8}), ("lossnorm", {}), ("ngdiff", {})]
 OBJECTIVES = ["ga", "npo"]
 RULES = ["fixed", "autolr"]
@@ -243,8 +249,9 @@ def synthesise(folder: Path, n: int, evals: int = 20, steps: int = 100, items: i
     return sweep
 
 
-def consolidate(sweep_dir: Path) -> dict:
-    """Exactly what pareto/sweep.py does once every trial is done; seconds of each part."""
+def consolidate(sweep_dir: Path, as_tables: bool = False) -> dict:
+    """Exactly what pareto/sweep.py does once every trial is done; seconds of each part.
+    `as_tables`: write_tables gets the tables themselves, not their rows as dicts."""
     from pareto.results.state import Sweep
     from pareto.results.store import Store
     from pareto.results.writer import read_tables, write_tables
@@ -256,7 +263,7 @@ def consolidate(sweep_dir: Path) -> dict:
     t1 = time.perf_counter()
     tables = read_tables(sweep.store, [sweep.part(t) for t in sorted(finished)])
     t2 = time.perf_counter()
-    write_tables(sweep.store, sweep.folder, {k: v.to_pylist() for k, v in tables.items()})
+    write_tables(sweep.store, sweep.folder, tables if as_tables else {k: v.to_pylist() for k, v in tables.items()})
     t3 = time.perf_counter()
     return {"finished_parts_s": t1 - t0, "read_tables_s": t2 - t1, "write_tables_s": t3 - t2,
             "trials": len(finished), "failed": len(failed), "rows": {k: v.num_rows for k, v in tables.items()}}
@@ -289,15 +296,15 @@ def measure(cmd: list[str], log_path: Path, timeout: float) -> dict:
 def run_command(name: str, sweep: Path, timeout: float) -> dict:
     logs = sweep.parent / "logs"
     logs.mkdir(exist_ok=True)
-    if name == "consolidate":
-        cmd = [sys.executable, __file__, "--_consolidate", str(sweep)]
+    if name.startswith("consolidate"):
+        cmd = [sys.executable, __file__, "--_consolidate", str(sweep)] + (["--_as-tables"] if name != "consolidate" else [])
     elif name == "frontier":
         cmd = [sys.executable, "-m", "pareto", "frontier", "--results", str(sweep), "--points", "evals"]
     else:
         cmd = [sys.executable, "-m", "pareto", "report", "--results", str(sweep), "--out", str(sweep / "report.html")]
     r = measure(cmd, logs / f"{name}.log", timeout)
     text = Path(r["log"]).read_text(errors="replace")
-    if name == "consolidate" and r["rc"] == 0:
+    if name.startswith("consolidate") and r["rc"] == 0:
         r["detail"] = json.loads(text.strip().splitlines()[-1])
     if name == "report":  # its stage log: where the time goes (also when it was stopped)
         r["stages"] = [ln for ln in text.splitlines() if ln.startswith("[")]
@@ -314,15 +321,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evals", type=int, default=20, help="evaluations per trial (default 20)")
     ap.add_argument("--steps", type=int, default=100, help="steps (steps.parquet rows) per trial (default 100)")
     ap.add_argument("--items", type=int, default=4, help="items.parquet rows per evaluation (default 4)")
-    ap.add_argument("--only", choices=COMMANDS, nargs="+", default=list(COMMANDS))
+    ap.add_argument("--only", choices=COMMANDS + EXTRA, nargs="+", default=list(COMMANDS),
+                    help="the commands to time (default: the three of the issue)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per command")
     ap.add_argument("--keep", type=Path, default=None,
                     help="write the folders here (DIR/nN) and keep them; an existing folder of the same N is reused")
     ap.add_argument("--json", type=Path, default=None, help="also write every number to this file")
     ap.add_argument("--_consolidate", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_as-tables", dest="as_tables", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a._consolidate:
-        print(json.dumps(consolidate(a._consolidate)))
+        print(json.dumps(consolidate(a._consolidate, a.as_tables)))
         return 0
 
     base = a.keep or Path(tempfile.mkdtemp(prefix="results_scale-"))
@@ -339,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(folder)
                 synthesise(folder, n, a.evals, a.steps, a.items)
                 marker.touch()
-            elif "consolidate" in a.only:  # a reused folder: consolidate again from the parts
+            elif any(c.startswith("consolidate") for c in a.only):  # a reused folder: again from the parts
                 for f in ("steps", "evals", "items", "trials"):
                     (sweep / f"{f}.parquet").unlink(missing_ok=True)
             synth = time.perf_counter() - t0
@@ -365,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
 def table(out: dict) -> str:
     runs = out["runs"]
     ns = sorted(runs)
-    cmds = [c for c in COMMANDS if c in runs[ns[0]]]
+    cmds = [c for c in COMMANDS + EXTRA if c in runs[ns[0]]]
     lines = [f"{out['machine']}; {out['evals']} evaluations, {out['steps']} steps and {out['items']} items per "
              f"evaluation per trial", "",
              "| trials | " + " | ".join(f"{c} s | {c} MiB" for c in cmds) + " | load avg (1 min) |",
@@ -386,10 +395,11 @@ def table(out: dict) -> str:
         if st:
             lines.append(f"- N={n} report stages: " + " · ".join(st))
     for n in ns:
-        d = runs[n].get("consolidate", {}).get("detail")
-        if d:
-            lines.append(f"- N={n} consolidate: finished_parts {d['finished_parts_s']:.1f}s, read_tables "
-                         f"{d['read_tables_s']:.1f}s, write_tables {d['write_tables_s']:.1f}s; rows {d['rows']}")
+        for c in ("consolidate", *EXTRA):
+            d = runs[n].get(c, {}).get("detail")
+            if d:
+                lines.append(f"- N={n} {c}: finished_parts {d['finished_parts_s']:.1f}s, read_tables "
+                             f"{d['read_tables_s']:.1f}s, write_tables {d['write_tables_s']:.1f}s; rows {d['rows']}")
     return "\n".join(lines)
 
 
