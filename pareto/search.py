@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copyreg
 import itertools
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -237,7 +238,9 @@ class OptunaSpace:
 
     Component choices are categorical over option labels ("gdiff", or "gdiff#1" when a
     component is listed twice with different parameters); a component's parameters are
-    suggested under "<axis>.<label>.<param>" only when it is chosen (a conditional space).
+    suggested under "<axis>.<label>.<param>" only when it is chosen (a conditional space), or in
+    every trial for a sampler marked `suggest_every_param` (GP's, make_sampler): a model over the
+    parameters every trial has then sees them; the point keeps only the chosen component's.
     Each point gets the next trial `index` from `start`. A class, not a closure: Ray Tune
     pickles the searcher with its experiment state.
     """
@@ -253,14 +256,20 @@ class OptunaSpace:
         return trial.suggest_categorical(name, list(v.args) if isinstance(v, Dist) else v)
 
     def __call__(self, trial) -> dict:
+        every = getattr(getattr(getattr(trial, "study", None), "sampler", None), "suggest_every_param", False)
         point = {}
         for key, options in self.space.items():
             if key in COMPONENT_AXES:
                 labels = self.labels[key]
                 choice = self._suggest(trial, key, labels) if len(options) > 1 else labels[0]
                 o = options[labels.index(choice)]
+                if every:  # every option's parameters, so that each trial has them all (see make_sampler)
+                    drawn = {(label, p): self._suggest(trial, f"{key}.{label}.{p}", v)
+                             for label, opt in zip(labels, options) for p, v in opt["params"].items()
+                             if isinstance(v, Dist) or len(v) > 1}
                 point[key] = {"name": o["name"], "params": {
-                    p: self._suggest(trial, f"{key}.{choice}.{p}", v) if isinstance(v, Dist) or len(v) > 1 else v[0]
+                    p: (drawn[choice, p] if every else self._suggest(trial, f"{key}.{choice}.{p}", v))
+                    if isinstance(v, Dist) or len(v) > 1 else v[0]
                     for p, v in o["params"].items()}}
             else:
                 one = not isinstance(options, Dist) and len(options) == 1
@@ -269,24 +278,45 @@ class OptunaSpace:
         return {"point": point}
 
 
-def make_sampler(sampler: str, seed: int):
+#: GP's defaults, from benchmarks/search_samplers.py over seeds 0-4 (docs/benchmarks.md, "Search
+#: samplers"): Optuna's 10 random start-up trials (5 did no better), a model without a noise term
+#: (deterministic_objective: a trial's metrics repeat exactly for its seed; the only variant at
+#: ≥ 95 % of the grid's hypervolume on all five seeds), gdiff's c left conditional (modelling it
+#: in every trial, `every_param`, did worse)
+GP_STARTUP_TRIALS, GP_DETERMINISTIC, GP_EVERY_PARAM = 10, True, False
+
+
+def make_sampler(sampler: str, seed: int, *, startup_trials: int | None = None,
+                 deterministic: bool = GP_DETERMINISTIC, every_param: bool = GP_EVERY_PARAM):
     """Optuna's sampler `sampler` (one of SAMPLERS), seeded: the same seed draws the same points.
 
     gp: a Gaussian process (Matern 5/2) with log expected improvement for one objective and log
-    expected hypervolume improvement for two or more; its first 10 points are random (as TPE's).
-    A component's own parameters (gdiff's c) exist only when it is chosen, outside the space
-    common to every trial, so GP draws them at random: expected, not warned about per trial."""
+    expected hypervolume improvement for two or more; its first GP_STARTUP_TRIALS points are
+    random (as TPE's). `deterministic`: Optuna's deterministic_objective (no noise term: the GP
+    interpolates the trials it has; an experimental argument in Optuna 5.1, its warning silenced
+    here). GP models only the parameters every trial has: a component's own parameters (gdiff's
+    c) exist only when it is chosen, so GP draws them at random: expected, not warned about per
+    trial. With `every_param`, OptunaSpace suggests every option's parameters in every trial (the
+    point keeps the chosen one's) and GP models c too. The keywords are for
+    benchmarks/search_samplers.py's variants (`startup_trials` also sets TPE's random start); a
+    spec names the sampler only, which gets the defaults."""
     import optuna
 
     if sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            gp = optuna.samplers.GPSampler(
+                seed=seed, warn_independent_sampling=False, deterministic_objective=deterministic,
+                n_startup_trials=GP_STARTUP_TRIALS if startup_trials is None else startup_trials)
+        gp.suggest_every_param = every_param
+        return gp
     if sampler == "nsga2":
         # Ray Tune pickles the searcher with its experiment state; Optuna 5.1's NSGA-II holds a
         # threading.Lock, which does not pickle: pickle it without, restore it with a new one
         copyreg.pickle(optuna.samplers.NSGAIISampler, _reduce_ga_sampler)
         return optuna.samplers.NSGAIISampler(seed=seed)
     if sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10 if startup_trials is None else startup_trials)
     raise ValueError(f"unknown optuna sampler {sampler!r}; available: {', '.join(SAMPLERS)}")
 
 
