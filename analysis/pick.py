@@ -224,6 +224,39 @@ def crossings(path: pd.DataFrame, x: float, forget: str, utility: str) -> list[t
     return out
 
 
+def _all_crossings(g: pd.DataFrame, x: float, forget: str, utility: str, seed_col: str | None,
+                   start: pd.DataFrame | None) -> pd.DataFrame:
+    """`crossings` of every trial path of ``g`` at once (vectorised: 10⁴ paths in milliseconds):
+    columns seed (the trial's own), trial_id, step, u; trials by id, each path's exact hits first,
+    then its crossings in step order. ``start``: its first row prepended to every path at step 0."""
+    seeds = (g.dropna(subset=[seed_col]).drop_duplicates("trial_id").set_index("trial_id")[seed_col]
+             if seed_col else pd.Series(dtype=float))
+    p = g[["trial_id", "eval_step", forget, utility]]
+    if start is not None and len(start):
+        s0 = start.iloc[0]
+        first = pd.DataFrame({"trial_id": g["trial_id"].unique(), "eval_step": 0,
+                              forget: s0[forget], utility: s0[utility]})
+        p = pd.concat([first, p[p["eval_step"] > 0]], ignore_index=True)
+    p = p.assign(**{forget: pd.to_numeric(p[forget], errors="coerce"),
+                    utility: pd.to_numeric(p[utility], errors="coerce")})
+    p = p[np.isfinite(p[forget]) & np.isfinite(p[utility])].sort_values(["trial_id", "eval_step"], kind="stable")
+    t = p["trial_id"].to_numpy()
+    s, f, u = (p[c].to_numpy(dtype=float) for c in ("eval_step", forget, utility))
+    hit = f == x
+    a, b = f[:-1] - x, f[1:] - x
+    cross = (t[1:] == t[:-1]) & (a * b < 0)  # strictly on either side, within one path: interpolate
+    w = a[cross] / (a[cross] - b[cross])
+    out = pd.DataFrame({
+        "trial_id": np.concatenate([t[hit], t[:-1][cross]]),
+        "step": np.concatenate([s[hit], s[:-1][cross] + w * (s[1:][cross] - s[:-1][cross])]),
+        "u": np.concatenate([u[hit], u[:-1][cross] + w * (u[1:][cross] - u[:-1][cross])]),
+        "_first": np.concatenate([np.zeros(hit.sum()), np.ones(cross.sum())]),
+        "_at": np.concatenate([np.flatnonzero(hit), np.flatnonzero(cross)])})
+    out = out.sort_values(["trial_id", "_first", "_at"], kind="stable").drop(columns=["_first", "_at"])
+    out.insert(0, "seed", out["trial_id"].map(seeds).fillna(0) if seed_col else 0)
+    return out.reset_index(drop=True)
+
+
 def _t_interval(values: np.ndarray) -> tuple[float, float, float]:
     """Mean and its 95 % Student-t interval (NaN bounds for one value)."""
     n = len(values)
@@ -251,17 +284,10 @@ def at_forget(table: pd.DataFrame, x: float, forget: str, utility: str, directio
     seed_col = "seed" if "seed" in table else None
     rows = []
     for key, g in _groups(table, by):
-        per_trial = []  # (seed, trial, step, utility)
-        for tid, path in g.groupby("trial_id", sort=True):
-            if start is not None and len(start):
-                first = start.iloc[[0]].assign(trial_id=tid, eval_step=0)
-                path = pd.concat([first, path[path["eval_step"] > 0]], ignore_index=True)
-            seed = path[seed_col].dropna().iloc[0] if seed_col and path[seed_col].notna().any() else 0
-            for step, u in crossings(path, x, forget, utility):
-                per_trial.append((seed, tid, step, u))
+        per_trial = _all_crossings(g, x, forget, utility, seed_col, start)  # (seed, trial, step, utility)
         seeds = sorted(g[seed_col].dropna().unique().tolist()) if seed_col and g[seed_col].notna().any() else [0]
         base = {by: key} if by is not None else {}
-        if not per_trial:
+        if per_trial.empty:
             f = pd.to_numeric(g[forget], errors="coerce")
             i = (f - x).abs().dropna().sort_values(kind="stable").index[0]
             rows.append({**base, "trial_id": g.at[i, "trial_id"], "eval_step": g.at[i, "eval_step"],
@@ -271,7 +297,7 @@ def at_forget(table: pd.DataFrame, x: float, forget: str, utility: str, directio
                          "closest": float(f[i]), "utility_at_closest": float(pd.to_numeric(g[utility],
                                                                                           errors="coerce")[i])})
             continue
-        c = pd.DataFrame(per_trial, columns=["seed", "trial_id", "step", "u"])
+        c = per_trial
         c["_k"] = -sign * c["u"]
         best = c.sort_values(["_k", "trial_id", "step"], kind="stable").groupby("seed", sort=True).head(1)
         mean, lo, hi = _t_interval(best["u"].to_numpy(dtype=float))

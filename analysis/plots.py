@@ -125,9 +125,7 @@ def fig5(data: pd.DataFrame) -> Figure:
     for ax, (col, title) in zip(axes, panels):
         if data.empty:
             _empty(ax)
-        for (setting, tid), part in data.groupby(["setting", "trial_id"], sort=False):
-            ax.plot(part["step"], part[col], ls=_style(part["lr_rule"].iloc[0]), color=colors[setting],
-                    label=setting, drawstyle="steps-post" if col == "lr" else "default")
+        _trial_lines(ax, data, colors, "setting", y=col, steps=col == "lr")
         ax.set_title(title)
         ax.set_xlabel("step")
         if col in ("norm_r", "norm_f", "lr") and (data[col] > 0).any():
@@ -152,6 +150,43 @@ def _legend(fig: Figure, axes) -> None:
 _TITLES = {"loss_r": "retain loss L_R (training batches)", "loss_f": "forget loss L_F (training batches)"}
 
 
+def _steps_post(xy: np.ndarray) -> np.ndarray:
+    """A polyline's points drawn as matplotlib's drawstyle "steps-post" draws them."""
+    if len(xy) < 2:
+        return xy
+    x = np.repeat(xy[:, 0], 2)[1:]
+    y = np.repeat(xy[:, 1], 2)[:-1]
+    return np.column_stack([x, y])
+
+
+def _trial_lines(ax, part: pd.DataFrame, colors: dict, color_by: str, y: str = "value", steps: bool = False) -> None:
+    """One line per trial (its rows in order: ``step`` against ``y``), drawn as one LineCollection
+    per colour and line style — 10⁴ trials in a few calls, not 10⁴ — evaluation points (``source``
+    "eval") as one scatter each, and one legend entry per setting. ``steps``: drawn steps-post."""
+    if part.empty:
+        return
+    if "source" not in part:
+        part = part.assign(source="steps")
+    codes = pd.factorize(part["trial_id"])[0]
+    part = part.iloc[np.argsort(codes, kind="stable")]  # each trial's rows together, trials in order
+    firsts = part.drop_duplicates("trial_id")
+    for (key, rule, source), ids in firsts.groupby([color_by, "lr_rule", "source"], sort=False,
+                                                    dropna=False)["trial_id"]:
+        sub = part[part["trial_id"].isin(set(ids))]
+        xy = sub[["step", y]].to_numpy(dtype=float)
+        tid = sub["trial_id"].to_numpy()
+        segments = np.split(xy, np.flatnonzero(tid[1:] != tid[:-1]) + 1)
+        if steps:
+            segments = [_steps_post(s) for s in segments]
+        ax.add_collection(LineCollection(segments, colors=colors[key], linestyles=_style(rule), linewidths=1.5))
+        if source == "eval":
+            ax.scatter(xy[:, 0], xy[:, 1], color=colors[key], s=9, zorder=3)
+    for _, first in firsts.drop_duplicates("setting").iterrows():  # legend proxies: one per setting
+        ax.plot([], [], ls=_style(first["lr_rule"]), color=colors[first[color_by]],
+                marker="o" if first["source"] == "eval" else None, ms=3, label=first["setting"])
+    ax.autoscale_view()
+
+
 def curves(data: pd.DataFrame, title: str, directions: dict | None = None, color_by: str = "method") -> Figure:
     """One panel per quantity (eval metrics first, then the step losses), one line per trial."""
     quantities = list(dict.fromkeys(data["quantity"])) or ["(nothing to draw)"]
@@ -164,10 +199,7 @@ def curves(data: pd.DataFrame, title: str, directions: dict | None = None, color
         part = data[data["quantity"] == q]
         if part.empty:
             _empty(ax)
-        for tid, tr in part.groupby("trial_id", sort=False):
-            first = tr.iloc[0]
-            ax.plot(tr["step"], tr["value"], ls=_style(first["lr_rule"]), color=colors[first[color_by]],
-                    marker="o" if first["source"] == "eval" else None, ms=3, label=first["setting"])
+        _trial_lines(ax, part, colors, color_by)
         src = part["source"].iloc[0] if len(part) else "eval"
         ax.set_title(_TITLES.get(q, _label(q, directions) + (" (evaluation)" if src == "eval" else "")))
         ax.set_xlabel("step")
@@ -208,7 +240,7 @@ def frontier(tables, directions: dict | None = None) -> Figure:
             # the edge of the dominated region: level with the front point nearer the better x
             ax.plot(f[x], f[y], color="C3", lw=1, alpha=0.6,
                     drawstyle="steps-post" if t.objectives[0][1] == "min" else "steps-pre")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper right")  # not "best": it scans every point
         for _, r in front.iterrows():
             ax.annotate(str(r[t.id_col]), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         _auto_log(ax, rows[x], rows[y], (x, y))
@@ -253,7 +285,7 @@ def paths(panels, directions: dict | None = None) -> Figure:
         ax.set_xlabel(_label(cols[0].strip("|"), directions))
         ax.set_ylabel(_label(cols[1].strip("|"), directions))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")  # not "best": it scans every point
         extra = f"; front over {len(cols)} objectives, drawn on the first two" if len(cols) > 2 else ""
         ax.set_title(f"{lines['trial_id'].nunique()} trial paths, {len(lines)} evaluations: "
                      f"{len(front)} non-dominated" + (f", {len(t.excluded)} excluded" if len(t.excluded) else "")

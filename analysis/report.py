@@ -265,7 +265,8 @@ def _paths_section(r: Results, planes) -> str:
     if pts.single_evaluation:
         return "\n".join(out) + ("<p class='note'>Every trial has one evaluation (eval.every was 0): the path "
                                  "front is the final front above. Set eval.every to see the paths.</p>")
-    points = pts.points.assign(setting=setting_names(pts.points))
+    settings = dict(zip(r.trials["trial_id"], setting_names(r.trials)))  # once per trial, not per point
+    points = pts.points.assign(setting=pts.points["trial_id"].map(settings))
     last = points.groupby("trial_id")[STEP_COL].max()
     panels = []
     for plane in planes:

@@ -6,7 +6,7 @@ on 10³–10⁴ synthetic trials (issue 18: each ≤ 30 s with bounded memory at
     python benchmarks/results_scale.py --trials 200 --evals 5 --json out.json
     python benchmarks/results_scale.py --trials 10000 --only report       # one command again
     python benchmarks/results_scale.py --trials 10000 --keep /tmp/rs      # keep (and reuse) the folders
-    python benchmarks/results_scale.py --trials 10000 --keep /tmp/rs --only consolidate consolidate-tables
+    python benchmarks/results_scale.py --trials 10000 --keep /tmp/rs --only consolidate consolidate-resume
 
 What is synthesised, per N (a sweep folder as `pareto sweep` leaves it before its last step):
     sweep.json          the state of a complete sweep (spec of sweeps/quickstart.yaml with
@@ -26,13 +26,13 @@ What is synthesised, per N (a sweep folder as `pareto sweep` leaves it before it
 The folders are written with several processes (not timed).
 
 Timed, each in its own fresh subprocess (peak RSS from os.wait4: per command, its children included):
-    consolidate  what `pareto sweep` does once every trial is done (pareto/sweep.py):
-                 sweep.finished_parts(), read_tables(store, [part(t) for t in sorted(finished)]),
-                 write_tables(store, folder, {k: v.to_pylist() ...}) — the four top-level tables
+    consolidate  what `pareto sweep` does once every trial is done (pareto/sweep.py): the four
+                 top-level tables from the parts' tables its Collector holds (it wrote them; they
+                 are read first here, untimed), pareto.results.writer.consolidate
+    consolidate-resume  the same for a resumed sweep whose every part an earlier run wrote: each
+                 part read from its files
     frontier     python -m pareto frontier --results DIR --points evals   (stdout to a file)
     report       python -m pareto report --results DIR --out DIR/report.html
-    consolidate-tables (only with --only) consolidate with write_tables(store, folder, tables): the
-                 tables as read_tables returns them, no .to_pylist() (a change proposed for sweep.py)
 Prints a markdown table (wall s, peak MiB per command per N), the growth from the smallest to the
 largest N, and the load average; --json writes every number.
 """
@@ -58,9 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 NAME = "scale"
 COMMANDS = ("consolidate", "frontier", "report")
-#: Not run by default: consolidation with read_tables' tables passed to write_tables as they are
-#: (no .to_pylist()), the one-line change proposed for pareto/sweep.py and pareto/mix.py.
-EXTRA = ("consolidate-tables",)
+#: Also timed by default: the consolidation of a resumed sweep, every part read from its files.
+EXTRA = ("consolidate-resume",)
 METHODS = [("gdiff", {"c": 0.2}), ("gdiff", {"c": 0.5}), ("gdiff", {"c": 0.8}), ("lossnorm", {}), ("ngdiff", {})]
 OBJECTIVES = ["ga", "npo"]
 RULES = ["fixed", "autolr"]
@@ -249,23 +248,28 @@ def synthesise(folder: Path, n: int, evals: int = 20, steps: int = 100, items: i
     return sweep
 
 
-def consolidate(sweep_dir: Path, as_tables: bool = False) -> dict:
-    """Exactly what pareto/sweep.py does once every trial is done; seconds of each part.
-    `as_tables`: write_tables gets the tables themselves, not their rows as dicts."""
+def consolidate(sweep_dir: Path, held: bool = True) -> dict:
+    """What pareto/sweep.py does once every trial is done (pareto.results.writer.consolidate):
+    `held` — every part was written by this run, whose Collector holds its tables (they are read
+    here first, untimed, as the Collector would have them); not `held` — a resumed sweep whose
+    parts were all written by earlier runs: every part is read from its files. Seconds of each
+    stage, and the memory the held tables take is in the process's peak."""
     from pareto.results.state import Sweep
     from pareto.results.store import Store
-    from pareto.results.writer import read_tables, write_tables
+    from pareto.results.writer import consolidate as write_top, part_tables, read_tables
 
-    t0 = time.perf_counter()
     sweep = Sweep(Store(str(sweep_dir.parent)), sweep_dir.name)
+    parts = {t.name: sweep.part(t.name) for t in (sweep_dir / "parts").iterdir()}
+    kept = {}
+    if held:  # the Collector's tables: one per part, as written (untimed: made while the trials ran)
+        kept = {t: part_tables(read_tables(sweep.store, [p])) for t, p in parts.items()}
+    t0 = time.perf_counter()
     finished = sweep.finished_parts()
     failed = sorted(t for t, st in finished.items() if st == "failed")
     t1 = time.perf_counter()
-    tables = read_tables(sweep.store, [sweep.part(t) for t in sorted(finished)])
+    tables = write_top(sweep.store, sweep.folder, {t: sweep.part(t) for t in finished}, held=kept)
     t2 = time.perf_counter()
-    write_tables(sweep.store, sweep.folder, tables if as_tables else {k: v.to_pylist() for k, v in tables.items()})
-    t3 = time.perf_counter()
-    return {"finished_parts_s": t1 - t0, "read_tables_s": t2 - t1, "write_tables_s": t3 - t2,
+    return {"finished_parts_s": t1 - t0, "read_and_write_s": t2 - t1, "total_s": t2 - t0,
             "trials": len(finished), "failed": len(failed), "rows": {k: v.num_rows for k, v in tables.items()}}
 
 
@@ -297,7 +301,7 @@ def run_command(name: str, sweep: Path, timeout: float) -> dict:
     logs = sweep.parent / "logs"
     logs.mkdir(exist_ok=True)
     if name.startswith("consolidate"):
-        cmd = [sys.executable, __file__, "--_consolidate", str(sweep)] + (["--_as-tables"] if name != "consolidate" else [])
+        cmd = [sys.executable, __file__, "--_consolidate", str(sweep)] + (["--_from-disk"] if name != "consolidate" else [])
     elif name == "frontier":
         cmd = [sys.executable, "-m", "pareto", "frontier", "--results", str(sweep), "--points", "evals"]
     else:
@@ -321,17 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evals", type=int, default=20, help="evaluations per trial (default 20)")
     ap.add_argument("--steps", type=int, default=100, help="steps (steps.parquet rows) per trial (default 100)")
     ap.add_argument("--items", type=int, default=4, help="items.parquet rows per evaluation (default 4)")
-    ap.add_argument("--only", choices=COMMANDS + EXTRA, nargs="+", default=list(COMMANDS),
+    ap.add_argument("--only", choices=COMMANDS + EXTRA, nargs="+", default=list(COMMANDS + EXTRA),
                     help="the commands to time (default: the three of the issue)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per command")
     ap.add_argument("--keep", type=Path, default=None,
                     help="write the folders here (DIR/nN) and keep them; an existing folder of the same N is reused")
     ap.add_argument("--json", type=Path, default=None, help="also write every number to this file")
     ap.add_argument("--_consolidate", type=Path, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_as-tables", dest="as_tables", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_from-disk", dest="from_disk", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a._consolidate:
-        print(json.dumps(consolidate(a._consolidate, a.as_tables)))
+        print(json.dumps(consolidate(a._consolidate, held=not a.from_disk)))
         return 0
 
     base = a.keep or Path(tempfile.mkdtemp(prefix="results_scale-"))
@@ -398,8 +402,8 @@ def table(out: dict) -> str:
         for c in ("consolidate", *EXTRA):
             d = runs[n].get(c, {}).get("detail")
             if d:
-                lines.append(f"- N={n} {c}: finished_parts {d['finished_parts_s']:.1f}s, read_tables "
-                             f"{d['read_tables_s']:.1f}s, write_tables {d['write_tables_s']:.1f}s; rows {d['rows']}")
+                lines.append(f"- N={n} {c}: finished_parts {d['finished_parts_s']:.1f}s, read and write "
+                             f"{d['read_and_write_s']:.1f}s; rows {d['rows']}")
     return "\n".join(lines)
 
 

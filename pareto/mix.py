@@ -75,7 +75,7 @@ def write_mix(kept: Kept, points: list[tuple[float, dict]]) -> list[str]:
     top re-consolidated from every part, as `pareto sweep` writes them (trials.parquet last).
     Returns the ids."""
     from pareto.results.state import Sweep
-    from pareto.results.writer import read_tables, write_tables
+    from pareto.results.writer import consolidate, write_tables
 
     store, folder = results_store(kept.results)
     sweep = Sweep(store, folder)
@@ -98,7 +98,5 @@ def write_mix(kept: Kept, points: list[tuple[float, dict]]) -> list[str]:
                 r["trial_id"] = tid
         write_tables(store, sweep.part(tid), tables)
         ids.append(tid)
-    parts = sorted(sweep.finished_parts())
-    tables = read_tables(store, [sweep.part(t) for t in parts])
-    write_tables(store, folder, {k: v.to_pylist() for k, v in tables.items()})
+    consolidate(store, folder, {t: sweep.part(t) for t in sweep.finished_parts()})
     return ids

@@ -31,9 +31,11 @@ class Prepared:
     reference: dict = field(default_factory=dict)  # values of the retain-only model (forget_quality, privleak)
 
 
-def target_config(spec: SweepSpec):
+def target_config(spec: SweepSpec, download: bool = False):
     """The TargetConfig of a `target.source: train` spec: `target.train` with the data section's
-    prompt template, BOS choice and text window length (`data.context` → max_length)."""
+    prompt template, BOS choice and text window length (`data.context` → max_length). `data.add_bos`
+    left out: the reference code's choice for the base's tokenizer, which `download` may fetch (the
+    build); without it only a local or cached tokenizer is read (checks never reach the network)."""
     from pareto.models.target import TargetConfig
 
     d, train = spec.data, dict(spec.target.train)
@@ -48,7 +50,7 @@ def target_config(spec: SweepSpec):
     if d.add_bos is None and "add_bos" not in train:  # the reference code's choice for this tokenizer
         from pareto.models.target_base import reference_bos
 
-        bos = reference_bos(TargetConfig(**train))
+        bos = reference_bos(TargetConfig(**train), download=download)
         if bos is not None:
             train["add_bos"] = bos
     return TargetConfig(**train)
@@ -81,7 +83,7 @@ def prepare_trained(spec: SweepSpec, log: Callable[[str], None] = print) -> Prep
     from pareto.sources import load_data
 
     data = load_data(asdict(spec.data))
-    cfg = target_config(spec)
+    cfg = target_config(spec, download=True)
     # every evaluated word in the tiny tokenizer's vocabulary (none maps to <unk>)
     vocab_rows = [r for rows in data.eval_splits.values() for r in rows]
     build = dict(data_name=data.name, vocab_rows=vocab_rows, log=log)

@@ -38,7 +38,7 @@ from pareto.results.collect import Collector
 from pareto.results.schema import METRICS
 from pareto.results.state import Sweep, SweepStateError, open_sweep
 from pareto.results.store import Store, StorageError
-from pareto.results.writer import read_tables, write_tables
+from pareto.results.writer import consolidate
 from pareto.search import OptunaSpace, make_sampler
 from pareto.spec import SweepSpec, search_space, total_steps
 
@@ -163,8 +163,7 @@ def run_sweep(spec: SweepSpec, points: list[dict], *, address: str | None = None
     expected = len(points) + (spec.search.num_samples if spec.search.algorithm == "optuna" else 0)
     if len(finished) < expected:  # Tune stopped early (Ctrl-C, SIGTERM): the finished parts stay
         raise KeyboardInterrupt(f"{len(finished)} of {expected} trials finished")
-    tables = read_tables(sweep.store, [sweep.part(t) for t in sorted(finished)])
-    write_tables(sweep.store, sweep.folder, {k: v.to_pylist() for k, v in tables.items()})
+    consolidate(sweep.store, sweep.folder, {t: sweep.part(t) for t in finished}, held=collector.held)
     state["complete"] = not failed
     sweep.write_state(state)
     log(f"{len(finished)} trials ({len(failed)} failed) in {time.time() - t0:.0f}s → {store.display(spec.name)}")

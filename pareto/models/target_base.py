@@ -53,13 +53,14 @@ def base_fingerprint(base: str) -> str | None:
     return h.hexdigest()
 
 
-def reference_bos(cfg: TargetConfig) -> bool | None:
+def reference_bos(cfg: TargetConfig, download: bool = False) -> bool | None:
     """Whether the field's reference code puts a BOS before each example for this base: TOFU's and
     open-unlearning's code (and MUSE's) call the tokenizer with its special tokens, so an example
     starts with BOS exactly when the tokenizer adds one itself — Llama's tokenizers do, GPT-2's and
     Phi's add nothing. The word-level tokenizer of `base: tiny` is pareto's own, with no reference:
-    BOS, as pareto has always trained it. None when the tokenizer cannot be loaded here (offline and
-    not cached): the build that needs it reports that itself.
+    BOS, as pareto has always trained it. None when the tokenizer cannot be loaded here: not cached
+    (and `download` off: checks such as `pareto validate` never reach the network), or offline; the
+    build that needs it downloads it first (`download`) or reports that it cannot.
 
     `data.add_bos: true | false` overrides this (docs/metrics.md, "Conventions")."""
     if cfg.is_tiny:
@@ -68,7 +69,8 @@ def reference_bos(cfg: TargetConfig) -> bool | None:
 
     try:
         local = _local_base(cfg.base)
-        kw = dict(trust_remote_code=cfg.trust_remote_code, local_files_only=local is not None or _offline())
+        kw = dict(trust_remote_code=cfg.trust_remote_code,
+                  local_files_only=local is not None or _offline() or not download)
         if cfg.revision is not None:
             kw["revision"] = cfg.revision
         with quiet_progress_bars():

@@ -14,7 +14,7 @@ from ray import tune
 
 from pareto.results.schema import METRICS
 from pareto.results.store import StorageError
-from pareto.results.writer import write_tables
+from pareto.results.writer import part_tables, write_tables
 from pareto.spec import SweepSpec, trial_label
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class Collector(tune.Callback):
         self.live: dict[int, dict] = {}  # index → {"point", "steps": {step: row}, "evals": {...}, ...}
         self.indices: set[int] = set()
         self.done = self.failed = 0
+        self.held: dict = {}  # trial id → the tables of the part this run wrote (pareto.results.writer.consolidate)
         self.t0 = time.time()
         # the plane whose running front the progress line shows: the optuna objectives, else a default plane
         from pareto.sources import source_of
@@ -127,12 +128,14 @@ class Collector(tune.Callback):
             "items": [{**it, "trial_id": tid, "eval_step": s} for s, its in sorted(st["items"].items()) for it in its],
             "trials": [_trial_row(self.spec, st["point"], tid, final, {**self.meta, "attempts": st["attempts"]})],
         }
+        tables = part_tables(rows)
         try:
-            write_tables(self.sweep.store, self.sweep.part(tid), rows)
+            write_tables(self.sweep.store, self.sweep.part(tid), tables)
         except StorageError as exc:  # every file is whole or absent; the sweep stops (StopOnStorageError)
             self.log(f"       could not write {tid}: {exc}")
             self.storage_error = self.storage_error or exc
             return
+        self.held[tid] = tables  # the sweep's top tables are made from these, not from the files again
         self.done += 1
         self._progress(tid, st["point"], final, running)
 

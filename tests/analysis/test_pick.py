@@ -167,6 +167,27 @@ def test_at_forget_path_starts_at_the_target():
     assert r["utility_mean"].iloc[0] == pytest.approx(1.0 - 0.5 * s)
 
 
+def test_all_paths_at_once_match_one_path_at_a_time_and_keep_each_trials_seed():
+    """The vectorised crossings of every path equal `crossings` path by path (a start prepended),
+    and each trial counts for its own seed (the baseline's seed is not every trial's)."""
+    from analysis.pick import _all_crossings
+
+    rng = np.random.default_rng(3)
+    rows = [(f"t{i}", s, rng.random(), rng.random(), "m", i % 4) for i in range(60) for s in (2, 4, 6, 8)]
+    rows.append(("t7", 10, 0.5, 0.3, "m", 3))  # an exact hit
+    t = evals(rows, ("trial_id", "eval_step", "f", "u", "method", "seed"))
+    start = pd.DataFrame({"trial_id": ["t0"], "eval_step": [0], "f": [0.95], "u": [1.0], "seed": [0]})
+    got = _all_crossings(t, 0.5, "f", "u", "seed", start)
+    want = []
+    for tid, path in t.groupby("trial_id", sort=True):
+        path = pd.concat([start.assign(trial_id=tid), path], ignore_index=True)
+        want += [(int(path["seed"].iloc[-1]), tid, st, u) for st, u in crossings(path, 0.5, "f", "u")]
+    assert len(want) > 60 and [(int(a), b) for a, b in zip(got["seed"], got["trial_id"])] == [w[:2] for w in want]
+    np.testing.assert_allclose(got[["step", "u"]].to_numpy(), [w[2:] for w in want], rtol=0, atol=1e-12)
+    r = at_forget(t, 0.5, "f", "u", {"u": "max"}, by="method", start=start)
+    assert r["n_seeds"].iloc[0] == 4 and r["seeds_reached"].iloc[0] == 4
+
+
 def test_pick_dispatch_and_default_plane():
     t = at_forget_table().rename(columns={"f": "rouge_f", "u": "utility_r"}).assign(loss_f_eval=1.0, loss_r_eval=1.0)
     planes = (("loss_f_eval", "loss_r_eval"), ("rouge_f", "utility_r"))

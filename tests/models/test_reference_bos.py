@@ -47,3 +47,14 @@ def test_the_tiny_tokenizer_keeps_bos_and_an_unloadable_base_is_left_to_the_buil
     empty = tmp_path / "nothing-here"
     empty.mkdir()
     assert reference_bos(TargetConfig(base=str(empty))) is None
+
+
+def test_checks_never_reach_the_network_for_a_hub_tokenizer(monkeypatch):
+    """Not cached and not downloading (pareto validate): None at once, no request, no retry."""
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", "/nonexistent-pareto-hf-home")  # an empty cache
+    t0 = time.perf_counter()
+    assert reference_bos(TargetConfig(base="microsoft/phi-1_5")) is None
+    assert time.perf_counter() - t0 < 5
