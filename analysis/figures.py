@@ -115,9 +115,12 @@ def curves_data(evals: pd.DataFrame, steps: pd.DataFrame, trials: pd.DataFrame, 
         start = evals[evals["trial_id"].isin(base)].sort_values("eval_step").head(1)
         if len(start):
             firsts = e.groupby("trial_id")["eval_step"].min()
-            add = [start.assign(trial_id=tid, eval_step=0)[["trial_id", "eval_step", *metrics]]
-                   for tid in chosen["trial_id"] if firsts.get(tid, 1) != 0]
-            e = pd.concat([e, *add], ignore_index=True) if add else e
+            need = [tid for tid in chosen["trial_id"] if firsts.get(tid, 1) != 0]
+            if need:  # one frame of the baseline's row, once per trial that lacks a step 0
+                add = start[metrics].iloc[np.zeros(len(need), dtype=int)].reset_index(drop=True)
+                add.insert(0, "eval_step", 0)
+                add.insert(0, "trial_id", need)
+                e = pd.concat([e, add[["trial_id", "eval_step", *metrics]]], ignore_index=True)
         e = e.melt(id_vars=["trial_id", "eval_step"], value_vars=metrics, var_name="quantity")
         frames.append(e.rename(columns={"eval_step": "step"}).assign(source="eval"))
     if len(steps):

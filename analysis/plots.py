@@ -22,6 +22,7 @@ __all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "paths", "mixing", "agr
            "eaf_difference", "save", "png_bytes"]
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
+_MAX_LABELS = 24  # points of one Fig. 1 line labelled with their c; more would hide the figure
 
 
 def _label(name: str, directions: dict | None) -> str:
@@ -88,9 +89,10 @@ def fig1(data: pd.DataFrame, directions: dict | None = None) -> Figure:
             hollow = (pts["lr_rule"] != "autolr").all()
             ax.plot(pts["x"], pts["y"], ls="--", marker="o", color=line_colors[line], label=line, zorder=2,
                     markerfacecolor="white" if hollow else line_colors[line])
-            for _, p in pts.iterrows():
-                ax.annotate(f"c={p['c']:g}", (p["x"], p["y"]), fontsize=7, xytext=(4, 3),
-                            textcoords="offset points", color=line_colors[line])
+            if len(pts) <= _MAX_LABELS:  # a line of many seeds and objectives: its points unlabelled
+                for c, px, py in zip(pts["c"], pts["x"], pts["y"]):
+                    ax.annotate(f"c={c:g}", (px, py), fontsize=7, xytext=(4, 3),
+                                textcoords="offset points", color=line_colors[line])
         for (disp, rule), pts in part[part["line"].isna()].groupby(["display", "lr_rule"], sort=False, dropna=False):
             base = disp == "No-unlearn"
             auto = rule == "autolr"
@@ -148,6 +150,16 @@ def _legend(fig: Figure, axes) -> None:
 
 # ---------------------------------------------------------------------------------- Figs. 6–7
 _TITLES = {"loss_r": "retain loss L_R (training batches)", "loss_f": "forget loss L_F (training batches)"}
+
+
+def _labelled(front: pd.DataFrame, x: str, most: int = 30) -> np.ndarray:
+    """Positions (iloc) of the front points to label: all of a small front; of a big one (a path
+    front of 10⁵ evaluations) `most`, evenly spaced along the first objective, both ends included
+    — every label is a text box matplotlib measures for the layout."""
+    if len(front) <= most:
+        return np.arange(len(front))
+    order = np.argsort(front[x].to_numpy(dtype=float), kind="stable")
+    return order[np.unique(np.linspace(0, len(order) - 1, most).round().astype(int))]
 
 
 def _steps_post(xy: np.ndarray) -> np.ndarray:
@@ -241,8 +253,9 @@ def frontier(tables, directions: dict | None = None) -> Figure:
             ax.plot(f[x], f[y], color="C3", lw=1, alpha=0.6,
                     drawstyle="steps-post" if t.objectives[0][1] == "min" else "steps-pre")
             ax.legend(fontsize=8, loc="upper right")  # not "best": it scans every point
-        for _, r in front.iterrows():
-            ax.annotate(str(r[t.id_col]), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for i in _labelled(front, x):
+            ax.annotate(str(front[t.id_col].iloc[i]), (front[x].iloc[i], front[y].iloc[i]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
         _auto_log(ax, rows[x], rows[y], (x, y))
         ax.set_xlabel(_label(x.strip("|"), directions))
         ax.set_ylabel(_label(y.strip("|"), directions))
@@ -279,8 +292,9 @@ def paths(panels, directions: dict | None = None) -> Figure:
                    label="dominated evaluation")
         ax.scatter(front["x"], front["y"], color="C3", edgecolors="black", s=40, zorder=4,
                    label="non-dominated evaluation")
-        for p, px, py in zip(front["point"], front["x"], front["y"]):
-            ax.annotate(str(p), (px, py), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for i in _labelled(front, "x"):
+            ax.annotate(str(front["point"].iloc[i]), (front["x"].iloc[i], front["y"].iloc[i]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
         _auto_log(ax, lines["x"], lines["y"], (cols[0], cols[1]))
         ax.set_xlabel(_label(cols[0].strip("|"), directions))
         ax.set_ylabel(_label(cols[1].strip("|"), directions))
@@ -329,9 +343,7 @@ def agreement(data: pd.DataFrame) -> Figure:
     colors = _colors(data["method"]) if len(data) else {}
     if data.empty:
         _empty(ax)
-    for tid, tr in data.groupby("trial_id", sort=False):
-        ax.plot(tr["step"], tr["cos"], ls=_style(tr["lr_rule"].iloc[0]), color=colors[tr["method"].iloc[0]],
-                label=tr["setting"].iloc[0])
+    _trial_lines(ax, data, colors, "method", y="cos")
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xlabel("step")
     ax.set_ylabel("cos(d, d_NGDiff)")
