@@ -23,6 +23,9 @@ __all__ = ["fig1", "fig4", "fig5", "curves", "frontier", "paths", "mixing", "agr
 
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*"]
 _MAX_LABELS = 24  # points of one Fig. 1 line labelled with their c; more would hide the figure
+#: Above this many trials a panel of per-trial lines draws each setting's median and 10–90 % band
+#: instead (10⁴ lines are neither readable nor quick to draw); the paths figure draws them grey.
+MANY_TRIALS = 400
 
 
 def _label(name: str, directions: dict | None) -> str:
@@ -162,6 +165,17 @@ def _labelled(front: pd.DataFrame, x: str, most: int = 30) -> np.ndarray:
     return order[np.unique(np.linspace(0, len(order) - 1, most).round().astype(int))]
 
 
+def _bands(ax, part: pd.DataFrame, colors: dict, color_by: str, y: str, steps: bool) -> None:
+    """More trials than a figure can show one by one: per setting, the median over its trials at
+    each step and the band of their 10–90 % (the legend says so)."""
+    for (setting, key, rule), sub in part.groupby(["setting", color_by, "lr_rule"], sort=False, dropna=False):
+        q = sub.groupby("step")[y].quantile([0.1, 0.5, 0.9]).unstack()
+        ax.plot(q.index, q[0.5], ls=_style(rule), color=colors[key], label=f"{setting} (median, 10–90 %)",
+                drawstyle="steps-post" if steps else "default")
+        ax.fill_between(q.index, q[0.1], q[0.9], color=colors[key], alpha=0.12, lw=0,
+                        step="post" if steps else None)
+
+
 def _steps_post(xy: np.ndarray) -> np.ndarray:
     """A polyline's points drawn as matplotlib's drawstyle "steps-post" draws them."""
     if len(xy) < 2:
@@ -179,6 +193,9 @@ def _trial_lines(ax, part: pd.DataFrame, colors: dict, color_by: str, y: str = "
         return
     if "source" not in part:
         part = part.assign(source="steps")
+    if part["trial_id"].nunique() > MANY_TRIALS:
+        _bands(ax, part, colors, color_by, y, steps)
+        return
     codes = pd.factorize(part["trial_id"])[0]
     part = part.iloc[np.argsort(codes, kind="stable")]  # each trial's rows together, trials in order
     firsts = part.drop_duplicates("trial_id")
@@ -280,13 +297,16 @@ def paths(panels, directions: dict | None = None) -> Figure:
         if lines.empty:
             _empty(ax, "one objective" if len(cols) < 2 else "no point to place")
             continue
-        colors = _colors(lines["trial_id"])
-        segments, seg_colors = [], []  # one LineCollection: 10⁴ paths draw in one call, not 10⁴
-        for tid, part in lines.groupby("trial_id", sort=False):
-            segments.append(part[["x", "y"]].to_numpy(dtype=float))
-            seg_colors.append(colors[tid])
-        ax.add_collection(LineCollection(segments, colors=seg_colors, linewidths=0.8, alpha=0.7))
-        ax.scatter(lines["x"], lines["y"], c=[colors[t] for t in lines["trial_id"]], s=5, alpha=0.7)
+        xy = lines[["x", "y"]].to_numpy(dtype=float)
+        tid = lines["trial_id"].to_numpy()
+        segments = np.split(xy, np.flatnonzero(tid[1:] != tid[:-1]) + 1)  # path_lines: each trial's rows together
+        if len(segments) > MANY_TRIALS:  # one grey LineCollection: the paths as a cloud, the front on top
+            ax.add_collection(LineCollection(segments, colors="lightgrey", linewidths=0.5, alpha=0.5))
+        else:
+            colors = _colors(lines["trial_id"])
+            ax.add_collection(LineCollection(segments, colors=[colors[s] for s in dict.fromkeys(tid)],
+                                             linewidths=0.8, alpha=0.7))
+            ax.scatter(xy[:, 0], xy[:, 1], c=[colors[t] for t in tid], s=5, alpha=0.7)
         dom, front = lines[lines["dominated"]], lines[~lines["dominated"]]
         ax.scatter(dom["x"], dom["y"], color="lightgrey", edgecolors="grey", s=14, zorder=3,
                    label="dominated evaluation")
