@@ -168,8 +168,10 @@ def _labelled(front: pd.DataFrame, x: str, most: int = 30) -> np.ndarray:
 def _bands(ax, part: pd.DataFrame, colors: dict, color_by: str, y: str, steps: bool) -> None:
     """More trials than a figure can show one by one: per setting, the median over its trials at
     each step and the band of their 10–90 % (the legend says so)."""
-    for (setting, key, rule), sub in part.groupby(["setting", color_by, "lr_rule"], sort=False, dropna=False):
-        q = sub.groupby("step")[y].quantile([0.1, 0.5, 0.9]).unstack()
+    keys = ["setting", color_by, "lr_rule"]
+    qs = part.groupby([*keys, "step"], sort=False, dropna=False)[y].quantile([0.1, 0.5, 0.9]).unstack()
+    for (setting, key, rule), q in qs.groupby(level=[0, 1, 2], sort=False, dropna=False):
+        q = q.droplevel([0, 1, 2]).sort_index()
         ax.plot(q.index, q[0.5], ls=_style(rule), color=colors[key], label=f"{setting} (median, 10–90 %)",
                 drawstyle="steps-post" if steps else "default")
         ax.fill_between(q.index, q[0.1], q[0.9], color=colors[key], alpha=0.12, lw=0,
