@@ -86,7 +86,8 @@ def prepare_trained(spec: SweepSpec, log: Callable[[str], None] = print) -> Prep
     cfg = target_config(spec, download=True)
     # every evaluated word in the tiny tokenizer's vocabulary (none maps to <unk>)
     vocab_rows = [r for rows in data.eval_splits.values() for r in rows]
-    build = dict(data_name=data.name, vocab_rows=vocab_rows, log=log)
+    # target.train.pretrain: the stand-in splits, learned by the target and its Retrain twin alike
+    build = dict(data_name=data.name, vocab_rows=vocab_rows, eval_splits=data.eval_splits, log=log)
     path = Path(build_target(data.forget, data.retain, cfg, **build))
     prepared = Prepared(path, json.loads((path / "manifest.json").read_text()), data.eval_splits)
     if spec.target.retain_model:

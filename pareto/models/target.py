@@ -30,6 +30,13 @@ Bases:
   {16, 32}, and train 25 epochs for all language models." Defaults: Adam, lr 1e-5, batch 16,
   25 epochs, constant learning rate (the paper names no schedule), fp32.
 
+A stand-in for pretraining knowledge (`pretrain`: evaluation splits of the data, TOFU's
+real_authors and world_facts): learned first, until `target_accuracy` on them (or for `epochs`),
+then kept in the training rows beside forget and retain (`pretrain_mix`, default) or not; the
+Retrain reference learns it the same way. Model Utility scores these very splits, so it then
+measures what survives of what the target was taught besides TOFU (docs/tofu_cpu.md). Hashed,
+with the stand-in's rows, only when set.
+
 Settings left as None resolve by base (`TargetConfig.resolved`); the manifest records the
 resolved values. The cache key is the sha256 of (resolved settings, data hash, base
 fingerprint, TRAINER_VERSION, and for a tiny base the hash of `vocab_rows` when there are any);
@@ -65,7 +72,7 @@ from pareto.data.templates import TEMPLATES
 from pareto.models._build import LR_SCHEDULES, OPTIMIZERS
 from pareto.models.cache import jsonl_bytes
 
-__all__ = ["TargetConfig", "TRAINER_VERSION", "data_hash", "vocab_hash"]
+__all__ = ["TargetConfig", "TRAINER_VERSION", "data_hash", "vocab_hash", "pretrain_hash"]
 
 #: Bump when training or the saved layout changes what a config builds; part of the cache hash.
 TRAINER_VERSION = 1
@@ -76,6 +83,8 @@ DTYPES = ("float32", "bfloat16", "float16")
 EXECUTION_FIELDS = ("num_threads", "device", "micro_batch_size")
 #: Prompt settings hashed only when they differ from these (targets built before they existed).
 PROMPT_DEFAULTS = {"template": "plain", "add_bos": True}
+#: The pretraining stand-in's settings: hashed only when `pretrain` names splits (old keys stay valid).
+PRETRAIN_FIELDS = ("pretrain", "pretrain_mix")
 
 # Defaults by base. Real models: NGDiff paper App. E.3 (Adam, lr 1e-5 or 2e-5, batch 16 or 32,
 # 25 epochs). Tiny: chosen so that the last 40 TOFU authors (800 QA pairs) are memorised on a
@@ -118,12 +127,21 @@ class TargetConfig:
     epochs: int | None = None  # fixed number of epochs (not until_memorised); real 25
     max_epochs: int | None = None  # until_memorised: at most this many epochs; tiny 300
     target_accuracy: float | None = None  # until_memorised: answer accuracy; tiny .998, else .99
+    # a stand-in for pretraining knowledge: evaluation splits of the data (TOFU: real_authors,
+    # world_facts) learned first (until target_accuracy on them, or `epochs`), then kept in the
+    # training rows with the forget/retain rows when pretrain_mix (else forget/retain only).
+    # The Retrain twin learns them the same way. Model Utility scores these very questions.
+    pretrain: tuple[str, ...] | None = None
+    pretrain_mix: bool = True
     # execution (not hashed)
     num_threads: int = 1  # CPU intra-op threads while building (restored afterwards)
     device: str | None = None  # None: "cuda" if available, else "cpu"
     micro_batch_size: int | None = None  # split each batch (same gradient, less memory)
 
     def __post_init__(self) -> None:
+        if isinstance(self.pretrain, (list, tuple, str)):  # from YAML/JSON; a lone name is one split
+            object.__setattr__(self, "pretrain", (self.pretrain,) if isinstance(self.pretrain, str)
+                               else tuple(self.pretrain) or None)
         problems = self._problems()
         if problems:
             raise ValueError("invalid TargetConfig: " + "; ".join(problems))
@@ -170,6 +188,18 @@ class TargetConfig:
             p.append(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
             p.append(f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
+        if self.pretrain is None:
+            pass
+        elif not isinstance(self.pretrain, tuple) or not all(isinstance(n, str) and n for n in self.pretrain):
+            p.append(f"pretrain must be a list of evaluation split names (TOFU: real_authors, "
+                     f"world_facts), got {self.pretrain!r}")
+        elif len(set(self.pretrain)) < len(self.pretrain):
+            p.append(f"pretrain names a split twice: {list(self.pretrain)}")
+        elif set(self.pretrain) & {"forget", "retain"}:
+            p.append("pretrain names evaluation splits beyond forget and retain (TOFU: real_authors, "
+                     f"world_facts), got {list(self.pretrain)}")
+        if not isinstance(self.pretrain_mix, bool):
+            p.append(f"pretrain_mix must be true or false, got {self.pretrain_mix!r}")
         if not isinstance(self.trust_remote_code, bool):  # a string such as "no" would be truthy
             p.append(f"trust_remote_code must be true or false, got {self.trust_remote_code!r}")
         if self.is_tiny:
@@ -214,12 +244,19 @@ class TargetConfig:
         for k, default in PROMPT_DEFAULTS.items():  # hashed only when not the default: old keys stay valid
             if d[k] == default:
                 d.pop(k)
+        if not self.pretrain:  # no stand-in: hashed as before these settings existed
+            for k in PRETRAIN_FIELDS:
+                d.pop(k)
+        else:
+            d["pretrain"] = list(self.pretrain)
         return d
 
     def content_hash(self, data_hash: str, base_fingerprint: str | None = None,
-                     vocab_hash: str | None = None) -> str:
+                     vocab_hash: str | None = None, pretrain_hash: str | None = None) -> str:
         payload = {"config": self.hashed_fields(), "data_hash": data_hash,
                    "base_fingerprint": base_fingerprint, "trainer_version": TRAINER_VERSION}
+        if self.pretrain:  # the stand-in's rows (for any base: a real one has no vocab hash)
+            payload["pretrain_hash"] = pretrain_hash
         if vocab_hash is not None and self.is_tiny:  # only the tiny base's tokenizer depends on it
             payload["vocab_hash"] = vocab_hash
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
@@ -234,3 +271,13 @@ def data_hash(forget_rows: Sequence[dict], retain_rows: Sequence[dict]) -> str:
 def vocab_hash(vocab_rows: Sequence[dict]) -> str | None:
     """sha256 of the rows whose words join a tiny tokenizer's vocabulary (None when none)."""
     return hashlib.sha256(jsonl_bytes(vocab_rows)).hexdigest() if vocab_rows else None
+
+
+def pretrain_hash(pretrain_rows: dict[str, Sequence[dict]], names: Sequence[str]) -> str | None:
+    """sha256 of the stand-in's rows, split by split in the order `names` gives (None when none)."""
+    if not names:
+        return None
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b"\n" + jsonl_bytes(pretrain_rows[name]))
+    return h.hexdigest()

@@ -18,12 +18,12 @@ from pareto.lm import context_length
 from pareto.data.encode import encode_rows, row_kind
 from pareto.data.qa import encode_prompt
 from pareto.data.templates import resolve_template
-from pareto.models._build import isolated_torch_state, quiet_progress_bars, train_on_answers
+from pareto.models._build import answer_metrics, isolated_torch_state, quiet_progress_bars, train_on_answers
 from pareto.models.cache import build_atomically, default_cache_dir, versions, write_jsonl
-from pareto.models.target import TRAINER_VERSION, TargetConfig, data_hash, vocab_hash
+from pareto.models.target import TRAINER_VERSION, TargetConfig, data_hash, pretrain_hash, vocab_hash
 from pareto.models.target_base import base_fingerprint, base_model
 
-__all__ = ["build_target", "target_path", "rouge_item_indices"]
+__all__ = ["build_target", "target_path", "rouge_item_indices", "pretrain_splits"]
 
 #: ROUGE-L of greedy answers is measured on at most this many items of each split.
 ROUGE_ITEMS = 200
@@ -141,12 +141,15 @@ def _training_examples(tokenizer, train_rows: list[dict], kind: str, cfg: Target
 
 
 def _train(model, tokenizer, examples, train_rows: list[dict], kind: str, cfg: TargetConfig, *,
-           device: str, data_name: str, eval_bs: int, log: Callable[[str], None]):
+           device: str, data_name: str, eval_bs: int, log: Callable[[str], None], what: str | None = None):
     """Train `model` on `examples` as `cfg` says: (number of parameters, train_on_answers's result,
-    seconds)."""
+    seconds). `what`: the rows' description in the log (default: forget and retain, or retain only)."""
     n_params = sum(p.numel() for p in model.parameters())
     unit = "QA pairs" if kind == "qa" else f"texts ({len(examples)} windows of up to {cfg.max_length} tokens)"
-    what = f"retain {unit} only" if cfg.retain_only else f"{unit} (forget and retain)"
+    if what is None:
+        what = f"retain {unit} only" if cfg.retain_only else f"{unit} (forget and retain)"
+    else:
+        what = f"{unit} ({what})"
     stop = (f"until answer accuracy {cfg.target_accuracy} (at most {cfg.max_epochs} epochs)"
             if cfg.until_memorised else f"{cfg.epochs} epochs")
     log(f"[target] training {cfg.base} ({n_params:,} parameters, vocab {len(tokenizer)}) on "
@@ -160,7 +163,9 @@ def _train(model, tokenizer, examples, train_rows: list[dict], kind: str, cfg: T
         target_accuracy=cfg.target_accuracy if cfg.until_memorised else None,
         log=log, tag="target", group_by_length=cfg.group_by_length,
         lr_schedule=cfg.lr_schedule,
-        check_below_loss=1.0, eval_batch_size=eval_bs,
+        # with a stand-in the accuracy is measured after every epoch, so that a target accuracy
+        # well below memorisation stops where it is reached (targets without one: as before)
+        check_below_loss=None if cfg.pretrain else 1.0, eval_batch_size=eval_bs,
         micro_batch_size=cfg.micro_batch_size, log_every=10 if cfg.is_tiny else 1)
     train_seconds = time.perf_counter() - t_train
     if result["reached_target"] is False:
@@ -195,26 +200,70 @@ def _save(out: Path, model, tokenizer, forget_rows: list[dict], retain_rows: lis
         raise AssertionError("forget.jsonl + retain.jsonl do not hash to the data hash")
 
 
+def _pretrain(model, tokenizer, stand_in: dict[str, list[dict]], kind: str, cfg: TargetConfig, encode: dict,
+              *, device: str, data_name: str, eval_bs: int, log: Callable[[str], None]):
+    """The stand-in's first phase: its rows alone, until `target_accuracy` on them (at most
+    `max_epochs`) or for `epochs`. (its examples, the manifest's record of the phase, seconds)"""
+    rows = [r for name in cfg.pretrain for r in stand_in[name]]
+    examples, n_truncated = _training_examples(tokenizer, rows, kind, cfg, encode, log)
+    _, result, seconds = _train(model, tokenizer, examples, rows, kind, cfg, device=device,
+                                data_name=data_name, eval_bs=eval_bs, log=log,
+                                what="pretraining stand-in: " + ", ".join(cfg.pretrain))
+    record = {"splits": list(cfg.pretrain), "mix": cfg.pretrain_mix,
+              "n_rows": {name: len(stand_in[name]) for name in cfg.pretrain}, "n_truncated": n_truncated,
+              "hash": pretrain_hash(stand_in, cfg.pretrain), **result, "train_seconds": round(seconds, 3)}
+    model.train()
+    return examples, record, seconds
+
+
 def _build_into(out: Path, forget_rows: list[dict], retain_rows: list[dict], cfg: TargetConfig,
                 *, data_name: str, data_sha: str, fingerprint: str | None, content_hash: str,
-                vocab_rows: Sequence[dict], log: Callable[[str], None]) -> dict:
+                vocab_rows: Sequence[dict], log: Callable[[str], None],
+                stand_in: dict[str, list[dict]] | None = None) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     device = _resolve_device(cfg)
     train_rows = retain_rows if cfg.retain_only else [*forget_rows, *retain_rows]
     kind = row_kind(train_rows)
     encode = dict(template=cfg.template, add_bos=cfg.add_bos)
+    stand_in = stand_in or {}
+    pretrain_record, pretrain_seconds = None, 0.0
 
     with isolated_torch_state(cfg.num_threads):
         torch.manual_seed(cfg.seed)
-        model, tokenizer = base_model(cfg, forget_rows, retain_rows, vocab_rows, log)
+        model, tokenizer = base_model(cfg, forget_rows, retain_rows,
+                                      [*vocab_rows, *(r for rows in stand_in.values() for r in rows)], log)
         model.to(device=device, dtype=getattr(torch, cfg.dtype))
-
-        examples, n_truncated = _training_examples(tokenizer, train_rows, kind, cfg, encode, log)
-
         eval_bs = 256 if cfg.is_tiny else max(cfg.micro_batch_size or cfg.batch_size, 1)
-        n_params, result, train_seconds = _train(model, tokenizer, examples, train_rows, kind, cfg,
+
+        if cfg.pretrain:
+            pre_examples, pretrain_record, pretrain_seconds = _pretrain(
+                model, tokenizer, stand_in, kind, cfg, encode, device=device, data_name=data_name,
+                eval_bs=eval_bs, log=log)
+        examples, n_truncated = _training_examples(tokenizer, train_rows, kind, cfg, encode, log)
+        phase_rows, phase_examples, what = train_rows, examples, None
+        if cfg.pretrain and cfg.pretrain_mix:
+            phase_rows = [*train_rows, *(r for name in cfg.pretrain for r in stand_in[name])]
+            phase_examples = [*examples, *pre_examples]
+            what = ("retain only" if cfg.retain_only else "forget and retain") + " with the stand-in"
+
+        n_params, result, train_seconds = _train(model, tokenizer, phase_examples, phase_rows, kind, cfg,
                                                  device=device, data_name=data_name, eval_bs=eval_bs,
-                                                 log=log)
+                                                 log=log, what=what)
+        if cfg.pretrain:
+            # what survives of the stand-in, and the forget/retain rows' own fit (the phase's
+            # result covers the stand-in too when it is mixed in)
+            acc, ce = answer_metrics(model, pre_examples, tokenizer.pad_token_id, batch_size=eval_bs)
+            pretrain_record.update(after_build={"answer_accuracy": acc, "answer_loss": ce})
+            for name, rows in (("forget", forget_rows), ("retain", retain_rows)):
+                ex = encode_rows(tokenizer, rows, max_length=cfg.max_length, **encode)
+                acc, ce = answer_metrics(model, ex, tokenizer.pad_token_id, batch_size=eval_bs)
+                pretrain_record["after_build"][name] = {"answer_accuracy": acc, "answer_loss": ce}
+            log(f"[target] after the build: stand-in answer loss "
+                f"{pretrain_record['after_build']['answer_loss']:.4f} accuracy "
+                f"{pretrain_record['after_build']['answer_accuracy']:.4f}; retain answer loss "
+                f"{pretrain_record['after_build']['retain']['answer_loss']:.4f}, forget "
+                f"{pretrain_record['after_build']['forget']['answer_loss']:.4f}")
+        train_seconds += pretrain_seconds
 
         gen_bs = 64 if cfg.is_tiny else eval_bs
         rouge, key, eval_seconds = _check(model, tokenizer, forget_rows, retain_rows, kind, gen_bs,
@@ -246,6 +295,9 @@ def _build_into(out: Path, forget_rows: list[dict], retain_rows: list[dict], cfg
         "vocab_size": len(tokenizer),
         "vocab_rows": len(vocab_rows) if cfg.is_tiny else 0,
         "vocab_hash": vocab_hash(vocab_rows) if cfg.is_tiny else None,
+        # the pretraining stand-in (None without one): its splits, first phase and what survives
+        "pretrain": (None if pretrain_record is None
+                     else {**pretrain_record, "history": pretrain_record.pop("history")}),
         "n_params": n_params,
         **result,
         "check": CHECKS[kind],
@@ -266,19 +318,43 @@ def _build_into(out: Path, forget_rows: list[dict], retain_rows: list[dict], cfg
     return manifest
 
 
+def pretrain_splits(cfg: TargetConfig, eval_splits: dict | None, kind: str | None = None) -> dict[str, list[dict]]:
+    """The rows of the stand-in splits `cfg.pretrain` names, from the data's evaluation splits
+    (`eval_splits`: name -> rows); an unknown name is an error that names the ones there are."""
+    if not cfg.pretrain:
+        return {}
+    eval_splits = eval_splits or {}
+    known = [n for n in eval_splits if n not in ("forget", "retain")]
+    unknown = [n for n in cfg.pretrain if n not in known]
+    if unknown:
+        raise ValueError(f"target.train.pretrain: unknown evaluation split {unknown[0]!r}; this data has "
+                         f"{', '.join(known) if known else 'none'}")
+    out = {}
+    for name in cfg.pretrain:
+        k = _check_rows(eval_splits[name], f"pretrain split {name!r}")
+        if kind is not None and k != kind:
+            raise ValueError(f"target.train.pretrain: split {name!r} holds {k} rows, the data {kind} rows")
+        out[name] = [{"question": r["question"], "answer": r["answer"]} if k == "qa" else {"text": r["text"]}
+                     for r in eval_splits[name]]
+    return out
+
+
 def target_path(forget_rows: Sequence[dict], retain_rows: Sequence[dict], cfg: TargetConfig,
-                cache_dir: str | Path | None = None, vocab_rows: Sequence[dict] = ()) -> Path:
+                cache_dir: str | Path | None = None, vocab_rows: Sequence[dict] = (),
+                eval_splits: dict | None = None) -> Path:
     """Where `build_target` puts (or finds) this target; builds nothing."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    stand_in = pretrain_splits(cfg, eval_splits)
     key = cfg.resolved().content_hash(data_hash(forget_rows, retain_rows),
-                                      base_fingerprint(cfg.base), vocab_hash(vocab_rows))
+                                      base_fingerprint(cfg.base), vocab_hash(vocab_rows),
+                                      pretrain_hash(stand_in, cfg.pretrain))
     return root / f"target-{key[:16]}"
 
 
 def build_target(forget_rows: list[dict], retain_rows: list[dict],
                  cfg: TargetConfig = TargetConfig(), *, data_name: str,
                  cache_dir: str | Path | None = None, vocab_rows: Sequence[dict] = (),
-                 log: Callable[[str], None] = print) -> Path:
+                 eval_splits: dict | None = None, log: Callable[[str], None] = print) -> Path:
     """Directory of the target of `cfg` trained on these rows: `<cache_dir>/target-<hash16>`,
     built if absent (cache_dir defaults to $PARETO_CACHE or ~/.cache/pareto).
 
@@ -286,23 +362,26 @@ def build_target(forget_rows: list[dict], retain_rows: list[dict],
     lists are saved either way (forget.jsonl, retain.jsonl) so trials read the data the target
     was made from. Rows are QA pairs or texts, the same kind in both lists. `vocab_rows`: more
     rows (the evaluation splits) whose words a tiny base's tokenizer must know; part of the key
-    for a tiny base. `data_name` is a label recorded in the manifest, not part of the key.
+    for a tiny base. `eval_splits` (name -> rows): where the stand-in splits `cfg.pretrain` names
+    are found (their question and answer only are trained on; their rows are part of the key).
+    `data_name` is a label recorded in the manifest, not part of the key.
     """
     kinds = {_check_rows(forget_rows, "forget_rows"), _check_rows(retain_rows, "retain_rows")}
     if len(kinds) > 1:
         raise ValueError("forget_rows and retain_rows must be the same kind: both QA pairs or both texts")
     cfg = cfg.resolved()
+    stand_in = pretrain_splits(cfg, eval_splits, kinds.pop())
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     data_sha = data_hash(forget_rows, retain_rows)
     fingerprint = base_fingerprint(cfg.base)
     vocab_rows = list(vocab_rows) if cfg.is_tiny else []
-    key = cfg.content_hash(data_sha, fingerprint, vocab_hash(vocab_rows))
+    key = cfg.content_hash(data_sha, fingerprint, vocab_hash(vocab_rows), pretrain_hash(stand_in, cfg.pretrain))
     final = root / f"target-{key[:16]}"
     path, manifest = build_atomically(
         final, lambda tmp: _build_into(tmp, list(forget_rows), list(retain_rows), cfg,
                                        data_name=data_name, data_sha=data_sha,
                                        fingerprint=fingerprint, content_hash=key,
-                                       vocab_rows=vocab_rows, log=log),
+                                       vocab_rows=vocab_rows, log=log, stand_in=stand_in),
         log, "target")
     if manifest is not None:
         log(f"[target] done in {manifest['wall_seconds']:.1f}s: {manifest['epochs']} epochs, "
