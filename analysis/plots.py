@@ -35,7 +35,8 @@ def _label(name: str, directions: dict | None) -> str:
 
 def _colors(keys: Sequence) -> dict:
     palette = [f"C{i}" for i in range(10)] + ["#8c564b", "#17becf", "#bcbd22", "#7f7f7f"]
-    return {k: palette[i % len(palette)] for i, k in enumerate(dict.fromkeys(keys))}
+    keys = keys.unique() if isinstance(keys, pd.Series) else list(dict.fromkeys(keys))  # in order of appearance
+    return {k: palette[i % len(palette)] for i, k in enumerate(keys)}
 
 
 def _style(rule) -> str:
