@@ -102,7 +102,8 @@ def _trained_workload(spec: SweepSpec) -> Workload:
     vocab_rows = [r for rows in data.eval_splits.values() for r in rows]
     refs = [("target", cfg)] + ([("Retrain reference", replace(cfg, retain_only=True))]
                                 if spec.target.retain_model else [])
-    cached = {what: (target_path(data.forget, data.retain, c, vocab_rows=vocab_rows) / "manifest.json").is_file()
+    cached = {what: (target_path(data.forget, data.retain, c, vocab_rows=vocab_rows,
+                                 eval_splits=data.eval_splits) / "manifest.json").is_file()
               for what, c in refs}
     epochs = cfg.max_epochs if cfg.until_memorised else cfg.epochs
     train = dict(optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
