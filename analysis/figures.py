@@ -132,8 +132,8 @@ def curves_data(evals: pd.DataFrame, steps: pd.DataFrame, trials: pd.DataFrame, 
         return pd.DataFrame(columns=cols)
     out = pd.concat(frames, ignore_index=True).merge(chosen[keep], on="trial_id", how="left")
     out = out.dropna(subset=["value"])
-    order = {q: i for i, q in enumerate([*metrics, "loss_f", "loss_r"])}  # metrics as given, then losses
-    out = out.assign(_q=out["quantity"].map(order))
+    order = [*metrics, "loss_f", "loss_r"]  # metrics as given, then losses (codes: not a Python map per row)
+    out = out.assign(_q=pd.Categorical(out["quantity"], categories=order).codes)
     return out.sort_values(["_q", "setting", "trial_id", "step"], kind="stable")[cols].reset_index(drop=True)
 
 

@@ -221,14 +221,15 @@ def _trial_lines(ax, part: pd.DataFrame, colors: dict, color_by: str, y: str = "
 
 def curves(data: pd.DataFrame, title: str, directions: dict | None = None, color_by: str = "method") -> Figure:
     """One panel per quantity (eval metrics first, then the step losses), one line per trial."""
-    quantities = list(dict.fromkeys(data["quantity"])) or ["(nothing to draw)"]
+    quantities = list(data["quantity"].unique()) or ["(nothing to draw)"]  # in order of appearance
     ncols = min(3, len(quantities))
     nrows = int(np.ceil(len(quantities) / ncols))
     fig = Figure(figsize=(4.6 * ncols, 3.4 * nrows + 0.9), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colors = _colors(data[color_by]) if len(data) else {}
+    parts = dict(iter(data.groupby("quantity", sort=False))) if len(data) else {}  # one pass, not one mask per panel
     for ax, q in zip(axes, quantities):
-        part = data[data["quantity"] == q]
+        part = parts.get(q, data.iloc[:0])
         if part.empty:
             _empty(ax)
         _trial_lines(ax, part, colors, color_by)
