@@ -73,6 +73,9 @@ class DataSource:
     label: str = ""
     #: One line for `pareto validate --help`-style listings and the docs.
     summary: str = ""
+    #: The evaluation splits `load` gives beyond forget and retain, for what names them in a spec
+    #: (`target.train.pretrain`); None: not declared, not checked.
+    eval_splits: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:

@@ -19,6 +19,7 @@ LOSS_PLANE = ("loss_f_eval", "loss_r_eval")
 
 @register_source("corpus")
 class Corpus(Custom):
+    eval_splits = ("verbmem",)
     metric_data = ("text",)
     metrics = (*LOSS_PLANE, "verbmem_f")
     family, planes = "corpus", (LOSS_PLANE, ("verbmem_f", "loss_r_eval"))

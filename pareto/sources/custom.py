@@ -11,6 +11,7 @@ from pareto.sources._base import PROMPT_KEYS, QA_METRICS, DataBundle, DataSource
 
 @register_source("custom")
 class Custom(DataSource):
+    eval_splits = ()
     keys = ("forget_file", "retain_file") + PROMPT_KEYS
     metric_data, metrics = ("qa",), QA_METRICS
     family, planes = "custom", (("loss_f_eval", "loss_r_eval"), ("rouge_f", "utility_r"))

@@ -14,6 +14,8 @@ from pareto.sources.tofu import local_path_problem
 
 @register_source("muse_news")
 class MuseNews(DataSource):
+    eval_splits = ("verbmem", "knowmem_forget", "knowmem_retain", "knowmem_forget_icl", "knowmem_retain_icl",
+                   "privleak_forget", "privleak_holdout")
     keys = ("path", "articles") + PROMPT_KEYS
     metric_data = ("text", "muse")
     metrics = ("loss_f_eval", "loss_r_eval", "verbmem_f", "knowmem_f", "knowmem_r")

@@ -53,6 +53,7 @@ class Task:
                                             f"MUSE); {self.what} have no such metric. Drop target.retain_model")
         if t.source == "train":
             self.check_train(t.train, add)
+            _check_pretrain(spec, add)
 
     def check_train(self, train: dict, add: Add) -> None:
         names = [f.name for f in dataclasses.fields(self.config_class())]
@@ -66,6 +67,22 @@ class Task:
 
     def prepare(self, spec, log: Callable[[str], None]):
         raise NotImplementedError
+
+
+def _check_pretrain(spec, add: Add) -> None:
+    """`target.train.pretrain` names evaluation splits the data source declares (not forget/retain)."""
+    from pareto.sources._base import SOURCES
+
+    names = spec.target.train.get("pretrain")
+    names = [names] if isinstance(names, str) else names if isinstance(names, list) else []
+    source = SOURCES.get(spec.data.source) if spec.data.source in SOURCES else None
+    if not names or source is None or source.eval_splits is None:
+        return
+    unknown = [n for n in names if n not in source.eval_splits]
+    if unknown:
+        has = ", ".join(source.eval_splits) or "none"
+        add(("target", "train", "pretrain"), f"unknown evaluation split(s) {', '.join(map(repr, unknown))} of "
+                                             f"data.source {source.name}; it has: {has}")
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -29,6 +29,7 @@ def local_path_problem(path: str | None, label: str, repo: str) -> str | None:
 
 @register_source("tofu")
 class Tofu(DataSource):
+    eval_splits = ("real_authors", "world_facts")
     keys = ("path", "forget", "authors", "forget_fraction") + PROMPT_KEYS
     metric_data, metrics = ("qa",), QA_METRICS
     family, planes = "tofu", (("loss_f_eval", "loss_r_eval"), ("rouge_f", "utility_r"))

@@ -9,7 +9,7 @@ from pareto.data.synthetic import generate_authors, split_by_author
 from pareto.models.target import TargetConfig
 from pareto.models.target_build import build_target, target_path
 from pareto.prepare import target_config
-from pareto.spec import parse_spec
+from pareto.spec import SpecError, parse_spec
 
 SMALL = dict(n_layer=1, n_embd=32, n_head=2, n_positions=64, max_epochs=25, target_accuracy=0.9)
 QUIET = dict(log=lambda s: None)
@@ -74,6 +74,14 @@ unlearn: {steps: 1}
 search: {space: {combiner: [ngdiff], lr: [1.0e-3]}}
 """)
     assert target_config(spec).pretrain == ("real_authors", "world_facts")
+    # a misspelt split is refused with the spec's other problems, before any work
+    with pytest.raises(SpecError, match="target.train.pretrain.*unknown evaluation split.*'world_fact' of data.source "
+                                        "tofu; it has: real_authors, world_facts"):
+        parse_spec("""name: p
+data: {source: tofu, path: locuslab/TOFU, authors: 10}
+target: {source: train, train: {base: tiny, pretrain: [real_authors, world_fact]}}
+search: {space: {combiner: [ngdiff], lr: [1.0e-3]}}
+""")
 
 
 def test_stand_in_is_trained_recorded_and_given_to_the_twin(built, data):
