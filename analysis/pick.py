@@ -208,7 +208,9 @@ def fq_mu(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------ at-forget
 def crossings(path: pd.DataFrame, x: float, forget: str, utility: str) -> list[tuple[float, float]]:
     """[(step, utility)] where the path of evaluations (sorted by step) meets forget level x: an
-    evaluation at exactly x, or the linear interpolation between two evaluations on either side."""
+    evaluation at exactly x, or the linear interpolation between two evaluations on either side.
+    One path at a time: the definition, which `at_forget`'s vectorised `_all_crossings` is tested
+    against."""
     p = path.sort_values("eval_step", kind="stable")
     s = p["eval_step"].to_numpy(dtype=float)
     f = pd.to_numeric(p[forget], errors="coerce").to_numpy(dtype=float)
