@@ -42,7 +42,7 @@ import pandas as pd
 from analysis.dominance import non_dominated_mask
 from analysis.results import LOSS_PLANE
 
-__all__ = ["RULES", "parse_rule", "candidates", "default_plane", "knee", "first_below", "fq_mu",
+__all__ = ["RULES", "parse_rule", "candidates", "default_plane", "knee", "first_below", "fq_mu", "seed_bests",
            "at_forget", "common_level", "pick"]
 
 RULES = ("knee", "first-below-retain", "fq-mu", "at-forget=X")
@@ -271,6 +271,19 @@ def _t_interval(values: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def seed_bests(table: pd.DataFrame, x: float, forget: str, utility: str, directions: dict[str, str],
+               start: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per seed, the best crossing of forget level ``x`` over the paths of ``table`` (one group):
+    columns seed, trial_id, step, u, one row per seed whose paths meet x, best first (ties: trial,
+    then step). What `at_forget` averages; a paired comparison of two groups joins theirs on seed."""
+    sign = {"max": 1.0, "min": -1.0}.get(directions.get(utility, "max"), 1.0)
+    c = _all_crossings(table, x, forget, utility, "seed" if "seed" in table else None, start)
+    if c.empty:
+        return c
+    c = c.assign(_k=-sign * c["u"]).sort_values(["_k", "trial_id", "step"], kind="stable")
+    return c.groupby("seed", sort=True).head(1).drop(columns="_k").reset_index(drop=True)
+
+
 def at_forget(table: pd.DataFrame, x: float, forget: str, utility: str, directions: dict[str, str],
               by: str | None = "method", start: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each group's utility at forget level ``x`` (module docstring), one row per group: the mean
@@ -286,10 +299,10 @@ def at_forget(table: pd.DataFrame, x: float, forget: str, utility: str, directio
     seed_col = "seed" if "seed" in table else None
     rows = []
     for key, g in _groups(table, by):
-        per_trial = _all_crossings(g, x, forget, utility, seed_col, start)  # (seed, trial, step, utility)
+        best = seed_bests(g, x, forget, utility, directions, start)
         seeds = sorted(g[seed_col].dropna().unique().tolist()) if seed_col and g[seed_col].notna().any() else [0]
         base = {by: key} if by is not None else {}
-        if per_trial.empty:
+        if best.empty:
             f = pd.to_numeric(g[forget], errors="coerce")
             i = (f - x).abs().dropna().sort_values(kind="stable").index[0]
             rows.append({**base, "trial_id": g.at[i, "trial_id"], "eval_step": g.at[i, "eval_step"],
@@ -299,11 +312,8 @@ def at_forget(table: pd.DataFrame, x: float, forget: str, utility: str, directio
                          "closest": float(f[i]), "utility_at_closest": float(pd.to_numeric(g[utility],
                                                                                           errors="coerce")[i])})
             continue
-        c = per_trial
-        c["_k"] = -sign * c["u"]
-        best = c.sort_values(["_k", "trial_id", "step"], kind="stable").groupby("seed", sort=True).head(1)
         mean, lo, hi = _t_interval(best["u"].to_numpy(dtype=float))
-        top = best.sort_values(["_k", "trial_id", "step"], kind="stable").iloc[0]
+        top = best.iloc[0]
         rows.append({**base, "trial_id": top["trial_id"], "eval_step": float(top["step"]),
                      "forget_metric": forget, "x": x, "reached": True, "utility_metric": utility,
                      "utility_mean": mean, "ci_low": lo,

@@ -727,7 +727,10 @@ def main(argv=None) -> None:
     for rate in [r for r in _rate_order(trials["rate"]) if r.startswith("η=")]:
         lines += ["", f"## Table 1 analogue at the fixed {rate}", "", render(table1(trials, directions, rate, metrics), "markdown")]
     lines += ["", "## What it cost", "", render(cost_table(pooled, meta).set_index("part"), "markdown"),
-              "", _prose(args.results / "discussion.md"), ""]
+              "", _prose(args.results / "discussion.md")]
+    from analysis.reproduction_regime import section  # round 2 (issue 19), when its sweeps are there
+
+    lines += section(args.results, _prose(args.results / "round2.md")) + [""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} and {fig_dir}/ ({time.strftime('%Y-%m-%d %H:%M')})")
 

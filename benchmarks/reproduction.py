@@ -13,6 +13,10 @@
    `--out/<sweep>/` and writes `--out/meta.json`: the two models' build records and metrics,
    every session's wall time per sweep, the machine. The page is then generated from these
    files alone by `python -m analysis.reproduction`.
+
+`--round 2` (issue 19) does the same for the paper's regime on a target with knowledge beyond
+TOFU: sweeps/repro2_fixed.yaml and repro2_autolr.yaml, their models from sweeps/_repro2_base.yaml,
+the records under meta.json's "round2".
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from analysis.reproduction import ALL_SWEEPS as SWEEPS  # noqa: E402  (the page reads what this runs)
+from analysis.reproduction_regime import SWEEPS as SWEEPS2  # noqa: E402
 
 
 def run(cmd: list[str]) -> None:
@@ -42,15 +47,19 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="a local TOFU directory (or locuslab/TOFU with hub access)")
     ap.add_argument("--storage", type=Path, default=ROOT / "results", help="where the sweeps write")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/results", help="the small committed copy")
-    ap.add_argument("--sweeps", default=",".join(SWEEPS))
+    ap.add_argument("--round", type=int, choices=(1, 2), default=1,
+                    help="1: the first reproduction (issue 8); 2: the paper's regime (issue 19)")
+    ap.add_argument("--sweeps", help="comma-separated; default: the round's sweeps")
     args = ap.parse_args()
+    sweeps = args.sweeps.split(",") if args.sweeps else list(SWEEPS if args.round == 1 else SWEEPS2)
     args.out.mkdir(parents=True, exist_ok=True)
     meta_path = args.out / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"sessions": []}
+    everything = json.loads(meta_path.read_text()) if meta_path.is_file() else {"sessions": []}
+    meta = everything if args.round == 1 else everything.setdefault("round2", {"sessions": []})
     data = f"data.path={args.data}"
 
     models = args.out / "models.json"
-    run([sys.executable, "benchmarks/tofu_target.py", "--spec", "sweeps/repro_fixed.yaml", "--set", data,
+    run([sys.executable, "benchmarks/tofu_target.py", "--spec", f"sweeps/{sweeps[0]}.yaml", "--set", data,
          "--json", str(models)])
     built = json.loads(models.read_text())
     meta["targets"] = [{"what": label, **m["manifest"]} for label, m in built.items()]
@@ -60,7 +69,7 @@ def main() -> None:
 
     session = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
                "machine": platform.machine(), "python": platform.python_version(), "sweeps": {}}
-    for name in args.sweeps.split(","):
+    for name in sweeps:
         cmd = [sys.executable, "-m", "pareto", "sweep", f"sweeps/{name}.yaml", "--set", data,
                "--storage", str(args.storage)]
         state = args.storage / name / "sweep.json"
@@ -78,8 +87,9 @@ def main() -> None:
         for table in ("trials", "evals", "steps"):
             shutil.copyfile(args.storage / name / f"{table}.parquet", dest / f"{table}.parquet")
     meta["sessions"].append(session)
-    meta["sweep_wall_s"] = {name: sum(s["sweeps"].get(name, 0.0) for s in meta["sessions"]) for name in SWEEPS}
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    meta["sweep_wall_s"] = {name: sum(s["sweeps"].get(name, 0.0) for s in meta["sessions"])
+                            for name in (SWEEPS if args.round == 1 else SWEEPS2)}
+    meta_path.write_text(json.dumps(everything, indent=1) + "\n")
     print(f"results in {args.out}; now: python -m analysis.reproduction --results {args.out}")
 
 
