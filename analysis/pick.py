@@ -295,7 +295,6 @@ def at_forget(table: pd.DataFrame, x: float, forget: str, utility: str, directio
     ``start``: one evaluation prepended to every trial's path at step 0 (the target model, e.g.
     the no-unlearn baseline's evaluation: every trial starts from it)."""
     _require(table, [forget, utility], "at-forget")
-    sign = {"max": 1.0, "min": -1.0}.get(directions.get(utility, "max"), 1.0)
     seed_col = "seed" if "seed" in table else None
     rows = []
     for key, g in _groups(table, by):
