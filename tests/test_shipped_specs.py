@@ -33,6 +33,8 @@ TOFU_RUNS = [  # spec, its search space shrunk, the trials that leaves
     ("repro_npo", "search.space.lr=[1.0e-4]", 2),  # npo × fixed/autolr
     ("repro_gen", "search.space.combiner=[ngdiff]", 1),  # GeN's clipped, smoothed AutoLR
     ("repro_sgd", "search.space.combiner=[ngdiff]", 1),  # plain SGD
+    ("repro2_fixed", "search.space.combiner=[ngdiff]", 2),  # round 2's stand-in target, and the baseline
+    ("repro2_autolr", "search.space.combiner=[ngdiff]", 1),
 ]
 CIFAR10_CPU = ["data.per_class=30", "data.forget_images=20",
                "target.train={arch: resnet_small, width: 8, max_epochs: 2, augment: false}", *SMALL_RUN]
@@ -51,6 +53,9 @@ def tofu_sets(name: str, space: str, tofu: Path) -> list[str]:
     if name.startswith("repro_"):  # one rate, one seed
         sets += ["search.space.seed=[0]"] + (["search.space.lr=[1.0e-4]"] if name == "repro_fixed" else
                                               ["search.space.lr=[0.01]"] if name == "repro_sgd" else [])
+    if name.startswith("repro2_"):  # one rate, one seed, the stand-in kept in the shrunk target
+        sets += ["search.space.seed=[0]", "search.space.lr=[2.0e-4]",
+                 TINY_TOFU[1][:-1] + ", pretrain: [real_authors, world_facts]}"]
     return sets
 
 
@@ -89,6 +94,7 @@ def test_frontier_search(runs):
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
                                              ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
                                              ("repro_gen", 24), ("repro_sgd", 72), ("repro_sgd_gdiff", 24),
+                                             ("repro2_fixed", 31), ("repro2_autolr", 15), ("repro2_quick", 9),
                                              ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
 def test_full_spaces_expand_as_documented(name, n_points):
     from pareto.spec import load_spec
