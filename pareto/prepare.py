@@ -92,11 +92,13 @@ def prepare_trained(spec: SweepSpec, log: Callable[[str], None] = print) -> Prep
     prepared = Prepared(path, json.loads((path / "manifest.json").read_text()), data.eval_splits)
     if spec.target.retain_model:
         ref_path = build_target(data.forget, data.retain, replace(cfg, retain_only=True), **build)
-        prepared.reference = reference_values(ref_path, data.forget, data.eval_splits, spec.eval.batch_size)
+        prepared.reference = reference_values(ref_path, data.forget, data.eval_splits, spec.eval.batch_size,
+                                              spec.eval.privleak_tokens)
     return prepared
 
 
-def reference_values(ref_path, forget: list[dict], eval_splits: dict, batch_size: int) -> dict:
+def reference_values(ref_path, forget: list[dict], eval_splits: dict, batch_size: int,
+                     privleak_tokens: int | None = None) -> dict:
     """The retain-only model's values that reference-based metrics compare with: the forget truth
     ratios (QA rows with paraphrased and perturbed answers: forget_quality) and the privleak AUC
     (privleak splits: privleak), each by the metric's own function with the target's settings."""
@@ -112,7 +114,7 @@ def reference_values(ref_path, forget: list[dict], eval_splits: dict, batch_size
     if torch.cuda.is_available():  # a real-size Retrain model is evaluated where it is fast
         model.to("cuda")
     ctx = EvalContext(model, tokenizer, {"forget": forget, **eval_splits},
-                      eval_settings(manifest, batch_size=batch_size))
+                      eval_settings(manifest, batch_size=batch_size, privleak_tokens=privleak_tokens))
     reference: dict = {"retain_model": str(ref_path)}
     if all("paraphrased_answer" in r and "perturbed_answer" in r for r in forget):
         reference["forget_truth_ratios"] = split_truth_ratios(ctx, "forget").tolist()

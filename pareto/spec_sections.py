@@ -135,6 +135,9 @@ class EvalSpec:
     every: int = 0  # also evaluate every N steps (each evaluation is reported to Ray Tune); 0: at the end only
     keep_checkpoints: bool = False  # keep the weights at every evaluation (LoRA: the adapters), in the results'
     #                                 checkpoints/<trial>/step<K>/, for `pareto export` and `pareto mix`
+    privleak_tokens: int | None = None  # privleak: score each text's first N tokens; None: whole texts, as MUSE's
+    #                                     code, up to the positions the model has learnt (its context; a tiny target
+    #                                     trained from scratch: its window); a text cut there says so
 
     def check(self, add: Add) -> None:
         """Metric names (which data they fit: pareto.sources) and the evaluation's sizes."""
@@ -146,6 +149,8 @@ class EvalSpec:
                                             f"Available: {', '.join(METRICS.names())}")
         if self.max_new_tokens < 1 or self.retain_items < 1 or self.batch_size < 1:
             add(("eval",), "max_new_tokens, retain_items and batch_size must be ≥ 1")
+        if self.privleak_tokens is not None and (not isinstance(self.privleak_tokens, int) or self.privleak_tokens < 2):
+            add(("eval", "privleak_tokens"), f"must be an integer ≥ 2 or null (whole texts), got {self.privleak_tokens!r}")
         if self.every < 0:
             add(("eval", "every"), f"must be ≥ 0 (0: evaluate at the end only), got {self.every}")
         if not isinstance(self.keep_checkpoints, bool):

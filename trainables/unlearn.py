@@ -353,7 +353,8 @@ def lm_target(setup: dict) -> Target:
     retain_rows = read_jsonl(Path(setup["target_dir"]) / "retain.jsonl")
     eval_retain = retain_rows[:: max(1, len(retain_rows) // ev["retain_items"])][: ev["retain_items"]]
     # the prompt template, BOS and example length the target was trained with (its manifest)
-    settings = eval_settings(manifest, max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"])
+    settings = eval_settings(manifest, max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"],
+                             privleak_tokens=ev.get("privleak_tokens"))
 
     def streams(batch_size: int, retain_batch_size: int, seed: int):
         encode = lambda rows: encode_rows(tokenizer, rows, max_length=settings.max_length or 128,  # noqa: E731

@@ -40,6 +40,9 @@ class EvalSettings:
     template: str = "plain"  # prompt template by name (pareto.data.templates), as the target was trained
     max_length: int | None = None  # tokens per example / text window, as the target was trained (None: 128 for
     #                                QA, as encode_qa; texts: the model's context)
+    privleak_tokens: int | None = None  # privleak's tokens per text (None: whole texts, up to the model's context)
+    trained_positions: int | None = None  # a target trained from scratch: the positions it learnt (its window);
+    #                                       None: every position of its context (a pretrained base)
 
     @property
     def template_format(self) -> str:
@@ -54,10 +57,14 @@ class EvalSettings:
 
 def eval_settings(manifest: dict, **kw) -> EvalSettings:
     """The settings of an evaluation of the target described by `manifest`: its prompt template,
-    BOS choice and example length (a target made before they were recorded: plain, BOS, 128)."""
+    BOS choice and example length (a target made before they were recorded: plain, BOS, 128). A
+    tiny base is trained from scratch on windows of max_length tokens, so positions past them were
+    never learnt: `trained_positions`."""
     config = manifest.get("config") or {}
+    scratch = manifest.get("base") == "tiny" or config.get("base") == "tiny"
     return EvalSettings(template=manifest.get("template", "plain"), add_bos=manifest.get("add_bos", True),
-                        max_length=config.get("max_length"), **kw)
+                        max_length=config.get("max_length"),
+                        trained_positions=config.get("max_length") if scratch else None, **kw)
 
 
 @dataclass

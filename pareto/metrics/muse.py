@@ -230,19 +230,27 @@ PRIVLEAK_K = 0.4
 def privleak_auc(ctx) -> tuple[float, dict[str, np.ndarray]]:
     """MUSE's forget-vs-holdout Min-40% AUC of the context's model, and the per-text scores. The
     privleak metric and its Retrain reference (`pareto.prepare`, on the retain-only model) both
-    call this. Texts are scored over their first `settings.max_length` tokens (the target's
-    training window; default the model's context), BOS as the target was trained."""
+    call this. Texts are scored whole, as MUSE's code does, up to `privleak_limit` (the positions the
+    model has learnt; a longer text is cut there: `privleak_cut` counts them), or over their first
+    `settings.privleak_tokens` tokens when set (`eval.privleak_tokens`); BOS as the target was trained."""
     s = ctx.settings
     scores = {split: ctx.memo(("min_k", split), lambda split=split: min_k_percent(
         ctx.model, ctx.tokenizer, [r["text"] for r in ctx.split(f"privleak_{split}")], k=PRIVLEAK_K,
-        max_length=s.max_length, batch_size=s.batch_size, add_bos=s.add_bos)) for split in ("forget", "holdout")}
+        max_length=privleak_limit(ctx), batch_size=s.batch_size, add_bos=s.add_bos)) for split in ("forget", "holdout")}
     return muse_privleak_auc(scores["forget"], scores["holdout"]), scores
 
 
+def privleak_limit(ctx) -> int | None:
+    """The tokens a privleak text is scored over: `settings.privleak_tokens`, else every position the
+    model has learnt (its context; a target trained from scratch: its training window)."""
+    s = ctx.settings
+    return s.privleak_tokens or s.trained_positions or context_length(ctx.model)
+
+
 def privleak_cut(ctx) -> int:
-    """How many privleak texts are longer than the tokens they are scored over (`settings.max_length`,
+    """How many privleak texts are longer than the tokens they are scored over (`settings.privleak_tokens`,
     else the model's context: as token_logprobs cuts them)."""
-    limit = ctx.settings.max_length if ctx.settings.max_length is not None else context_length(ctx.model)
+    limit = privleak_limit(ctx)
     if limit is None:
         return 0
     texts = [r["text"] for split in ("forget", "holdout") for r in ctx.split(f"privleak_{split}")]
@@ -297,10 +305,13 @@ class PrivLeak(Metric):
         cut = privleak_cut(ctx)
         departures = ["AUC_retrain is this sweep's own Retrain model's (MUSE's code uses its constant 0.4772)"]
         if cut:
+            s = ctx.settings
+            why = ("eval.privleak_tokens" if s.privleak_tokens else
+                   "the window this from-scratch target was trained on" if s.trained_positions else
+                   "the model's context length")
             departures.append(f"{cut} of {len(scores['forget']) + len(scores['holdout'])} texts scored over their "
-                              f"first {ctx.settings.max_length or context_length(ctx.model)} tokens only (MUSE scores "
-                              "whole texts)")
+                              f"first {privleak_limit(ctx)} tokens only ({why}; MUSE scores whole texts)")
         return MetricValue(privleak(auc_value, ref), items, {
             "membership": "Min-K%", "k": PRIVLEAK_K, "auc_positive": "holdout", "auc": auc_value, "auc_retrain": ref,
-            "max_length": ctx.settings.max_length, "add_bos": ctx.settings.add_bos, "n_cut": cut,
+            "max_length": privleak_limit(ctx), "add_bos": ctx.settings.add_bos, "n_cut": cut,
             "n_forget": len(scores["forget"]), "n_holdout": len(scores["holdout"]), "departures": departures})

@@ -95,3 +95,26 @@ def test_retrain_reference_is_the_privleak_metric_on_the_retain_model(built):
     value = evaluate(ctx, ["privleak"])["privleak"]
     assert value.value == 0.0 and value.settings["auc"] == reference["privleak_auc"]  # Retrain vs itself
     assert value.settings["max_length"] == 48 and len(value.items) == 2 + 100
+
+
+def test_privleak_scores_whole_texts_up_to_the_learnt_positions_or_eval_privleak_tokens(built):
+    """Default: every position the model learnt (a tiny target: its 48-token window, though its
+    context is 384); `privleak_tokens` cuts each text there instead, and both say how many were cut."""
+    from pareto.metrics.muse import min_k_percent, muse_privleak_auc
+
+    path, data, _, _, _, _ = built
+    splits = {k: v[:12] for k, v in data.eval_splits.items() if k.startswith("privleak")}
+    model, tok, manifest = load_target(path)
+    assert eval_settings(manifest).trained_positions == 48
+    assert eval_settings({"base": "gpt2", "config": {"base": "gpt2", "max_length": 512}}).trained_positions is None
+    for tokens, limit in ((None, 48), (16, 16)):
+        ctx = EvalContext(model, tok, splits, eval_settings(manifest, batch_size=16, privleak_tokens=tokens),
+                          reference={"privleak_auc": 0.5})
+        value = evaluate(ctx, ["privleak"])["privleak"]
+        scores = {s: min_k_percent(model, tok, [r["text"] for r in splits[f"privleak_{s}"]], k=0.4,
+                                   max_length=limit, batch_size=16) for s in ("forget", "holdout")}
+        assert value.settings["auc"] == pytest.approx(muse_privleak_auc(scores["forget"], scores["holdout"]))
+        n_long = sum(len(encode_text(tok, r["text"], True)) > limit for rows in splits.values() for r in rows)
+        assert value.settings["max_length"] == limit and value.settings["n_cut"] == n_long > 0
+        why = "eval.privleak_tokens" if tokens else "the window this from-scratch target was trained on"
+        assert f"first {limit} tokens only ({why}; MUSE scores whole texts)" in " ".join(value.settings["departures"])
