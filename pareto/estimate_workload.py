@@ -94,7 +94,7 @@ def _embedded_workload(spec: SweepSpec) -> Workload:
 def _trained_workload(spec: SweepSpec) -> Workload:
     from pareto.data.encode import row_kind
     from pareto.sources import load_data
-    from pareto.models.target_build import target_path
+    from pareto.models.target_build import pretrain_splits, target_path
     from pareto.prepare import target_config
 
     data = load_data(asdict(spec.data))
@@ -114,10 +114,17 @@ def _trained_workload(spec: SweepSpec) -> Workload:
         builds = [Build(what, cached[what], [], "rows", epochs, cfg.until_memorised, train, 0, 1) for what, _ in refs]
         return Workload(builds, None, None, data.forget, data.retain, {}, None, reason=reason)
     prompt = dict(template=cfg.template, add_bos=cfg.add_bos, max_length=cfg.max_length)
-    builds = [Build(what, cached[what], _qa_lengths(data.retain if c.retain_only else [*data.forget, *data.retain],
-                                                     **prompt),
-                     "QA pairs", epochs, cfg.until_memorised, train, eval_batch_size=256, threads=cfg.num_threads)
-              for what, c in refs]
+    stand_in = _qa_lengths([r for rows in pretrain_splits(cfg, data.eval_splits).values() for r in rows], **prompt)
+    mixed = stand_in if cfg.pretrain_mix else []  # the stand-in stays in the rows of the second phase
+    builds = []
+    for what, c in refs:  # target.train.pretrain: a first phase on the stand-in alone, then the data (+ stand-in)
+        if stand_in:
+            builds.append(Build(f"{what} (stand-in phase)", cached[what], stand_in, "stand-in QA pairs", epochs,
+                                cfg.until_memorised, train, eval_batch_size=256, threads=cfg.num_threads))
+        builds.append(Build(what, cached[what], _qa_lengths(data.retain if c.retain_only else
+                                                             [*data.forget, *data.retain], **prompt) + mixed,
+                            "QA pairs" + (" with the stand-in" if mixed else ""), epochs, cfg.until_memorised,
+                            train, eval_batch_size=256, threads=cfg.num_threads))
     shape = dict(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.n_positions)
     return _tiny_workload(spec, builds, [*data.forget, *data.retain, *vocab_rows], shape, data.forget, data.retain,
                           data.eval_splits, asdict(cfg))

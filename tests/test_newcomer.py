@@ -353,3 +353,26 @@ def test_a_sweep_prices_its_run_only_when_a_target_must_be_built(tmp_path, real_
     assert proc.stdout.index("estimate on this machine") < proc.stdout.index("[target] building")
     assert estimate(spec, points, unless_cached=True) is None  # built now: nothing measured, nothing said
     assert "target: cached (0s), Retrain reference: cached (0s)" in estimate(spec, points).lines()[0]
+
+
+def test_the_estimate_prices_the_stand_in_phase_and_the_stand_in_rows(tmp_path, real_data, monkeypatch):
+    """target.train.pretrain: a first phase on the stand-in alone, then the data with the stand-in
+    mixed in (pretrain_mix) or without it; both builds of both models are priced."""
+    from pareto.estimate import estimate
+    from pareto.sources import load_data
+    from pareto.spec import load_spec
+
+    tofu = real_data("tofu")
+    sets = [f"data.path={tofu}", "data.authors=4", "data.forget_fraction=0.25", "unlearn.steps=2",
+            "target.train={base: tiny, n_layer: 1, n_embd: 32, n_head: 2, max_epochs: 3, "
+            "pretrain: [real_authors, world_facts]}", "search.space.lr=[1.0e-4]"]
+    monkeypatch.setenv("PARETO_CACHE", str(tmp_path / "cache"))
+    splits = load_data({"source": "tofu", "path": str(tofu), "authors": 4, "forget_fraction": 0.25}).eval_splits
+    n_stand_in = len(splits["real_authors"]) + len(splits["world_facts"])
+    for mix, extra in (("true", n_stand_in), ("false", 0)):
+        spec, points = load_spec(ROOT / "sweeps" / "repro2_quick.yaml", [*sets, f"target.train.pretrain_mix={mix}"])
+        line = estimate(spec, points).lines()[0]
+        for what, n in (("target", 80), ("Retrain reference", 60)):
+            assert f"{what} (stand-in phase) build ≤ " in line and f"({n_stand_in} stand-in QA pairs, ≤ 3 epochs" in line
+            assert f"{what} build ≤ " in line and (f"({n + extra} QA pairs with the stand-in," if extra
+                                                   else f"({n} QA pairs,") in line
