@@ -331,6 +331,31 @@ def paths(panels, directions: dict | None = None) -> Figure:
     return fig
 
 
+def matched_paths(data: pd.DataFrame, levels: Sequence[float], directions: dict | None = None) -> Figure:
+    """Seed-mean training paths on the (forget, utility) plane, one line per setting (``display``
+    and ``rate``: colour by method, line style by rate), from the target at step 0; dotted
+    verticals at the matched forgetting ``levels``. Columns: display, rate, lr_rule, step, x, y,
+    x_name, y_name."""
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.subplots()
+    if data.empty:
+        _empty(ax)
+        return fig
+    colors = _colors(data["display"])
+    styles = {r: ("-", "--", "-.", ":")[i % 4] for i, r in enumerate(dict.fromkeys(data["rate"]))}
+    for (disp, rate), g in data.groupby(["display", "rate"], sort=False):
+        g = g.sort_values("step")
+        ax.plot(g["x"], g["y"], ls=styles[rate], color=colors[disp], marker="o", ms=3, label=f"{disp}, {rate}")
+    for x in levels:
+        ax.axvline(x, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel(_label(data["x_name"].iloc[0], directions) + " (seed mean)")
+    ax.set_ylabel(_label(data["y_name"].iloc[0], directions) + " (seed mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Seed-mean paths from the target; dotted: the matched Verbmem levels", fontsize=9)
+    return fig
+
+
 def mixing(curves: pd.DataFrame, names: Sequence[str], trials: pd.DataFrame, baseline: pd.DataFrame,
            sources: pd.DataFrame, directions: dict | None = None) -> Figure:
     """Mixing curves (analysis.mixing.mixing_curves) on a plane: each curve a line through its α

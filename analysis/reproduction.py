@@ -730,7 +730,7 @@ def main(argv=None) -> None:
               "", _prose(args.results / "discussion.md")]
     from analysis.reproduction_regime import section  # round 2 (issue 19), when its sweeps are there
 
-    lines += section(args.results, _prose(args.results / "round2.md")) + [""]
+    lines += section(args.results, _prose(args.results / "round2.md"), fig_dir) + [""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} and {fig_dir}/ ({time.strftime('%Y-%m-%d %H:%M')})")
 

@@ -48,7 +48,7 @@ from analysis.reproduction import (PRECISION, TRUTH, UTILITY, VERBMEM, Verdict, 
 from analysis.results import display_names, load_results
 from analysis.tables import render
 
-__all__ = ["SWEEPS", "LEVELS", "REGIME", "load_paths", "matched", "claim_matched", "best_fixed_rates",
+__all__ = ["SWEEPS", "LEVELS", "REGIME", "load_paths", "matched", "claim_matched", "mean_paths", "best_fixed_rates",
            "claim_autolr_tuned", "weak_metrics_range", "section"]
 
 SWEEPS = ("repro2_fixed", "repro2_autolr")
@@ -138,6 +138,18 @@ def claim_matched(evals: pd.DataFrame, start: pd.DataFrame, directions: dict,
     return Verdict(CLAIM_2, verdict, evidence, t.drop(columns="_sign"))
 
 
+def mean_paths(evals: pd.DataFrame, start: pd.DataFrame, utility: str = UTILITY) -> pd.DataFrame:
+    """Each setting's (method × rate) seed-mean path: Verbmem and Utility averaged over seeds at
+    each evaluation step, from the target at step 0 (plots.matched_paths draws it)."""
+    e = evals[evals["combiner"] != "no-unlearn"]
+    g = e.groupby(["display", "rate", "lr_rule", "eval_step"], sort=False)[[VERBMEM, utility]].mean().reset_index()
+    first = g.drop_duplicates(["display", "rate"]).assign(eval_step=0, **{VERBMEM: float(start[VERBMEM].iloc[0]),
+                                                                          utility: float(start[utility].iloc[0])})
+    out = pd.concat([first, g], ignore_index=True).sort_values(["display", "rate", "eval_step"], kind="stable")
+    return out.rename(columns={"eval_step": "step", VERBMEM: "x", utility: "y"}).assign(
+        x_name=VERBMEM, y_name=utility).reset_index(drop=True)
+
+
 # ------------------------------------------------------------------------------------ claim 3
 def best_fixed_rates(trials: pd.DataFrame, regime: float = REGIME) -> pd.DataFrame:
     """Each method's best fixed rate by the rule in the module docstring: method, lr, why."""
@@ -208,13 +220,18 @@ def _models(meta: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def section(root: Path, prose: str = "") -> list[str]:
-    """The round-2 part of docs/reproduction.md (empty when its sweeps are absent)."""
+def section(root: Path, prose: str = "", fig_dir: Path | None = None) -> list[str]:
+    """The round-2 part of docs/reproduction.md (empty when its sweeps are absent); its figure is
+    written to ``fig_dir`` (the page's figure folder, named "reproduction" beside the page)."""
     root = Path(root)
     if not all((root / n).is_dir() for n in SWEEPS):
         return []
     trials, evals, directions = load_paths(root)
     start = _start(trials)
+    if fig_dir is not None:
+        from analysis import plots
+
+        plots.save(plots.matched_paths(mean_paths(evals, start), LEVELS, directions), Path(fig_dir) / "round2_paths.png")
     meta = json.loads((root / "meta.json").read_text()).get("round2", {})
     verdicts = [claim_matched(evals, start, directions), claim_autolr_tuned(trials),
                 claim_autolr(trials, CLAIM_3_START)]
@@ -229,6 +246,7 @@ def section(root: Path, prose: str = "") -> list[str]:
                   render(v.table.set_index(v.table.columns[0]), "markdown")]
         if v.claim == CLAIM_2:
             mu = matched(evals, start, "model_utility", directions).drop(columns=["_sign", "NGDiff better"])
+            lines += ["", "![Round 2 paths](reproduction/round2_paths.png)"] if fig_dir is not None else []
             lines += ["", "Utility is ROUGE-L recall on the retain questions (utility_r, as round 1); each cell: seed "
                       "mean ± 95 % interval (seeds that reached the level). The same with TOFU's Model Utility "
                       "(it decides nothing):", "", render(mu.set_index("setting"), "markdown")]

@@ -112,3 +112,16 @@ def test_claim_autolr_tuned_compares_with_the_best_fixed_rate_not_the_start():
 
 def test_section_is_empty_without_the_round_2_sweeps(tmp_path):
     assert section(tmp_path) == []
+
+
+def test_mean_paths_average_the_seeds_at_each_step_from_the_target(tmp_path):
+    from analysis import plots
+    from analysis.reproduction_regime import mean_paths
+
+    _, e = _paths({("ngdiff", None): 0.5, ("gdiff", 0.5): 0.3})
+    m = mean_paths(e, START)
+    ng = m[m["display"] == "NGDiff"].set_index("step")
+    assert list(ng.index) == list(range(0, 101, 10)) and ng.loc[0, "x"] == 0.7 and ng.loc[0, "y"] == 0.7
+    assert ng.loc[100, "y"] == pytest.approx(np.mean([0.5, 0.51, 0.52])) and ng.loc[50, "x"] == pytest.approx(0.35)
+    plots.save(plots.matched_paths(m, LEVELS, DIRECTIONS), tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 10_000
