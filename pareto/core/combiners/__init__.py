@@ -2,8 +2,13 @@
 
 from pareto.core.combiners._base import COMBINERS, Combiner, compatibility_problem, register_combiner, static
 
-# Importing a module registers its combiner.
-from pareto.core.combiners import aligned, cagrad, famo, ga, gd, gdiff, gradvac, imtlg, lossnorm, mgda, nash, ngdiff, pcgrad, rlw  # noqa: F401,E402,E501
+# Importing a module registers its combiner: every module of this package, in name order (a new
+# rule is one new file; nothing to add here).
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+for _m in sorted(m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+    _importlib.import_module(f"{__name__}.{_m}")
 
 __all__ = ["COMBINERS", "Combiner", "compatibility_problem", "register_combiner", "static", "build_combiner"]
 
