@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.pick import seed_bests
-from analysis.reproduction import (PRECISION, TRUTH, UTILITY, VERBMEM, Verdict, _sign, claim_autolr, fmt_ci,
-                                   load, mean_ci, ok_trials, seed_means)
+from analysis.reproduction import (PRECISION, TRUTH, UTILITY, VERBMEM, Verdict, _sign, autolr_rates, claim_autolr,
+                                   cost_table, fmt_ci, load, mean_ci, ok_trials, seed_means)
 from analysis.results import display_names, load_results
 from analysis.tables import render
 
@@ -69,17 +69,17 @@ RULES_FIXED = (
 
 
 # ------------------------------------------------------------------------------------ loading
-def load_paths(root: Path, names=SWEEPS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The round's pooled trials (as analysis.reproduction.load) and their evaluations, each row
-    with its trial's method, display name, rate, lr rule, combiner and seed."""
-    trials, _, directions = load(root, names)
+def load_paths(root: Path, names=SWEEPS) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """The round's pooled trials and steps (as analysis.reproduction.load) and their evaluations,
+    each evaluation with its trial's method, display name, rate, lr rule, combiner and seed."""
+    trials, steps, directions = load(root, names)
     evals = []
     for name in names:
         e = load_results(Path(root) / name).evals
         evals.append(e.assign(trial_id=name + "/" + e["trial_id"].astype(str)))
     cols = ["trial_id", "sweep", "method", "display", "rate", "lr_rule", "combiner", "seed", "status"]
     evals = pd.concat(evals, ignore_index=True).merge(trials[cols], on="trial_id")
-    return trials, evals[evals["status"] == "ok"], directions
+    return trials, steps, evals[evals["status"] == "ok"], directions
 
 
 def _start(trials: pd.DataFrame) -> pd.DataFrame:
@@ -226,7 +226,7 @@ def section(root: Path, prose: str = "", fig_dir: Path | None = None) -> list[st
     root = Path(root)
     if not all((root / n).is_dir() for n in SWEEPS):
         return []
-    trials, evals, directions = load_paths(root)
+    trials, steps, evals, directions = load_paths(root)
     start = _start(trials)
     if fig_dir is not None:
         from analysis import plots
@@ -250,4 +250,9 @@ def section(root: Path, prose: str = "", fig_dir: Path | None = None) -> list[st
             lines += ["", "Utility is ROUGE-L recall on the retain questions (utility_r, as round 1); each cell: seed "
                       "mean ± 95 % interval (seeds that reached the level). The same with TOFU's Model Utility "
                       "(it decides nothing):", "", render(mu.set_index("setting"), "markdown")]
+        if v.claim == CLAIM_3:
+            lines += ["", "Where AutoLR takes η (multiples of each trial's starting rate):", "",
+                      render(autolr_rates(trials, steps).set_index("AutoLR"), "markdown")]
+    if meta.get("targets"):
+        lines += ["", "## Round 2 cost", "", render(cost_table(trials, meta).set_index("part"), "markdown")]
     return lines
