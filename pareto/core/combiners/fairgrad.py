@@ -8,7 +8,8 @@ Two tasks, n_i = ‖t_i‖, c = cos∠(t1, t2) = −cos∠(g_R, g_F). Write d = 
 w1 = k/n1, w2 = kρ/n2. Dividing the two equations leaves one for ρ > 0:
     ρ·((c + ρ)/(1 + cρ))^α = (n2/n1)^{1−α},      with c + ρ > 0 and 1 + cρ > 0,
 whose left side rises from 0 to ∞ over that interval (x = log ρ ∈ (log(−c), −log(−c)) if c < 0,
-all of ℝ otherwise): one root, found by bisection on x to ~1e-15. Then the first equation,
+all of ℝ otherwise): one root, found by bisection (for c < 0 on the distance to the nearer end
+of the interval, where 1 + cρ and c + ρ would cancel). Then the first equation,
 k·n1(1 + cρ) = (k/n1)^{−1/α}, gives log k = ((1 − α)·log n1 − α·log(1 + cρ))/(1 + α), and
     (w_R, w_F) = (k/‖g_R‖, kρ/‖g_F‖).
 For α = 1, ρ = 1 and k = 1/√(1 + c): NGDiff's direction, `nash`'s weights. For any α,
@@ -30,31 +31,56 @@ from pareto.core.combiners._base import Combiner, register_combiner
 from pareto.core.gram import Gram, Losses
 
 
-def _log_ratio(c: float, alpha: float, rhs: float) -> float:
-    """x = log ρ solving (1 + α)x + α(log(1 + c·e^{−x}) − log(1 + c·e^{x})) = rhs, by bisection."""
+def _log1p_cexp(c: float, y: float) -> float:
+    """log(1 + c·e^y) for c ≥ 0, without overflow."""
+    if c == 0.0:
+        return 0.0
+    z = math.log(c) + y
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
-    def h(x: float) -> float:
-        p, q = c * math.exp(-x), c * math.exp(x)
-        if p <= -1.0:
-            return -math.inf
-        if q <= -1.0:
-            return math.inf
-        return (1.0 + alpha) * x + alpha * (math.log1p(p) - math.log1p(q)) - rhs
 
-    if c < 0.0:
-        lo, hi = math.log(-c), -math.log(-c)
-    else:
+def _bisect(f, lo: float, hi: float, rel: bool) -> float:
+    """The sign change of increasing f in [lo, hi], to ~1e-16 (relative to hi if rel) or float spacing."""
+    while hi - lo > 1e-16 * (abs(hi) if rel else 1.0):
+        mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:
+            break
+        lo, hi = (mid, hi) if f(mid) < 0.0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _root(c: float, alpha: float, rhs: float) -> tuple[float, float]:
+    """x = log ρ with (1 + α)x + α(log(1 + c·e^{−x}) − log(1 + c·e^{x})) = rhs, and log(1 + c·e^x).
+
+    For c < 0 the domain is |x| < E = −log(−c) and 1 + c·e^{±x} = 1 − e^{±x−E} cancels near its
+    ends: x is then measured from the nearer end, u = E ∓ x, and 1 − e^{−u} = −expm1(−u) is exact.
+    """
+    if c >= 0.0:
+
+        def h(x: float) -> float:
+            return (1.0 + alpha) * x + alpha * (_log1p_cexp(c, -x) - _log1p_cexp(c, x)) - rhs
+
         lo, hi = -1.0, 1.0
         while h(lo) > 0.0:
             lo *= 2.0
         while h(hi) < 0.0:
             hi *= 2.0
-    while hi - lo > 1e-15 * max(1.0, abs(lo), abs(hi)):
-        mid = 0.5 * (lo + hi)
-        if not lo < mid < hi:
-            break
-        lo, hi = (mid, hi) if h(mid) < 0.0 else (lo, mid)
-    return 0.5 * (lo + hi)
+        x = _bisect(h, lo, hi, rel=False)
+        return x, _log1p_cexp(c, x)
+    E = -math.log(-c)
+    side = 1.0 if rhs > 0.0 else -1.0  # h(0) = −rhs: the root lies on the side of sign(rhs)
+
+    def logs(u: float) -> tuple[float, float]:  # (log(1 − e^{−u}), log(1 − e^{u−2E})): near end, far end
+        return (math.log(-math.expm1(-u)) if u > 0.0 else -math.inf), math.log(-math.expm1(u - 2.0 * E))
+
+    def g(u: float) -> float:  # h at x = side·(E − u), times −side: increasing in u
+        near, far = logs(u)
+        p, q = (far, near) if side > 0 else (near, far)  # log(1 + c·e^{−x}), log(1 + c·e^{x})
+        return -side * ((1.0 + alpha) * side * (E - u) + alpha * (p - q) - rhs)
+
+    u = _bisect(g, 0.0, E, rel=True)
+    near, far = logs(u)
+    return side * (E - u), (near if side > 0 else far)
 
 
 @register_combiner("fairgrad")
@@ -78,6 +104,6 @@ class FairGrad(Combiner):
         if 1.0 + c <= 1e-12:
             return 0.0, 0.0
         ln1, ln2 = math.log(n1), math.log(n2)
-        x = _log_ratio(c, a, (1.0 - a) * (ln2 - ln1))
-        log_k = ((1.0 - a) * ln1 - a * math.log1p(c * math.exp(x))) / (1.0 + a)
+        x, log_1p_crho = _root(c, a, (1.0 - a) * (ln2 - ln1))  # log ρ, log(1 + cρ)
+        log_k = ((1.0 - a) * ln1 - a * log_1p_crho) / (1.0 + a)
         return math.exp(log_k - ln1), math.exp(log_k + x - ln2)
