@@ -6,6 +6,10 @@ A task supplies, for a batch, the three quantities the core and the forget objec
     loss(model, batch)      mean cross-entropy of the batch          L_R, and GA's L_F
     logprob(model, batch)   log π(y|x) = −CE per image, [B]          NPO
     nll_mean(model, batch)  CE per image, [B] (one "token": the label)  SimNPO
+    answer_logits(model, batch)  the logits as one scored "token" per image,
+                            ([B, 1, C], labels [B, 1], mask [B, 1])  wga, satimp, ceu, undial
+
+`with_answers` (the "I don't know" objectives) is for language models only and says so.
 
 Batches are {images: uint8 [B, 3, 32, 32], labels: [B], index: [B]} (`ImageBatches`).
 
@@ -56,6 +60,20 @@ class ClassifierTask:
 
     def nll_mean(self, model, batch: dict) -> torch.Tensor:
         return self.per_image_ce(model, batch)
+
+    def answer_mask(self, batch: dict) -> torch.Tensor:
+        return torch.ones(batch["labels"].shape[0], 1, dtype=torch.bool, device=batch["labels"].device)
+
+    def answer_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.batchnorm == "frozen":
+            model.eval()
+        logits = model(batch["images"])
+        logits = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+        return logits[:, None], batch["labels"][:, None], self.answer_mask(batch)
+
+    def with_answers(self, batch: dict, answers: list[str]) -> dict:
+        raise ValueError("objectives that score another answer (idknll, idkdpo) are for language models "
+                         "only: an image classifier has no answer text to replace")
 
     def normaliser(self, batch: dict) -> int:
         """What `loss` divides by (the images): micro-batches are weighted by it."""

@@ -11,6 +11,12 @@ of a causal LM (`pareto.lm.LM_TASK`) or the label of an image classifier
 (`pareto.vision.task.CLASSIFIER_TASK`). There is no default (the core imports no task): the
 trial sets it (`objective.task = task`) before the first step, and using an objective without
 one raises a RuntimeError naming it. It is not a spec parameter and not checkpointed state.
+
+Token-level objectives (wga, satimp, ceu, undial) use the task's `answer_logits`: the logits at
+the scored positions (an LM's answer tokens; a classifier's one "token", its label). The "I don't
+know" family (idknll, idkdpo) builds a second batch with `with_answers` (the same prompts, another
+answer): language models only (`language_models_only`; `task_problem` says why an objective
+cannot run on a task, for the spec check).
 """
 
 from __future__ import annotations
@@ -37,11 +43,24 @@ class Task(Protocol):
     def nll_mean(self, model, batch: dict) -> torch.Tensor:
         """Length-normalised NLL per example, [B] (classifier: CE of the label)."""
 
+    def answer_mask(self, batch: dict) -> torch.Tensor:
+        """Which positions are scored, bool [B, T] (LM: the answer tokens, shifted; classifier: [B, 1])."""
+
+    def answer_logits(self, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits [B, T, V] in at least fp32, targets [B, T] (≥ 0 everywhere), mask [B, T]): the
+        prediction of each scored token (LM: position t predicts token t+1; classifier: T = 1)."""
+
+    def with_answers(self, batch: dict, answers: list[str]) -> dict:
+        """The batch with each example's answer replaced by `answers[i]` (same prompt, same
+        encoding; `index` kept). Language models only: a classifier raises ValueError."""
+
 
 @dataclass
 class ForgetObjective:
     #: −L_F is a positive loss to minimise (npo, simnpo); False for ga (L_F = CE > 0).
     positive_loss = False
+    #: the objective builds alternative answers (`Task.with_answers`): a causal LM on QA pairs only
+    language_models_only = False
     #: the task whose losses the objective uses (set by the trial through `task`; None until then)
     _task: Task | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -68,6 +87,26 @@ class ForgetObjective:
         """What `value`'s mean divides by, so micro-batches accumulate exactly: the examples
         (NPO, SimNPO average per example); GA uses its task's (answer tokens for an LM)."""
         return int(batch["index"].shape[0]) if "index" in batch else int(next(iter(batch.values())).shape[0])
+
+
+def answer_token_ce(task: Task, model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(CE per scored token [B, T] (0 where not scored), mask [B, T], logits [B, T, V]) from the
+    task's `answer_logits`: what the token-level objectives weight."""
+    logits, targets, mask = task.answer_logits(model, batch)
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                           reduction="none").view_as(targets)
+    return ce * mask, mask, logits
+
+
+def task_problem(objective, task: str) -> str | None:
+    """Why forget `objective` (a registered name, class or instance) cannot run on `task` (a
+    task's name: 'language_model' or 'lm', 'image_classification' or 'classification'), or None."""
+    obj = OBJECTIVES.get(objective) if isinstance(objective, str) else objective
+    if not obj.language_models_only or task in ("language_model", "lm"):
+        return None
+    name = getattr(obj, "registered_name", getattr(obj, "__name__", type(obj).__name__))
+    return (f"forget objective {name!r} is for language models only: it scores another answer "
+            f"(\"I don't know\") to each forget question, and task {task!r} has no answers to replace")
 
 
 OBJECTIVES: Registry[type[ForgetObjective]] = Registry("forget objective")
