@@ -20,7 +20,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -248,7 +248,10 @@ def build_components(target: "Target", model, unlearn: dict, point: dict, device
     forget, retain = target.streams(unlearn["batch_size"], unlearn["retain_batch_size"] or unlearn["batch_size"], seed)
     combiner = build_combiner(point["combiner"]["name"], seed=seed, **point["combiner"]["params"])
     objective = OBJECTIVES.build(point["objective"]["name"], **point["objective"]["params"])
-    objective.task = target.task  # L_F through the task's losses (answer tokens, or image labels)
+    # L_F through the task's losses (answer tokens, or image labels); an LM's also gets the tokenizer
+    # and example length, so objectives that score another answer (idknll, idkdpo) encode it as the data
+    objective.task = (replace(target.task, tokenizer=target.tokenizer, max_length=target.settings.max_length or 128)
+                      if target.tokenizer is not None else target.task)
     lr_rule = LR_RULES.build(point["lr_rule"]["name"], **point["lr_rule"]["params"])
     optimizer = build_optimizer(unlearn["optimizer"], [p for p in model.parameters() if p.requires_grad],
                                 lr=point["lr"], **unlearn["optimizer_args"])
