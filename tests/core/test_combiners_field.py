@@ -4,8 +4,8 @@ upgrad, dualproj, config, fairgrad, stch, blur, gru. Each reference below works 
 gradient vectors in R^k (k = 3..8), not on the Gram matrix: UPGrad/DualProj solve their published
 quadratic program min ‖Jᵀv‖² s.t. v ≥ u with scipy's bounded least squares, ConFIG takes the
 pseudo-inverse of the unit-gradient matrix, FairGrad maximises its α-fair utility over the
-direction's angle (a root of its stationarity condition, in 40 digits), STCH differentiates μ·logsumexp with torch, BLUR and GRU repeat their reference
-code's vector operations. FIELD_REFERENCES has the signature of test_combiners.REFERENCES
+direction's angle (a root of its stationarity condition, in 40 digits), STCH differentiates
+μ·logsumexp with torch, BLUR and GRU repeat their reference code's vector operations. FIELD_REFERENCES has the signature of test_combiners.REFERENCES
 (factory(**params) → ref(g_R, g_F, L_R, L_F) → d) so that suite can take them over.
 """
 
@@ -144,7 +144,9 @@ def fairgrad_ref(alpha=2.0, **_):
                 phi = th[0]
             else:
                 eps = (hi - lo) * mpmath.mpf(10) ** -35
-                phi = mpmath.findroot(stationarity, (lo + eps, hi - eps), solver="illinois", tol=mpmath.mpf(10) ** -70, verify=False)
+                phi = mpmath.findroot(
+                    stationarity, (lo + eps, hi - eps), solver="illinois", tol=mpmath.mpf(10) ** -70, verify=False
+                )
             s = s_of(phi)
             v = sum((si**-alpha * t for si, t in zip(s, T)), T[0] * 0)
             lam = mpmath.norm(v) ** (mpmath.mpf(1) / (1 + alpha))
@@ -221,6 +223,9 @@ def case_id(case) -> str:
 # ────────────────────────────── inputs ──────────────────────────────
 
 
+KINDS = ("generic", "zero_gR", "zero_gF", "parallel", "antiparallel", "near_parallel", "generic", "generic")
+
+
 def random_steps(n: int = 1200, seed: int = 20) -> list[tuple[str, np.ndarray, np.ndarray, float, float]]:
     """Seeded (kind, g_R, g_F, L_R, L_F) in R^k, k = 3..8, norms 1e-3..1e3; one step in eight
     has a zero gradient, parallel (conflicting), antiparallel or near-parallel gradients."""
@@ -232,7 +237,7 @@ def random_steps(n: int = 1200, seed: int = 20) -> list[tuple[str, np.ndarray, n
         g_r = rng.standard_normal(k) * 10 ** rng.uniform(-3, 3)
         g_f = rng.standard_normal(k) * 10 ** rng.uniform(-3, 3)
         a = 10 ** rng.uniform(-2, 2)
-        kind = ("generic", "zero_gR", "zero_gF", "parallel", "antiparallel", "near_parallel", "generic", "generic")[i % 8]
+        kind = KINDS[i % 8]
         if kind == "zero_gR":
             g_r = np.zeros(k)
         elif kind == "zero_gF":
@@ -397,7 +402,9 @@ def test_rules_parallel_to_ngdiff(case):
 
 
 @pytest.mark.parametrize(
-    "case", [("upgrad", {}), ("dualproj", {}), ("fairgrad", {"alpha": 2.0}), ("fairgrad", {"alpha": 0.5})], ids=case_id
+    "case",
+    [("upgrad", {}), ("dualproj", {}), ("fairgrad", {"alpha": 2.0}), ("fairgrad", {"alpha": 0.5})],
+    ids=case_id,
 )
 def test_rules_parallel_to_ngdiff_only_at_equal_norms(case):
     """upgrad, dualproj and FairGrad(α ≠ 1) point along u_R − u_F when ‖g_R‖ = ‖g_F‖, not otherwise."""

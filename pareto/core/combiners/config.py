@@ -1,7 +1,8 @@
 """ConFIG: conflict-free inverse gradients, two tasks (Liu et al. 2024; tum-pbs/ConFIG).
 
-Tasks t1 = g_R, t2 = −g_F with unit vectors u_i (zero for a zero task). ConFIG (Liu et al. Sec. 3,
-conflictfree `ConFIG_update` with EqualWeight and ProjectionLength):
+Tasks t1 = g_R, t2 = −g_F with unit vectors u_i (zero for a zero task). ConFIG, as the package
+README writes Liu et al.'s update and conflictfree `ConFIG_update` computes it (EqualWeight,
+ProjectionLength; the paper's equation number not checked here):
     g_u = U[[u1, u2]^{−ᵀ}·1],   d = (Σ_i t_i·g_u)·g_u,
 U the unit vector, M^{−ᵀ} the pseudo-inverse (the reference's least-squares solve).
 Two tasks, c = u1·u2 = −cos∠(g_R, g_F): [u1, u2]^{−ᵀ}·1 is the minimum-norm x in span{u1, u2} with

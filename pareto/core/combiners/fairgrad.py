@@ -1,8 +1,9 @@
 """FairGrad(α): α-fair resource allocation, two tasks (Ban & Ji, ICML 2024; OptMN-Lab/fairgrad).
 
 Tasks t1 = g_R, t2 = −g_F, G = [t_i·t_j]. FairGrad maximises Σ_i (t_i·d)^{1−α}/(1 − α) over a ball;
-its optimality condition is d = Σ_i w_i t_i with (Gw)_i = t_i·d = w_i^{−1/α}, w > 0 (Ban & Ji
-Sec. 4, the system GᵀGw = w^{−1/α}; official `FairGrad.fairgrad`). α = 1 is Nash-MTL (`nash`).
+its optimality condition is d = Σ_i w_i t_i with (Gw)_i = t_i·d = w_i^{−1/α}, w > 0 (Ban & Ji's
+system GᵀGw = w^{−1/α} as the official `FairGrad.fairgrad` solves it; the paper's equation number
+not checked here). α = 1 is Nash-MTL (`nash`).
 
 Two tasks, n_i = ‖t_i‖, c = cos∠(t1, t2) = −cos∠(g_R, g_F). Write d = k·(u1 + ρ·u2), i.e.
 w1 = k/n1, w2 = kρ/n2. Dividing the two equations leaves one for ρ > 0:

@@ -1,8 +1,8 @@
 """STCH: smooth Tchebycheff scalarisation, two tasks (Lin et al., ICML 2024; Xi-L/STCH).
 
 Task losses ℓ_R = L_R and ℓ_F = −L_F (both minimised), ideal point z, preference λ = (1, 1):
-    g_μ = μ·log Σ_i exp(λ_i(ℓ_i − z_i)/μ)        (Lin et al. Sec. 3, the smooth Tchebycheff function;
-                                                   official `run_stch_psl.py`: μ·logsumexp)
+    g_μ = μ·log Σ_i exp(λ_i(ℓ_i − z_i)/μ)        (Lin et al.'s smooth Tchebycheff function, as the
+                                                   official `run_stch_psl.py` computes it)
     ∇g_μ = Σ_i p_i ∇ℓ_i,   p = softmax((ℓ − z)/μ)  (z held fixed),
 and ∇ℓ_R = g_R, ∇ℓ_F = −g_F, so (w_R, w_F) = (p_R, p_F): the weights sum to 1 and the task further
 above its ideal value gets more weight; μ → 0 is the Tchebycheff max, μ → ∞ gives (½, ½).
