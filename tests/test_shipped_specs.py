@@ -90,7 +90,7 @@ def test_frontier_search(runs):
     assert len(trials) == 4 and set(trials.search) == {"optuna"}
 
 
-@pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 13), ("autolr", 49), ("npo", 7), ("simnpo", 7),
+@pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 20), ("autolr", 49), ("npo", 7), ("simnpo", 7),
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
                                              ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
                                              ("repro_gen", 24), ("repro_sgd", 72), ("repro_sgd_gdiff", 24),

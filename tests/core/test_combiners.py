@@ -308,6 +308,9 @@ REFERENCES: dict[str, Callable] = {
     "aligned": aligned_ref,
     "famo": famo_ref,
 }
+from test_combiners_field import FIELD_PARAMS, FIELD_REFERENCES  # noqa: E402  (issue 20's rules, same contract)
+
+REFERENCES.update(FIELD_REFERENCES)
 
 # Parameter settings exercised besides the defaults.
 EXTRA_PARAMS: dict[str, list[dict]] = {
@@ -317,6 +320,7 @@ EXTRA_PARAMS: dict[str, list[dict]] = {
     "cagrad": [{"alpha": 0.2, "rescale": False}, {"alpha": 2.0}],
     "gradvac": [{"beta": 1.0}, {"beta": 0.1}],
     "famo": [{"logit_optimizer": "sgd", "lr": 0.5}, {"gamma": 0.0, "lr": 0.3}],
+    **FIELD_PARAMS,
 }
 
 # The allowed |d − d_ref| has two parts.
