@@ -120,6 +120,19 @@ class LMTask:
             out["index"] = batch["index"]
         return out
 
+    def hidden_states(self, model, batch: dict, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output of transformer block `layer` (0-based, `model.layers.{layer}`), [B, T, d], and
+        the answer tokens' positions [B, T] (labels ≠ −100, unshifted). Hugging Face's
+        `hidden_states[layer + 1]`; the last block's entry has the final norm applied there, so
+        `layer` must be below the number of blocks − 1."""
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+        blocks = len(out.hidden_states) - 1
+        if not 0 <= layer < blocks - 1:
+            raise ValueError(f"layer must be in 0..{blocks - 2} for this {blocks}-block model (the last block's "
+                             f"output is read after the final norm), got {layer}")
+        h = out.hidden_states[layer + 1]
+        return (h.float() if h.dtype in (torch.float16, torch.bfloat16) else h), batch["labels"] != IGNORE
+
     def normaliser(self, batch: dict) -> int:
         """What `loss` divides by (the scored answer tokens): micro-batches are weighted by it."""
         return int((batch["labels"][:, 1:] != IGNORE).sum())

@@ -9,7 +9,8 @@ A task supplies, for a batch, the three quantities the core and the forget objec
     answer_logits(model, batch)  the logits as one scored "token" per image,
                             ([B, 1, C], labels [B, 1], mask [B, 1])  wga, satimp, ceu, undial
 
-`with_answers` (the "I don't know" objectives) is for language models only and says so.
+`with_answers` (the "I don't know" objectives) and `hidden_states` (rmu) are for language models
+only and say so.
 
 Batches are {images: uint8 [B, 3, 32, 32], labels: [B], index: [B]} (`ImageBatches`).
 
@@ -74,6 +75,10 @@ class ClassifierTask:
     def with_answers(self, batch: dict, answers: list[str]) -> dict:
         raise ValueError("objectives that score another answer (idknll, idkdpo) are for language models "
                          "only: an image classifier has no answer text to replace")
+
+    def hidden_states(self, model, batch: dict, layer: int):
+        raise ValueError("objectives that read a transformer block's hidden states (rmu) are for language "
+                         "models only")
 
     def normaliser(self, batch: dict) -> int:
         """What `loss` divides by (the images): micro-batches are weighted by it."""

@@ -23,7 +23,8 @@ from pareto.lm import LMTask
 from pareto.vision.task import ClassifierTask
 
 VOCAB, BOS, EOS, PAD = 50, 1, 2, 0
-NEW = ("wga", "satimp", "ceu", "undial", "idknll", "idkdpo")
+NEW = ("wga", "satimp", "ceu", "undial", "idknll", "idkdpo", "rmu")
+DEFAULTS = {"rmu": {"layer": 0}}  # the tiny model has two blocks
 
 
 class CharTokenizer:
@@ -42,7 +43,7 @@ TASK = LMTask(tokenizer=TOK, max_length=64)
 
 def tiny_gpt2(seed=0):
     torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=16, n_layer=1, n_head=2,
+    cfg = GPT2Config(vocab_size=VOCAB, n_positions=64, n_embd=16, n_layer=2, n_head=2,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     return GPT2LMHeadModel(cfg).double().eval()
 
@@ -62,13 +63,14 @@ def perturbed(model, seed=1, scale=0.05):
 
 
 def build(name, **params):
-    obj = OBJECTIVES.build(name, **params)
+    obj = OBJECTIVES.build(name, **{**DEFAULTS.get(name, {}), **params})
     obj.task = TASK
     return obj
 
 
 def grads(value, model):
-    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, list(model.parameters()))])
+    params = list(model.parameters())  # rmu: the blocks above its layer get none (zeros)
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(value, params, materialize_grads=True)])
 
 
 # ------------------------------------------------------- independent implementations (from the papers)
@@ -233,6 +235,29 @@ def test_idkdpo_matches_dpo_with_the_cached_reference():
     assert torch.allclose(grads(got, model), grads(want, model), rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize("layer,c,seed", [(0, 2.0, 0), (0, 6.5, 3)])
+def test_rmu_forget_term_matches_the_paper(layer, c, seed):
+    model, batch = tiny_gpt2(), forget_batch()
+    cache = []
+    hook = model.transformer.h[layer].register_forward_hook(lambda m, i, o: cache.append(o[0] if isinstance(o, tuple) else o))
+    model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    hook.remove()
+    h = cache[0]
+    u = torch.rand(h.shape[-1], generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    u = c * u / u.norm()
+    per_example = []
+    for b in range(h.shape[0]):
+        ts = [t for t in range(h.shape[1]) if batch["labels"][b, t] != IGNORE]  # the answer tokens
+        per_example.append(sum(((h[b, t] - u) ** 2).mean() for t in ts) / len(ts))
+    want = -sum(per_example) / len(per_example)
+    obj = build("rmu", layer=layer, steering_coeff=c, seed=seed)
+    got = obj.value(model, batch)
+    assert got.item() == pytest.approx(want.item(), rel=1e-10)
+    assert torch.allclose(grads(got, model), grads(want, model), rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="layer must be in 0..0"):  # the last block's output is normed
+        build("rmu", layer=1).value(model, batch)
+
+
 def prepared(name, model):
     obj = build(name)
     obj.prepare(model, [forget_batch()])
@@ -262,6 +287,8 @@ def test_micro_batches_accumulate_exactly(name):
     ("undial", {"beta": -2.0}, "beta must be"),
     ("idknll", {"seed": "a"}, "seed must be"),
     ("idkdpo", {"beta": 0.0}, "beta must be"), ("idkdpo", {"seed": 1.5}, "seed must be"),
+    ("rmu", {"layer": -1}, "layer must be"), ("rmu", {"steering_coeff": 0.0}, "steering_coeff must be"),
+    ("rmu", {"seed": None}, "seed must be"),
 ])
 def test_bad_parameters_are_clear_value_errors(name, params, match):
     with pytest.raises(ValueError, match=match):
@@ -349,7 +376,7 @@ def test_classifier_ceu_with_a_skipped_token_and_idk_objectives_say_what_is_wron
     obj.task = ClassifierTask()
     with pytest.raises(ValueError, match="ignore_first_n_answer_tokens=1 leaves no token"):
         obj.value(tiny_classifier(), image_batch())
-    for name in ("idknll", "idkdpo"):
+    for name in ("idknll", "idkdpo", "rmu"):
         obj = OBJECTIVES.build(name)
         obj.task = ClassifierTask()
         with pytest.raises(ValueError, match="language models only"):
@@ -358,6 +385,7 @@ def test_classifier_ceu_with_a_skipped_token_and_idk_objectives_say_what_is_wron
         assert "language models only" in task_problem(name, "image_classification")
         assert task_problem(name, "language_model") is None
     assert all(task_problem(n, "image_classification") is None for n in ("wga", "satimp", "ceu", "undial"))
+    assert "hidden states" in task_problem("rmu", "image_classification")
 
 
 # ----------------------------------------------------------------------------- with every combiner

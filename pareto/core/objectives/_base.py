@@ -15,7 +15,7 @@ one raises a RuntimeError naming it. It is not a spec parameter and not checkpoi
 Token-level objectives (wga, satimp, ceu, undial) use the task's `answer_logits`: the logits at
 the scored positions (an LM's answer tokens; a classifier's one "token", its label). The "I don't
 know" family (idknll, idkdpo) builds a second batch with `with_answers` (the same prompts, another
-answer): language models only (`language_models_only`; `task_problem` says why an objective
+answer) and rmu reads `hidden_states`: language models only (`language_models_only`; `task_problem` says why an objective
 cannot run on a task, for the spec check).
 """
 
@@ -54,13 +54,18 @@ class Task(Protocol):
         """The batch with each example's answer replaced by `answers[i]` (same prompt, same
         encoding; `index` kept). Language models only: a classifier raises ValueError."""
 
+    def hidden_states(self, model, batch: dict, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output of transformer block `layer` [B, T, d], the answer tokens' mask [B, T]) (rmu).
+        Language models only: a classifier raises ValueError."""
+
 
 @dataclass
 class ForgetObjective:
     #: −L_F is a positive loss to minimise (npo, simnpo); False for ga (L_F = CE > 0).
     positive_loss = False
-    #: the objective builds alternative answers (`Task.with_answers`): a causal LM on QA pairs only
-    language_models_only = False
+    #: why the objective needs a causal LM ('' when any task will do): it builds other answers
+    #: (`Task.with_answers`: idknll, idkdpo) or reads a block's hidden states (rmu)
+    language_models_only = ""
     #: the task whose losses the objective uses (set by the trial through `task`; None until then)
     _task: Task | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -105,8 +110,7 @@ def task_problem(objective, task: str) -> str | None:
     if not obj.language_models_only or task in ("language_model", "lm"):
         return None
     name = getattr(obj, "registered_name", getattr(obj, "__name__", type(obj).__name__))
-    return (f"forget objective {name!r} is for language models only: it scores another answer "
-            f"(\"I don't know\") to each forget question, and task {task!r} has no answers to replace")
+    return f"forget objective {name!r} is for language models only ({obj.language_models_only}), not task {task!r}"
 
 
 OBJECTIVES: Registry[type[ForgetObjective]] = Registry("forget objective")

@@ -30,7 +30,7 @@ class IdkDPO(ForgetObjective):
     beta: float = 0.1
     seed: int = 0
     positive_loss = True
-    language_models_only = True
+    language_models_only = "it scores another answer to each forget question"
     _ref_win: dict = field(default_factory=dict, init=False, repr=False)
     _ref_lose: dict = field(default_factory=dict, init=False, repr=False)
 

@@ -28,7 +28,7 @@ from pareto.core.objectives._base import ForgetObjective, register_objective
 class IdkNLL(ForgetObjective):
     seed: int = 0
     positive_loss = True
-    language_models_only = True
+    language_models_only = "it scores another answer to each forget question"
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
