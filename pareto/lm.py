@@ -105,7 +105,7 @@ class LMTask:
             raise ValueError(f"with_answers: {len(answers)} answers for {batch['input_ids'].shape[0]} examples")
         examples = []
         for ids, n, answer in zip(batch["input_ids"].tolist(), prompt_lengths(batch), answers):
-            if n == 0:
+            if n <= 1:  # nothing or BOS alone before the scored tokens: a window of a text
                 raise ValueError("with_answers: an example has no prompt before its answer (a text window, "
                                  "not a question/answer pair); the \"I don't know\" objectives need QA data")
             answer_ids = list(tok(" " + answer, add_special_tokens=False)["input_ids"])

@@ -320,7 +320,8 @@ def test_idk_objectives_need_the_tokenizer_and_qa_data():
     with pytest.raises(RuntimeError, match="tokenizer"):
         obj.value(tiny_gpt2(), forget_batch())
     text = forget_batch()
-    text["labels"] = text["input_ids"].clone()  # a text window: nothing before the "answer"
+    text["labels"] = text["input_ids"].clone()  # a text window: nothing (or BOS alone) before the "answer"
+    text["labels"][:, 0] = IGNORE
     with pytest.raises(ValueError, match="QA data"):
         build("idknll").value(tiny_gpt2(), text)
 
@@ -409,3 +410,22 @@ def test_every_combiner_steps_or_is_refused_with_a_reason(name):
                               measure_after=False)
             assert all(math.isfinite(row[k]) for k in ("loss_r", "loss_f", "gram_ff", "lr")), (comb, rule)
             assert (row["loss_f"] < 0) == obj.positive_loss  # −L_F > 0 exactly when declared
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_a_bf16_llama_steps_with_every_objective(name):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                      bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
+    model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    obj = build(name)
+    engine = UnlearnEngine(model, build_combiner("ngdiff"), obj, LR_RULES.build("fixed"),
+                           build_optimizer("adam", list(model.parameters()), lr=1e-3), lr=1e-3, retain_loss=TASK.loss)
+    obj.prepare(model, [forget_batch()])
+    for _ in range(2):
+        row = engine.step(forget_batch(ROWS[:2]), forget_batch(), measure_after=False)
+        assert all(math.isfinite(row[k]) for k in ("loss_r", "loss_f", "gram_ff")), name
+        assert row["gram_ff"] > 0
