@@ -429,3 +429,24 @@ def test_a_bf16_llama_steps_with_every_objective(name):
         row = engine.step(forget_batch(ROWS[:2]), forget_batch(), measure_after=False)
         assert all(math.isfinite(row[k]) for k in ("loss_r", "loss_f", "gram_ff")), name
         assert row["gram_ff"] > 0
+
+
+def test_a_trial_gives_the_idk_objectives_the_tokenizer_and_steps(embedded_target):
+    """Through trainables.unlearn (build_components: the LM task with the target's tokenizer)."""
+    from pareto.spec import parse_spec
+    from trainables.unlearn import run_trial
+
+    spec, points = parse_spec("""name: idk
+unlearn: {steps: 2, batch_size: 4}
+eval: {retain_items: 4, metrics: [loss_f_eval]}
+search:
+  baseline: false
+  space: {combiner: [ngdiff], objective: [idkdpo, idknll, undial], lr: [1.0e-4], seed: [0]}
+""")
+    for point in points:
+        last = run_trial({"spec": spec.to_dict(), "target_dir": str(embedded_target)}, point, lambda *a: None)
+        assert last["status"] != "failed", last.get("error")
+        rows = last["step_rows"]
+        assert [r["step"] for r in rows] == [0, 1] and all(r["loss_f"] < 0 for r in rows)
+        if point["objective"]["name"] == "idkdpo":  # θ = θ_ref at step 0: (2/β)·ln 2
+            assert rows[0]["loss_f"] == pytest.approx(-(2 / 0.1) * math.log(2), rel=1e-3)
