@@ -177,14 +177,14 @@ def parse_space(raw: dict, path: tuple, report: Report) -> dict:
 
 
 def check_pairs(points_or_space, report: Report, path: tuple) -> None:
-    """Loss-weighting combiners need the forget task as a positive loss (npo/simnpo, not ga)."""
+    """Loss-weighting combiners need the forget task as a positive loss (npo, simnpo, …; not ga)."""
     combiners = {o["name"] for o in points_or_space["combiner"]}
     objectives = {o["name"] for o in points_or_space["objective"]}
     for comb in sorted(combiners):
         for obj in sorted(objectives):
             problem = compatibility_problem(comb, obj)
             if problem:
-                report(path + ("objective",), f"{problem} Pair {comb!r} with objective npo or simnpo only "
+                report(path + ("objective",), f"{problem} Pair {comb!r} with those objectives only "
                        f"(a spec of its own).")
                 return
 

@@ -86,7 +86,8 @@ def test_missing_spec_file_says_where_specs_are(tmp_path):
 
 
 def test_famo_with_gradient_ascent_is_refused_at_validation():
-    with pytest.raises(SpecError, match="Pair 'famo' with objective npo or simnpo"):
+    with pytest.raises(SpecError, match="positive loss: ceu, idkdpo, idknll, npo, rmu, simnpo, undial. Pair 'famo' with "
+                                        "those objectives only"):
         parse_spec("name: x\nsearch: {space: {combiner: [famo], objective: [ga]}}")
     _, points = parse_spec("name: x\nsearch: {space: {combiner: [famo], objective: [npo]}}")
     assert len(points) == 2
@@ -237,3 +238,10 @@ eval: {metrics: [rouge_f, verbmem_f, forget_quality]}
         parse_spec("name: x\ndata: {source: muse_news}\ntarget: {source: train}\neval: {metrics: [rouge_f]}\n")
     with pytest.raises(SpecError, match="needs target.source: train"):
         parse_spec("name: x\ndata: {template: phi}\n")
+
+
+def test_a_language_model_objective_is_refused_for_an_image_task_at_validation():
+    with pytest.raises(SpecError, match="search.space.objective.*'idknll' is for language models only"):
+        parse_spec("name: x\ndata: {source: cifar10}\ntarget: {source: train}\n"
+                   "search: {space: {objective: [ga, {idknll: {}}]}}")
+    parse_spec("name: x\nsearch: {space: {objective: [idknll]}}")  # the embedded default is a language model

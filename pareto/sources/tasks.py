@@ -54,6 +54,7 @@ class Task:
         if t.source == "train":
             self.check_train(t.train, add)
             _check_pretrain(spec, add)
+        _check_objectives(spec, self.name, add)
 
     def check_train(self, train: dict, add: Add) -> None:
         names = [f.name for f in dataclasses.fields(self.config_class())]
@@ -67,6 +68,19 @@ class Task:
 
     def prepare(self, spec, log: Callable[[str], None]):
         raise NotImplementedError
+
+
+def _check_objectives(spec, task: str, add: Add) -> None:
+    """Forget objectives of the search space that need what only language models have (answer
+    text, hidden states): refused for other tasks before any work."""
+    from pareto.core.objectives import OBJECTIVES
+    from pareto.core.objectives._base import task_problem
+
+    options = (spec.search.space or {}).get("objective", [])
+    for option in options if isinstance(options, list) else []:
+        name = next(iter(option)) if isinstance(option, dict) and len(option) == 1 else option
+        if isinstance(name, str) and name in OBJECTIVES and (problem := task_problem(name, task)):
+            add(("search", "space", "objective"), f"{problem}; choose another forget objective (docs/objectives.md)")
 
 
 def _check_pretrain(spec, add: Add) -> None:

@@ -30,7 +30,8 @@ from pareto.core.gram import Gram, Losses
 EPS32 = float(np.finfo(np.float32).eps)
 GA_MESSAGE = (
     "famo weights tasks by log-loss and needs the forget task as a positive loss to minimise; "
-    "the 'ga' objective's forget loss -L_F is negative. Use forget objective 'npo' or 'simnpo'."
+    "the 'ga' objective's forget loss -L_F is negative. Use a forget objective with a positive loss: "
+    "ceu, idkdpo, idknll, npo, rmu, simnpo, undial."
 )
 
 # ───────────────────────────── helpers ─────────────────────────────

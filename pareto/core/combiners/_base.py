@@ -46,7 +46,15 @@ def compatibility_problem(combiner, objective) -> str | None:
     cname = getattr(comb, "registered_name", getattr(comb, "__name__", type(comb).__name__))
     oname = getattr(obj, "registered_name", getattr(obj, "__name__", type(obj).__name__))
     return (f"{cname} weights tasks by log-loss and needs the forget task as a positive loss to minimise; "
-            f"the {oname!r} objective's forget loss -L_F is negative. Use forget objective 'npo' or 'simnpo'.")
+            f"the {oname!r} objective's forget loss -L_F is negative. Use a forget objective with a positive "
+            f"loss: {', '.join(_positive_objectives())}.")
+
+
+def _positive_objectives() -> list[str]:
+    """The registered forget objectives whose −L_F is a positive loss (npo, simnpo, …)."""
+    from pareto.core.objectives import OBJECTIVES
+
+    return [n for n in OBJECTIVES.names() if OBJECTIVES.get(n).positive_loss]
 
 
 def require_choice(key: str, value, choices) -> None:
