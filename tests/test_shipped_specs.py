@@ -64,7 +64,7 @@ def runs(tmp_path_factory, real_data, embedded_target) -> dict:
     """{spec name: its trials.parquet as a frame} for every sweep of this file, the real-data ones
     only where real_data has their data; all in one process. A sweep that failed fails its test."""
     storage = tmp_path_factory.mktemp("shipped")
-    sets = {"frontier_search": [*SMALL_RUN, "search.num_samples=3"]}
+    sets = {"frontier_search": [*SMALL_RUN, "search.num_samples=3"], "methods": [*SMALL_RUN, "search.space.lr=[1.0e-3]"]}
     if tofu := real_data("tofu", required=False):
         sets.update({name: tofu_sets(name, space, tofu) for name, space, _ in TOFU_RUNS})
     if tar := real_data("cifar10_subset.tar", required=False):
@@ -90,7 +90,15 @@ def test_frontier_search(runs):
     assert len(trials) == 4 and set(trials.search) == {"optuna"}
 
 
-@pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 20), ("autolr", 49), ("npo", 7), ("simnpo", 7),
+@pytest.mark.slow
+def test_methods_runs_every_objective_with_both_rules(runs):
+    from pareto.core.objectives import OBJECTIVES
+
+    trials = trials_of(runs, "methods")
+    assert len(trials) == 21 and set(trials.objective[trials.combiner != "no-unlearn"]) == set(OBJECTIVES.names())
+
+
+@pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 20), ("methods", 41), ("autolr", 49), ("npo", 7), ("simnpo", 7),
                                              ("phi15_tofu", 31), ("llama2_7b_tofu", 7),
                                              ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
                                              ("repro_gen", 24), ("repro_sgd", 72), ("repro_sgd_gdiff", 24),
