@@ -28,7 +28,7 @@ from analysis.hypervolume import hypervolume_table, nadir_point
 from analysis.mixing import is_mix, mixing_curves
 from analysis.results import (Results, departure_notes, display_names, load_results, resolve_objectives,
                               setting_names)
-from analysis.tables import TABLE_METRICS, autolr_table, paper_table, render
+from analysis.tables import TABLE_METRICS, autolr_table, objective_rule_table, paper_table, render
 from analysis.theorem5 import RTOL, failures, lemma4_violations, step_checks, summarize
 
 __all__ = ["build_report", "write_report"]
@@ -392,10 +392,16 @@ def _paper_tables(r: Results) -> str:
     t1 = paper_table(r.trials, metrics, r.directions)
     t3 = autolr_table(r.trials, metrics, r.directions)
     n = {"tofu": "Table 1", "muse": "Table 2"}.get(r.dataset or "", "Table 1")
+    by_objective = []
+    plane = next((p for p in _planes(r) if len(p) == 2 and "loss_f_eval" not in p), None)
+    if plane and not (t := objective_rule_table(r.trials, *plane)).empty:
+        cells = _esc(_arrowed(plane, r.directions).replace(" vs ", " / "))
+        by_objective = [f"<h3>Forget objectives × rules — {cells}, seed means of the final values</h3>", f'<div class="wrap">{render(t, "html")}</div>']
     return "\n".join([
         '<h2 id="tables">Tables like the paper\'s</h2>',
         f"<h3>{n} — methods as columns (seed means)</h3>", f'<div class="wrap">{render(t1, "html")}</div>',
         "<h3>Table 3 — fixed η → AutoLR</h3>", f'<div class="wrap">{render(t3, "html")}</div>',
+        *by_objective,
         _departures(r, [m for m in metrics if isinstance(m, str)]),
     ])
 

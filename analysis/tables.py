@@ -32,7 +32,8 @@ import pandas as pd
 
 from analysis.results import ARROWS, display_names, method_names, setting_names
 
-__all__ = ["TABLE_METRICS", "METRIC_NAMES", "paper_table", "autolr_table", "render", "metric_label"]
+__all__ = ["TABLE_METRICS", "METRIC_NAMES", "paper_table", "autolr_table", "objective_rule_table", "render",
+           "metric_label"]
 
 #: Metrics a paper-style table shows per dataset family (those with no value are dropped).
 TABLE_METRICS = {
@@ -126,6 +127,24 @@ def autolr_table(trials: pd.DataFrame, metrics, directions: dict[str, str]) -> p
             rows.append([f"{v:.3f}" for v in auto[metrics].mean(numeric_only=True)])
             index.append(f"{name} (AutoLR)")
     return pd.DataFrame(rows, index=index, columns=[metric_label(m, directions) for m in metrics])
+
+
+def objective_rule_table(trials: pd.DataFrame, forget: str, utility: str) -> pd.DataFrame:
+    """Rows: forget objectives; columns: rule and lr setting ("NGDiff (η=1e-03)"); cells "forget /
+    utility", the seed means of the final values (the No-unlearn trial is left out). Empty unless
+    the trials use two or more objectives: it shows which objective works with which rule."""
+    ok = _prepare(trials)
+    ok = ok[(ok["combiner"] != "no-unlearn") & ok[forget].notna() & ok[utility].notna()] \
+        if forget in ok and utility in ok else ok.iloc[:0]
+    if ok.get("objective", pd.Series(dtype=object)).nunique() < 2:
+        return pd.DataFrame()
+    rules = setting_names(ok.assign(method=method_names(ok.assign(objective="ga"))))  # the rule, without objective
+    means = ok.assign(rule=rules).groupby(["objective", "rule"], sort=False)[[forget, utility]].mean()
+    cells = {k: f"{f:.3f} / {u:.3f}" for k, (f, u) in zip(means.index, means.to_numpy())}
+    objectives = sorted(dict.fromkeys(ok["objective"]), key=lambda o: (o != "ga", o))
+    columns = list(dict.fromkeys(rules))
+    return pd.DataFrame([[cells.get((o, c), "–") for c in columns] for o in objectives],
+                        index=objectives, columns=columns)
 
 
 def render(table: pd.DataFrame, fmt: str = "markdown", digits: int = 3) -> str:
