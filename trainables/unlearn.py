@@ -179,6 +179,11 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
             final.update(status="failed", error=f"evaluation at step {final['steps_done']}: {type(exc).__name__}: {exc}")
         if keep and last.get("evaluated"):
             keep(final["steps_done"])
+        if ev.get("robustness") and last.get("evaluated"):  # attacks on copies of the final model, once
+            try:
+                add_robustness(last, setup, target, model, parallel)
+            except Exception as exc:
+                final.update(status="failed", error=f"eval.robustness: {type(exc).__name__}: {exc}")
     step_rows.clear()
     last.update(final, final=True, wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
     last["gpu_s"] = last["wall_s"] * float(setup["spec"]["resources"]["gpus_per_trial"]) if device.startswith("cuda") else 0.0
@@ -186,6 +191,22 @@ def run_trial(setup: dict, point: dict, report: Callable[..., None], restore_dir
         last["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
     report(last)
     return last
+
+
+def add_robustness(row: dict, setup: dict, target: "Target", model, parallel=SINGLE) -> None:
+    """eval.robustness's columns (pareto.metrics.robustness) into the final report `row`: its values,
+    their settings in `metric_settings` and their per-item records; `model` is not modified."""
+    from pareto.metrics.robustness import robustness_metrics
+
+    if parallel.world > 1:
+        raise ValueError("eval.robustness runs in one process; a trial of several workers cannot use it yet")
+    spec = setup["spec"]
+    values = robustness_metrics(model, target.tokenizer, target.eval_splits, target.settings, spec["eval"]["metrics"],
+                                spec["eval"]["robustness"], spec["unlearn"]["batch_size"], setup.get("reference", {}))
+    settings = json.loads(row["metric_settings"])
+    row.update({name: v.value for name, v in values.items()},
+               metric_settings=json.dumps({**settings, **{n: v.settings for n, v in values.items()}}, sort_keys=True))
+    row["items"] = row["items"] + [{"metric": n, **asdict(item)} for n, v in values.items() for item in v.items]
 
 
 def kept_weights_writer(setup: dict, point: dict, model, parallel=SINGLE) -> Callable[[int], None] | None:

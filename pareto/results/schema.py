@@ -20,9 +20,13 @@ import pyarrow as pa
 
 from pareto.core.engine import STEP_COLUMNS
 from pareto.metrics import METRICS as _REGISTRY
+from pareto.metrics.robustness import ROBUSTNESS_METRICS
 
 #: Every registered metric and whether higher ("max") or lower ("min") is better.
-METRICS: dict[str, str] = {name: _REGISTRY.get(name).direction for name in _REGISTRY.names()}
+#: Then eval.robustness's columns (pareto.metrics.robustness: the forget metrics after an attack), each with
+#: the direction of the metric it repeats.
+METRICS: dict[str, str] = {**{name: _REGISTRY.get(name).direction for name in _REGISTRY.names()},
+                           **ROBUSTNESS_METRICS}
 
 ITEM_SCHEMA = pa.schema([
     ("trial_id", pa.string()), ("eval_step", pa.int64()), ("metric", pa.string()), ("item_id", pa.string()),
