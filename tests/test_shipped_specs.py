@@ -103,7 +103,7 @@ def test_methods_runs_every_objective_with_both_rules(runs):
                                              ("repro_fixed", 145), ("repro_autolr", 48), ("repro_npo", 18),
                                              ("repro_gen", 24), ("repro_sgd", 72), ("repro_sgd_gdiff", 24),
                                              ("repro2_fixed", 31), ("repro2_autolr", 15), ("repro2_quick", 9),
-                                             ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11)])
+                                             ("cifar10", 11), ("cifar100", 11), ("cifar10_cpu", 11), ("robustness", 17)])
 def test_full_spaces_expand_as_documented(name, n_points):
     from pareto.spec import load_spec
 
