@@ -26,6 +26,7 @@ from analysis.attainment import attainment_surfaces
 from analysis.budget import budget_curves, trials_to_reach
 from analysis.hypervolume import hypervolume_table, nadir_point
 from analysis.mixing import is_mix, mixing_curves
+from analysis.robustness import DEEP, SHALLOW, has_robustness, robustness_metric, robustness_table
 from analysis.results import (Results, departure_notes, display_names, load_results, resolve_objectives,
                               setting_names)
 from analysis.tables import TABLE_METRICS, autolr_table, objective_rule_table, paper_table, render
@@ -406,6 +407,24 @@ def _paper_tables(r: Results) -> str:
     ])
 
 
+def _robustness_section(r: Results) -> str:
+    """eval.robustness's attacks (analysis.robustness): before / after per setting, and the verdict."""
+    metric = robustness_metric(r.trials)
+    tab = robustness_table(r.trials, metric, r.directions.get(metric, "min"))
+    return "\n".join([
+        '<h2 id="robustness">Robustness</h2>',
+        f"<p class='note'>{_esc(_arrowed((metric,), r.directions))} on the evaluated half of the forget set "
+        "(the other half is what relearning trains on), before and after each attack on a copy of the final "
+        "model: <b>relearn</b> (fine-tuning on the relearn half), <b>quantised</b> (per-channel round-to-nearest "
+        "weights), <b>paraphrased</b> (the paraphrased questions); the first column is the whole forget set. "
+        "<code>undone</code>: the share of the forgetting (the gap to No-unlearn) an attack undoes, each "
+        f"measured against No-unlearn under the same attack; <b>deep</b>: relearning and quantisation each "
+        f"undo less than {DEEP:.0%} of it, <b>shallow</b>: one undoes more than {SHALLOW:.0%} (the paraphrase's "
+        "share is shown, not read into the verdict). Seed means; docs/robustness.md.</p>",
+        _table(tab),
+    ])
+
+
 def _theorem5_section(r: Results, rtol: float) -> str:
     out = ['<h2 id="theorem5">Theorem 5, step by step</h2>']
     if r.steps.empty:
@@ -550,12 +569,13 @@ def build_report(results: Results, rtol: float = RTOL, interactive: bool = False
     if interactive:
         from analysis import interactive as ix
     planes = _planes(results)
+    robust = has_robustness(results.trials)
     shown = "; ".join(_arrowed(p, results.directions) for p in planes) or "none with values"
     nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in [
         ("frontier", "Frontier"), ("paths", "Paths"), ("picks", "Picks"), ("hv", "Hypervolume"),
         ("budget", "Budget"), ("eaf", "Attainment"), ("fig1", "Fig. 1"), ("tables", "Tables"),
         ("theorem5", "Theorem 5"), ("agreement", "Agreement"), ("fig5", "Fig. 5"), ("fig6", "Fig. 6"),
-        ("fig7", "Fig. 7"), ("fig4", "Fig. 4")])
+        ("fig7", "Fig. 7"), ("fig4", "Fig. 4"), *([("robustness", "Robustness")] if robust else [])])
     parts = [f"<h1>pareto report — {_esc(results.name)}</h1>", _summary(results), f"<nav>{nav}</nav>"]
     sections = [
         (f"frontier tables and plot ({shown})", lambda: _frontier_section(results, planes)),
@@ -567,6 +587,7 @@ def build_report(results: Results, rtol: float = RTOL, interactive: bool = False
         ("attainment surfaces across seeds", lambda: _attainment_section(results, planes)),
         ("Fig. 1: the trade-off", lambda: _fig1_section(results, planes, ix)),
         ("paper-style tables (Tables 1/2 and 3)", lambda: _paper_tables(results)),
+        ("robustness table (eval.robustness)" if robust else None, lambda: _robustness_section(results) if robust else ""),
         (f"Theorem 5 checks on {len(results.steps)} steps", lambda: _theorem5_section(results, rtol)),
         ("direction agreement table and plot" if not results.steps.empty else None,  # none without steps
          lambda: _agreement_section(results)),

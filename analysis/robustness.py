@@ -1,0 +1,81 @@
+"""Robustness tables (eval.robustness; docs/robustness.md): per setting, a forget metric before and
+after each attack, and how much of the forgetting each attack undoes.
+
+For a forget metric m with sign s (+1 when lower is better, as rouge_f; −1 when higher is, as
+loss_f_eval), a trial's forgetting on the evaluated half is its gap to the No-unlearn trial,
+
+    gap   = s · (base_half − half_m)            base_*: the No-unlearn trial's value
+    gap_a = s · (base_a − a_m)                  the same under attack a (relearn, quant, para)
+    undone_a = 1 − gap_a / gap                  the share of the forgetting attack a undoes
+
+(each attack compared with the No-unlearn model under the same attack, so that an attack that
+moves every model alike — paraphrased questions the target never saw — undoes nothing).
+undone ≈ 0: the forgetting holds (deep); ≈ 1: the attack brings the answers back (shallow).
+The verdict reads the attacks on the weights (VERDICT_ATTACKS: relearn, quant): a setting is *deep*
+when the largest of their undone is below DEEP, *shallow* above SHALLOW, else *partial*; one whose
+gap is below MIN_GAP·|base_half| forgot too little to say. The paraphrase's undone is shown beside
+it (how far the forgetting carries over to other wordings) but not read into the verdict: on a
+target that never learnt the paraphrased questions (the embedded default) it is at a floor for
+every model. Seed means throughout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.results import setting_names
+
+ATTACKS = {"relearn": "relearn", "quant": "quantised", "para": "paraphrased"}
+VERDICT_ATTACKS = ("relearn", "quant")
+DEEP, SHALLOW, MIN_GAP = 0.25, 0.5, 0.05
+
+
+def has_robustness(trials: pd.DataFrame) -> bool:
+    """Whether any trial has a robustness column with a value."""
+    return any(c in trials and trials[c].notna().any() for c in (f"half_{m}" for m in ("rouge_f", "loss_f_eval",
+                                                                                    "prob_f", "truth_ratio_f")))
+
+
+def robustness_metric(trials: pd.DataFrame) -> str | None:
+    """The forget metric the table shows: rouge_f where measured, else the first that is."""
+    return next((m for m in ("rouge_f", "loss_f_eval", "prob_f", "truth_ratio_f")
+                 if f"half_{m}" in trials and trials[f"half_{m}"].notna().any()), None)
+
+
+def robustness_table(trials: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """One row per setting (No-unlearn first): `metric` on the whole forget set, on the evaluated half
+    (before), after each attack that was run with its change, the share of the forgetting each undoes
+    (`undone <attack>`, against No-unlearn) and a verdict."""
+    ok = trials[(trials.get("status") == "ok") & trials[f"half_{metric}"].notna()].copy()
+    if ok.empty:
+        return pd.DataFrame()
+    attacks = [a for a in ATTACKS if f"{a}_{metric}" in ok and ok[f"{a}_{metric}"].notna().any()]
+    ok["setting"] = setting_names(ok)
+    cols = [metric, f"half_{metric}", *[f"{a}_{metric}" for a in attacks]]
+    means = ok.groupby("setting", sort=False)[cols].mean()
+    base_rows = ok.loc[ok["combiner"] == "no-unlearn", cols]
+    base = base_rows.mean() if not base_rows.empty else None
+    s = 1.0 if direction == "min" else -1.0
+    out = pd.DataFrame({"setting": means.index, "seeds": ok.groupby("setting", sort=False).size().values,
+                        metric: means[metric].values, "before (half)": means[f"half_{metric}"].values})
+    for a in attacks:
+        out[ATTACKS[a]] = means[f"{a}_{metric}"].values
+        out[f"Δ {ATTACKS[a]}"] = out[ATTACKS[a]] - out["before (half)"]
+    if base is not None:
+        gap = s * (base[f"half_{metric}"] - out["before (half)"])
+        small = gap <= MIN_GAP * abs(base[f"half_{metric}"])
+        undone = []
+        for a in attacks:
+            u = 1.0 - s * (base[f"{a}_{metric}"] - out[ATTACKS[a]]) / gap.where(~small)
+            out[f"undone {ATTACKS[a]}"] = u
+            if a in VERDICT_ATTACKS:
+                undone.append(u)
+        worst = pd.concat(undone, axis=1).max(axis=1) if undone else pd.Series(np.nan, index=out.index)
+        out["forgetting"] = np.select([small, worst < DEEP, worst > SHALLOW], ["too little to say", "deep", "shallow"],
+                                      "partial")
+        out.loc[worst.isna() & ~small, "forgetting"] = "–"
+        is_base = out["setting"].isin(ok.loc[ok["combiner"] == "no-unlearn", "setting"])
+        out.loc[is_base, [c for c in out if c.startswith("undone ")] + ["forgetting"]] = np.nan
+        out = pd.concat([out[is_base], out[~is_base]], ignore_index=True)
+    return out
