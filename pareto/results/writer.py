@@ -97,6 +97,15 @@ def _rows_per_trial(t: pa.Table) -> dict[str, int]:
     return {c["values"].as_py(): c["counts"].as_py() for c in counts}
 
 
+def conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`t` in `schema`: a part written before a column was added (a sweep resumed across releases:
+    e.g. eval.robustness's columns) gets it as nulls; then the schema's order and types."""
+    missing = [f for f in schema if f.name not in t.column_names]
+    for f in missing:
+        t = t.append_column(f, pa.nulls(t.num_rows, f.type))
+    return (t.select(schema.names) if missing else t).cast(schema)
+
+
 def read_tables(store: Store, folders: list[str], threads: int | None = None) -> dict[str, pa.Table]:
     """The tables of several folders (trial parts), concatenated per table, in the folders' order.
 
@@ -108,7 +117,7 @@ def read_tables(store: Store, folders: list[str], threads: int | None = None) ->
     out = {}
     with ThreadPoolExecutor(threads) as pool:
         for name, schema in TABLES.items():
-            parts = list(pool.map(lambda f: store.read_table(f"{f}/{name}.parquet", use_threads=False).cast(schema),
+            parts = list(pool.map(lambda f: conform(store.read_table(f"{f}/{name}.parquet", use_threads=False), schema),
                                   folders))
             out[name] = pa.concat_tables(parts) if parts else table([], schema)
     return out

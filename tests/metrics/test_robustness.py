@@ -216,3 +216,23 @@ def test_a_trial_writes_the_columns_with_their_directions(embedded_target):
     assert trials.column("relearn_rouge_f").to_pylist() == [last["relearn_rouge_f"]]
     assert {"relearn_rouge_f", "quant_utility_r"} <= set(EVAL_SCHEMA.names)
     assert ROBUSTNESS_METRICS["quant_utility_r"] == "max"
+
+
+def test_a_part_written_before_the_columns_existed_reads_them_as_nulls(tmp_path):
+    """A sweep resumed across this release: its earlier trials' parts lack the robustness columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pareto.results.store import Store
+    from pareto.results.writer import TABLES, read_tables
+
+    for name, schema in TABLES.items():
+        old = pa.schema([f for f in schema if f.name not in ROBUSTNESS_METRICS])
+        rows = {f.name: [None] for f in old} | ({"trial_id": ["t000"], "rouge_f": [0.5]} if "rouge_f" in old.names
+                                                 else {"trial_id": ["t000"]})
+        (tmp_path / "parts" / "t000").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(rows, schema=old), tmp_path / "parts" / "t000" / f"{name}.parquet")
+    tables = read_tables(Store(str(tmp_path)), ["parts/t000"])
+    assert tables["trials"].schema.names == TABLES["trials"].names
+    assert tables["trials"].column("relearn_rouge_f").to_pylist() == [None]
+    assert tables["evals"].column("rouge_f").to_pylist() == [0.5]
