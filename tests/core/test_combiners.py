@@ -37,22 +37,7 @@ GA_MESSAGE = (
 # ───────────────────────────── helpers ─────────────────────────────
 
 
-def gram_of(g_r: np.ndarray, g_f: np.ndarray) -> Gram:
-    return Gram(float(g_r @ g_r), float(g_r @ g_f), float(g_f @ g_f))
-
-
-def norm(x: np.ndarray) -> float:
-    return float(np.linalg.norm(x))
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    n = norm(x)
-    return x / n if n > 0 else np.zeros_like(x)
-
-
-def cos(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = norm(a), norm(b)
-    return float(np.clip(a @ b / (na * nb), -1.0, 1.0)) if na > 0 and nb > 0 else 0.0
+from _vectors import cos, gram_of, norm, unit  # noqa: E402,F401  (shared with the other combiner tests)
 
 
 def static_ref(c: float) -> Callable:

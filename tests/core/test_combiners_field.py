@@ -24,28 +24,13 @@ from scipy.optimize import lsq_linear
 
 from pareto._registry import RegistryError
 from pareto.core.combiners import COMBINERS, build_combiner
-from pareto.core.gram import Gram, Losses
+from pareto.core.gram import Losses
 
 FIELD = ("upgrad", "dualproj", "config", "fairgrad", "stch", "blur", "gru")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "combiners.md"
 
 
-def gram_of(g_r: np.ndarray, g_f: np.ndarray) -> Gram:
-    return Gram(float(g_r @ g_r), float(g_r @ g_f), float(g_f @ g_f))
-
-
-def norm(x: np.ndarray) -> float:
-    return float(np.linalg.norm(x))
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    n = norm(x)
-    return x / n if n > 0 else np.zeros_like(x)
-
-
-def cos(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = norm(a), norm(b)
-    return float(np.clip(a @ b / (na * nb), -1.0, 1.0)) if na > 0 and nb > 0 else 0.0
+from _vectors import cos, gram_of, norm, unit  # noqa: E402,F401  (shared with the other combiner tests)
 
 
 def direction(name: str, params: dict, g_r, g_f, l_r=1.0, l_f=-1.0, comb=None) -> tuple[np.ndarray, tuple]:
