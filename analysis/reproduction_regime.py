@@ -44,7 +44,7 @@ import pandas as pd
 
 from analysis.pick import seed_bests
 from analysis.reproduction import (PRECISION, TRUTH, UTILITY, VERBMEM, Verdict, _sign, autolr_rates, claim_autolr,
-                                   cost_table, fmt_ci, load, mean_ci, ok_trials, seed_means)
+                                   cost_table, ct_table, fmt_ci, load, mean_ci, ok_trials, seed_means)
 from analysis.results import display_names, load_results
 from analysis.tables import render
 
@@ -249,7 +249,9 @@ def section(root: Path, prose: str = "", fig_dir: Path | None = None) -> list[st
             lines += ["", "![Round 2 paths](reproduction/round2_paths.png)"] if fig_dir is not None else []
             lines += ["", "Utility is ROUGE-L recall on the retain questions (utility_r, as round 1); each cell: seed "
                       "mean ± 95 % interval (seeds that reached the level). The same with TOFU's Model Utility "
-                      "(it decides nothing):", "", render(mu.set_index("setting"), "markdown")]
+                      "(it decides nothing):", "", render(mu.set_index("setting"), "markdown"), "",
+                      "NGDiff's implied weight c_t = ‖g_F‖ / (‖g_R‖ + ‖g_F‖) over its steps (every seed):", "",
+                      render(ct_table(trials, steps).set_index("rate"), "markdown")]
         if v.claim == CLAIM_3:
             lines += ["", "Where AutoLR takes η (multiples of each trial's starting rate):", "",
                       render(autolr_rates(trials, steps).set_index("AutoLR"), "markdown")]
