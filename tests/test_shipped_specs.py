@@ -71,7 +71,7 @@ def runs(tmp_path_factory, real_data, embedded_target) -> dict:
         sets["cifar10_cpu"] = [f"data.path={tar}", *CIFAR10_CPU]
     commands = [["sweep", f"sweeps/{name}.yaml", "--storage", str(storage), *(a for s in v for a in ("--set", s))]
                 for name, v in sets.items()]
-    results = pareto_in_one_process(commands, storage / "results.json")
+    results = pareto_in_one_process(commands, storage / "results.json", timeout=3600)  # 15+ sweeps, 2 cores
     return {name: (result, storage / name) for name, result in zip(sets, results)}
 
 
