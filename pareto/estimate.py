@@ -10,8 +10,9 @@ trials, steps per trial (`pareto.spec.total_steps`), evaluations per trial. Time
 short measurement now, on this machine, with the spec's model shape on the data's real token
 lengths and a randomly initialised model (nothing is built or cached): a few training batches of
 the target build and one forward of its accuracy check, a few unlearning steps of each distinct
-(objective, lr rule) of the trials, and one evaluation of at most one batch per split, each
-scaled by the counts. A model that never emits EOS generates to `eval.max_new_tokens`, so the
+(objective, lr rule) of the trials, one evaluation of at most one batch per split, and
+`eval.robustness`'s attacks (their evaluations on one batch, the quantisation, two relearning
+steps), each scaled by the counts. A model that never emits EOS generates to `eval.max_new_tokens`, so the
 evaluation estimate leans high. A busy machine gives a slower measurement: that is the point.
 
 A target already in the cache costs 0. A build "until memorised" is an upper bound at the epoch
@@ -89,6 +90,7 @@ class TrialsEstimate:
     eval_seconds: float | None = None
     seconds: float | None = None  # wall time of all trials
     reason: str = ""
+    robustness_seconds: float = 0.0  # eval.robustness's attacks, once per trial (0: no such section)
 
     def line(self) -> str:
         head = f"{self.n_trials} trials"
@@ -96,8 +98,11 @@ class TrialsEstimate:
             steps = f"{self.steps} steps each" if self.steps is not None else "steps unknown"
             return f"{head} ({steps}): not estimated ({self.reason})"
         evals = f"{self.evaluations} evaluations" if self.evaluations > 1 else "1 evaluation"
+        attacks = (f" + robustness attacks of ~{format_duration(self.robustness_seconds)}"
+                   if self.robustness_seconds else "")
         return (f"{head} ≈ {format_duration(self.seconds)} ({self.parallel} at a time; {self.steps} steps of "
-                f"~{format_duration(self.step_seconds)} + {evals} of ~{format_duration(self.eval_seconds)} each)")
+                f"~{format_duration(self.step_seconds)} + {evals} of ~{format_duration(self.eval_seconds)}"
+                f"{attacks} each)")
 
 
 @dataclass(frozen=True)
@@ -296,13 +301,15 @@ def _trials_estimate(spec: SweepSpec, points: Sequence[dict], work: Workload, n_
             model = work.new_model()
             step = _step_seconds(spec, work, model, _unlearning_points(spec, points)) if steps else 0.0
             evaluation = _eval_seconds(spec, work, model)
+            attacks = _robustness_seconds(spec, work, model) if spec.eval.robustness else 0.0
     except Exception as exc:  # an estimate must never stop the run it estimates
         return TrialsEstimate(reason=f"the measurement failed: {type(exc).__name__}: {exc}", **base)
-    every_trial = TRIAL_OVERHEAD_S + base["evaluations"] * evaluation
+    every_trial = TRIAL_OVERHEAD_S + base["evaluations"] * evaluation + attacks
     busy = n_trials * every_trial + (n_trials - n_baseline) * steps * step
     side_by_side = parallel * PARALLEL_EFFICIENCY if parallel > 1 else 1
     seconds = RAY_START_S + WORKER_START_S + DRIVER_S + busy / side_by_side
-    return TrialsEstimate(step_seconds=step, eval_seconds=evaluation, seconds=seconds, **base)
+    return TrialsEstimate(step_seconds=step, eval_seconds=evaluation, seconds=seconds, robustness_seconds=attacks,
+                          **base)
 
 
 def _unlearning_points(spec: SweepSpec, points: Sequence[dict]) -> list[dict]:
@@ -378,3 +385,39 @@ def _eval_seconds(spec: SweepSpec, work: Workload, model) -> float:
     seconds = _timed(lambda: evaluate(ctx, spec.eval.metrics))
     used = needs & set(full) or set(full)
     return seconds * sum(len(full[k]) for k in used) / max(sum(len(sub[k]) for k in used), 1)
+
+
+def _robustness_seconds(spec: SweepSpec, work: Workload, model) -> float:
+    """eval.robustness's attacks of one trial (pareto.metrics.robustness), measured piece by piece
+    and scaled: the forget metrics on at most one batch of the evaluated half (scaled to the whole
+    half) once as it is and once per attack; with `quantize`, a copy quantised and the retain
+    metrics once more; with `relearn_steps` K, a copy and K Adam steps on the relearn half (two
+    timed after one untimed, scaled to K)."""
+    import copy
+
+    from pareto.metrics import EvalContext, evaluate
+    from pareto.metrics.quantize import quantize_model
+    from pareto.metrics.robustness import FORGET_METRICS, RETAIN_METRICS, relearn, split_forget
+
+    cfg, n = spec.eval.robustness, spec.eval.batch_size
+    relearn_rows, half = split_forget(work.eval_splits["forget"])
+    forget_names = [m for m in FORGET_METRICS if m in spec.eval.metrics]
+    retain_names = [m for m in RETAIN_METRICS if m in spec.eval.metrics]
+
+    def scaled_eval(split: str, rows: list[dict], names: list[str]) -> float:
+        sub = spread(rows, n)
+        ctx = EvalContext(model, work.tokenizer, {**work.eval_splits, split: sub}, work.settings, reference={})
+        return _timed(lambda: evaluate(ctx, names)) * len(rows) / max(len(sub), 1) if names else 0.0
+
+    attacks = sum(1 for key in ("paraphrase", "quantize") if cfg.get(key)) + (cfg.get("relearn_steps") is not None)
+    seconds = scaled_eval("forget", half, forget_names) * (1 + attacks)
+    if cfg.get("quantize"):
+        seconds += _timed(lambda: quantize_model(copy.deepcopy(model), cfg["quantize"]))
+        seconds += scaled_eval("retain", work.eval_splits["retain"], retain_names)
+    steps = int(cfg.get("relearn_steps") or 0)
+    if steps:
+        copy_ = copy.deepcopy(model)
+        batch = spec.unlearn.batch_size
+        relearn(copy_, work.tokenizer, relearn_rows, work.settings, 1, 1e-4, batch)  # first-call set-up, untimed
+        seconds += _timed(lambda: relearn(copy_, work.tokenizer, relearn_rows, work.settings, 2, 1e-4, batch)) / 2 * steps
+    return seconds

@@ -83,6 +83,10 @@ def check_parallel(spec: SweepSpec, add: Callable[[tuple, str], None], reported:
         add(("resources", "workers_per_trial"), f"resources.workers_per_trial: {n} needs unlearn.parallel to "
                                                 "say how the workers share the model, e.g. unlearn.parallel: "
                                                 "ddp (each holds the whole model) or fsdp (shards it)")
+    if n > 1 and spec.eval.robustness:
+        add(("eval", "robustness"), f"eval.robustness attacks copies of the model in one process; a trial of {n} "
+                                    "workers (resources.workers_per_trial) cannot run it yet: drop the section, or "
+                                    "run these trials in one process (leave out workers_per_trial and unlearn.parallel)")
     if r.gpus_per_trial > 0 and r.gpus_per_trial != n:
         add(("resources", "gpus_per_trial"), f"gpus_per_trial is {r.gpus_per_trial:g} with {n} worker(s) per "
                                              f"trial: set resources.gpus_per_trial: {n} (one GPU per worker; "

@@ -158,6 +158,27 @@ def test_embedded_estimate_counts():
     assert "at most " in lines[-1] and " in all" in lines[-1]
 
 
+def test_robustness_attacks_are_counted_once_per_trial():
+    """eval.robustness (issue 21): its attacks measured and added to every trial, and named in the line."""
+    from pareto.estimate import DRIVER_S, PARALLEL_EFFICIENCY, RAY_START_S, TRIAL_OVERHEAD_S, WORKER_START_S
+
+    section = "{relearn_steps: 3, relearn_lr: 1.0e-3, quantize: int8, paraphrase: true}"
+    spec, points = spec_of(f"""
+name: t
+target: {{source: embedded, embedded: {json.dumps(TINY)}}}
+unlearn: {{steps: 12, batch_size: 4}}
+eval: {{max_new_tokens: 4, retain_items: 4, metrics: [rouge_f, utility_r], robustness: {section}}}
+search: {{space: {{combiner: [ngdiff], lr: [1.0e-4], seed: [0, 1]}}}}
+""")
+    t = estimate(spec, points).trials
+    assert t.robustness_seconds > 0 and "robustness attacks of ~" in t.line()
+    busy = t.n_trials * (TRIAL_OVERHEAD_S + t.evaluations * t.eval_seconds + t.robustness_seconds) \
+        + (t.n_trials - t.n_baseline) * t.steps * t.step_seconds
+    side = t.parallel * PARALLEL_EFFICIENCY if t.parallel > 1 else 1
+    assert t.seconds == pytest.approx(RAY_START_S + WORKER_START_S + DRIVER_S + busy / side)
+    assert "robustness" not in estimate(*embedded_spec()).trials.line()
+
+
 def test_steps_from_epochs_over_the_forget_set():
     spec, points = embedded_spec("resources: {cpus_per_trial: 2, max_concurrent: 1}")
     spec = spec.__class__(**{**spec.__dict__, "unlearn": spec.unlearn.__class__(epochs=2.5, batch_size=4)})

@@ -24,6 +24,7 @@ class Task:
     #: unlearn.lora, unlearn.parallel fsdp, unlearn.batchnorm other than `batch`, target.retain_model
     lora: bool = False
     fsdp: bool = False
+    robustness: bool = False  # eval.robustness (question/answer attacks: relearning, paraphrases)
     batchnorm: bool = False
     reference: bool = False
     #: Who it is for, in messages ("transformers language models"); what its target.train keys are called.
@@ -51,6 +52,10 @@ class Task:
         if t.retain_model and not self.reference:
             add(("target", "retain_model"), "the retain-only reference serves forget_quality and privleak (TOFU, "
                                             f"MUSE); {self.what} have no such metric. Drop target.retain_model")
+        if spec.eval.robustness and not self.robustness:
+            add(("eval", "robustness"), f"the robustness attacks relearn and re-ask question/answer pairs of a language "
+                                        f"model; {self.what} have none. Drop eval.robustness (docs/robustness.md)")
+        _check_paraphrase(spec, add)
         if t.source == "train":
             self.check_train(t.train, add)
             _check_pretrain(spec, add)
@@ -83,6 +88,19 @@ def _check_objectives(spec, task: str, add: Add) -> None:
             add(("search", "space", "objective"), f"{problem}; choose another forget objective (docs/objectives.md)")
 
 
+def _check_paraphrase(spec, add: Add) -> None:
+    """eval.robustness.paraphrase re-asks questions: refused for a source without question/answer rows."""
+    from pareto.sources import METRIC_DATA
+    from pareto.sources._base import SOURCES
+
+    cfg = spec.eval.robustness
+    source = SOURCES.get(spec.data.source) if spec.data.source in SOURCES else None
+    if isinstance(cfg, dict) and cfg.get("paraphrase") is True and source is not None and "qa" not in source.metric_data:
+        what = " and ".join(METRIC_DATA.get(k, k) for k in source.metric_data) or "no question/answer rows"
+        add(("eval", "robustness", "paraphrase"), f"asks the forget questions in other words; data.source "
+                                                  f"{source.name} is {what}, with no questions: drop paraphrase")
+
+
 def _check_pretrain(spec, add: Add) -> None:
     """`target.train.pretrain` names evaluation splits the data source declares (not forget/retain)."""
     from pareto.sources._base import SOURCES
@@ -113,7 +131,7 @@ def _register(name: str):
 
 @_register("language_model")
 class LanguageModelTask(Task):
-    lora = fsdp = reference = True
+    lora = fsdp = reference = robustness = True
     what = "language models"
 
     def config_class(self) -> type:

@@ -60,6 +60,21 @@ def test_a_bad_section_says_what_is_wrong(section, words):
     assert words in str(err.value) and "eval.robustness" in str(err.value)
 
 
+@pytest.mark.parametrize("spec, words", [
+    ("data: {source: cifar10}\ntarget: {source: train}\neval: {metrics: [forget_acc], robustness: {quantize: int8}}",
+     "image classifiers have none"),
+    ("data: {source: muse_news}\ntarget: {source: train}\neval: {metrics: [loss_f_eval], robustness: {paraphrase: true}}",
+     "eval.robustness.paraphrase"),
+    ("unlearn: {parallel: ddp}\nresources: {workers_per_trial: 2}\neval: {robustness: {quantize: int8}}",
+     "a trial of 2 workers"),
+])
+def test_the_section_is_refused_before_any_work_where_it_cannot_run(spec, words):
+    """Image classifiers, paraphrases of a corpus without questions, and trials of several workers."""
+    with pytest.raises(SpecError) as err:
+        parse_spec(f"name: x\n{spec}\n")
+    assert words in str(err.value)
+
+
 def test_a_good_section_parses_and_absent_means_none():
     spec, _ = parse_spec("name: x\neval: {robustness: {relearn_steps: 0, relearn_lr: 1.0e-3, quantize: int4, "
                          "paraphrase: true}}\n")
@@ -161,6 +176,14 @@ def test_relearning_lowers_the_loss_of_the_half_it_trains_on(target):
     assert ce(copy_) < before
 
 
+def test_relearning_the_target_that_never_unlearned_leaves_its_forget_metrics_where_they_were(target):
+    """Nothing was forgotten, so nothing comes back: 10 steps at 1e-3 (sweeps/robustness.yaml's attack) on
+    the relearn half keep the evaluated half's ROUGE within 0.02 of the target's (measured 0.990 → 0.982)."""
+    values = attack(target, {"relearn_steps": 10, "relearn_lr": 1e-3})
+    assert abs(values["relearn_rouge_f"].value - values["half_rouge_f"].value) < 0.02
+    assert values["half_rouge_f"].value > 0.95
+
+
 def test_the_paraphrase_variant_asks_the_paraphrased_questions(target):
     _, half = split_forget(target[3]["forget"])
     values = attack(target, {"paraphrase": True})
@@ -177,7 +200,7 @@ def test_int8_moves_the_forget_rouge_little_and_less_than_int4(target):
     d4 = abs(v4["quant_rouge_f"].value - v4["half_rouge_f"].value)
     print(f"forget ROUGE {v8['half_rouge_f'].value:.4f}; int8 {v8['quant_rouge_f'].value:.4f}; "
           f"int4 {v4['quant_rouge_f'].value:.4f}")
-    assert d8 <= 0.05 and d8 <= d4 + 1e-9
+    assert d8 < 0.02 and d8 <= d4 + 1e-9  # issue 21: int8 moves the target's forget ROUGE by < 0.02
     assert abs(v8["quant_loss_f_eval"].value - v8["half_loss_f_eval"].value) < abs(
         v4["quant_loss_f_eval"].value - v4["half_loss_f_eval"].value)
 
