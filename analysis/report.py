@@ -26,7 +26,7 @@ from analysis.attainment import attainment_surfaces
 from analysis.budget import budget_curves, trials_to_reach
 from analysis.hypervolume import hypervolume_table, nadir_point
 from analysis.mixing import is_mix, mixing_curves
-from analysis.robustness import DEEP, SHALLOW, has_robustness, robustness_metric, robustness_table
+from analysis.robustness import DEEP, RETAIN_LOST, SHALLOW, has_robustness, robustness_metric, robustness_table
 from analysis.results import (Results, departure_notes, display_names, load_results, resolve_objectives,
                               setting_names)
 from analysis.tables import TABLE_METRICS, autolr_table, objective_rule_table, paper_table, render
@@ -420,9 +420,22 @@ def _robustness_section(r: Results) -> str:
         "<code>undone</code>: the share of the forgetting (the gap to No-unlearn) an attack undoes, each "
         f"measured against No-unlearn under the same attack; <b>deep</b>: relearning and quantisation each "
         f"undo less than {DEEP:.0%} of it, <b>shallow</b>: one undoes more than {SHALLOW:.0%} (the paraphrase's "
-        "share is shown, not read into the verdict). Seed means; docs/robustness.md.</p>",
+        "share is shown, not read into the verdict). <code>kept</code>: the share of No-unlearn's utility the "
+        f"model keeps; <b>retain lost</b> below {RETAIN_LOST:.0%} of it: nothing comes back from a wrecked model "
+        "either, so read such a verdict with it. Seed means; docs/robustness.md.</p>",
+        _verdicts(tab),
         _table(tab),
     ])
+
+
+def _verdicts(tab) -> str:
+    """One line per verdict of the robustness table: the settings that got it."""
+    if tab.empty or "forgetting" not in tab:
+        return ""
+    groups = tab.dropna(subset=["forgetting"]).groupby("forgetting", sort=False)["setting"].apply(list)
+    rank = {"deep": 0, "partial": 1, "shallow": 2}
+    order = sorted(groups.index, key=lambda v: (rank.get(v.split(",")[0], 3), v))
+    return "<ul>" + "".join(f"<li><b>{_esc(v)}</b>: {_esc(', '.join(groups[v]))}</li>" for v in order) + "</ul>"
 
 
 def _theorem5_section(r: Results, rtol: float) -> str:

@@ -16,7 +16,10 @@ when the largest of their undone is below DEEP, *shallow* above SHALLOW, else *p
 gap is below MIN_GAP·|base_half| forgot too little to say. The paraphrase's undone is shown beside
 it (how far the forgetting carries over to other wordings) but not read into the verdict: on a
 target that never learnt the paraphrased questions (the embedded default) it is at a floor for
-every model. Seed means throughout.
+every model. Forgetting no attack undoes is also what a wrecked model shows, so the table carries
+the retain metric (utility_r, else model_utility) as the share of No-unlearn's it keeps, and a
+verdict whose model keeps less than RETAIN_LOST of it says so ("deep, retain lost"). Seed means
+throughout.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from analysis.results import setting_names
 ATTACKS = {"relearn": "relearn", "quant": "quantised", "para": "paraphrased"}
 VERDICT_ATTACKS = ("relearn", "quant")
 DEEP, SHALLOW, MIN_GAP = 0.25, 0.5, 0.05
+#: Retain metrics (higher is better) the table shows beside the verdict, in order of preference.
+RETAIN = ("utility_r", "model_utility")
+RETAIN_LOST = 0.5
 
 
 def has_robustness(trials: pd.DataFrame) -> bool:
@@ -46,13 +52,15 @@ def robustness_metric(trials: pd.DataFrame) -> str | None:
 def robustness_table(trials: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     """One row per setting (No-unlearn first): `metric` on the whole forget set, on the evaluated half
     (before), after each attack that was run with its change, the share of the forgetting each undoes
-    (`undone <attack>`, against No-unlearn) and a verdict."""
+    (`undone <attack>`, against No-unlearn), the share of No-unlearn's retain metric it keeps
+    (`<retain> kept`, where one of RETAIN is measured) and a verdict."""
     ok = trials[(trials.get("status") == "ok") & trials[f"half_{metric}"].notna()].copy()
     if ok.empty:
         return pd.DataFrame()
     attacks = [a for a in ATTACKS if f"{a}_{metric}" in ok and ok[f"{a}_{metric}"].notna().any()]
     ok["setting"] = setting_names(ok)
-    cols = [metric, f"half_{metric}", *[f"{a}_{metric}" for a in attacks]]
+    retain = next((m for m in RETAIN if m in ok and ok[m].notna().any()), None)
+    cols = [metric, f"half_{metric}", *[f"{a}_{metric}" for a in attacks], *([retain] if retain else [])]
     means = ok.groupby("setting", sort=False)[cols].mean()
     base_rows = ok.loc[ok["combiner"] == "no-unlearn", cols]
     base = base_rows.mean() if not base_rows.empty else None
@@ -75,6 +83,10 @@ def robustness_table(trials: pd.DataFrame, metric: str, direction: str) -> pd.Da
         out["forgetting"] = np.select([small, worst < DEEP, worst > SHALLOW], ["too little to say", "deep", "shallow"],
                                       "partial")
         out.loc[worst.isna() & ~small, "forgetting"] = "–"
+        if retain and base[retain] > 0:
+            out[f"{retain} kept"] = means[retain].values / base[retain]
+            lost = (out[f"{retain} kept"] < RETAIN_LOST) & ~small
+            out.loc[lost, "forgetting"] = out.loc[lost, "forgetting"] + ", retain lost"
         is_base = out["setting"].isin(ok.loc[ok["combiner"] == "no-unlearn", "setting"])
         out.loc[is_base, [c for c in out if c.startswith("undone ")] + ["forgetting"]] = np.nan
         out = pd.concat([out[is_base], out[~is_base]], ignore_index=True)

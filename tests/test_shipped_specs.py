@@ -64,7 +64,8 @@ def runs(tmp_path_factory, real_data, embedded_target) -> dict:
     """{spec name: its trials.parquet as a frame} for every sweep of this file, the real-data ones
     only where real_data has their data; all in one process. A sweep that failed fails its test."""
     storage = tmp_path_factory.mktemp("shipped")
-    sets = {"frontier_search": [*SMALL_RUN, "search.num_samples=3"], "methods": [*SMALL_RUN, "search.space.lr=[1.0e-3]"]}
+    sets = {"frontier_search": [*SMALL_RUN, "search.num_samples=3"], "methods": [*SMALL_RUN, "search.space.lr=[1.0e-3]"],
+            "robustness": []}  # as shipped: 17 trials of 30 steps, ~20 s on 2 cores
     if tofu := real_data("tofu", required=False):
         sets.update({name: tofu_sets(name, space, tofu) for name, space, _ in TOFU_RUNS})
     if tar := real_data("cifar10_subset.tar", required=False):
@@ -96,6 +97,29 @@ def test_methods_runs_every_objective_with_both_rules(runs):
 
     trials = trials_of(runs, "methods")
     assert len(trials) == 21 and set(trials.objective[trials.combiner != "no-unlearn"]) == set(OBJECTIVES.names())
+
+
+@pytest.mark.slow
+def test_robustness_front_of_three_objectives_equals_a_brute_force_front(runs):
+    """Issue 21: `pareto frontier --objectives rouge_f,utility_r,relearn_rouge_f` on sweeps/robustness.yaml's
+    results marks dominated exactly the trials some other trial weakly beats on all three and strictly on one."""
+    import io
+
+    trials = trials_of(runs, "robustness")
+    assert len(trials) == 17 and trials.relearn_rouge_f.notna().all() and trials.quant_rouge_f.notna().all()
+    out = pareto("frontier", "--results", str(runs["robustness"][1]), "--objectives",
+                 "rouge_f,utility_r,relearn_rouge_f", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    front = pd.read_csv(io.StringIO(out.stdout)).set_index("trial_id")
+    signs = {"rouge_f": 1, "utility_r": -1, "relearn_rouge_f": 1}  # minimise s * value
+    v = {t: [signs[m] * r[m] for m in signs] for t, r in trials.set_index("trial_id").iterrows()}
+    beats = lambda a, b: all(x <= y for x, y in zip(v[a], v[b])) and v[a] != v[b]  # noqa: E731
+    brute = {t: sorted(o for o in v if beats(o, t)) for t in v}
+    assert set(front.index) == set(v)
+    assert {t: bool(front.loc[t, "dominated"]) for t in v} == {t: bool(d) for t, d in brute.items()}
+    by = front["dominated_by"].fillna("").astype(str)
+    assert {t: sorted(filter(None, by[t].split(","))) for t in v} == brute
+    assert 0 < sum(not d for d in brute.values()) < len(v)  # a front, and trials off it
 
 
 @pytest.mark.parametrize("name, n_points", [("gdiff_c", 14), ("mto", 20), ("methods", 41), ("autolr", 49), ("npo", 7), ("simnpo", 7),

@@ -16,7 +16,7 @@ def trial(combiner, lr, half, relearn, quant, para, seed=0, status="ok"):
     return {"trial_id": f"t{combiner}{lr}{seed}", "combiner": combiner, "combiner_params": "{}", "objective": "ga",
             "lr_rule": "none" if combiner == "no-unlearn" else "fixed", "lr": lr, "seed": seed, "status": status,
             "rouge_f": half + 0.01, "half_rouge_f": half, "relearn_rouge_f": relearn, "quant_rouge_f": quant,
-            "para_rouge_f": para}
+            "para_rouge_f": para, "utility_r": 0.2 if combiner == "gdiff" else 0.8}
 
 
 @pytest.fixture
@@ -42,7 +42,8 @@ def test_undone_is_the_share_of_the_gap_to_no_unlearn_under_the_same_attack(tria
     assert ng["undone paraphrased"] == pytest.approx(1 - (0.6 - 0.2) / 0.7)
     assert ng["forgetting"] == "deep"
     assert tab.loc["GDiff (η=1e-04)", "undone relearn"] == pytest.approx(1 - 0.1 / 0.5)
-    assert tab.loc["GDiff (η=1e-04)", "forgetting"] == "shallow"
+    assert tab.loc["GDiff (η=1e-04)", "forgetting"] == "shallow, retain lost"  # keeps 0.2 / 0.8 of the utility
+    assert tab.loc["GDiff (η=1e-04)", "utility_r kept"] == pytest.approx(0.25) and ng["utility_r kept"] == 1
     assert tab.loc["LossNorm (η=1e-04)", "forgetting"] == "too little to say"
     assert pd.isna(tab.loc["No-unlearn", "undone relearn"])
 
@@ -60,3 +61,4 @@ def test_the_report_section_appears_only_with_the_columns(trials):
     assert not has_robustness(trials.drop(columns=[c for c in trials if c.startswith("half_")]))
     html = _robustness_section(Results("x", trials, directions=DIRECTIONS))
     assert '<h2 id="robustness">Robustness</h2>' in html and "shallow" in html and "deep" in html
+    assert "<li><b>deep</b>: NGDiff (η=1e-03)</li><li><b>shallow, retain lost</b>: GDiff (η=1e-04)</li>" in html
