@@ -52,7 +52,8 @@ def robustness_metric(trials: pd.DataFrame) -> str | None:
 def robustness_table(trials: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     """One row per setting (No-unlearn first): `metric` on the whole forget set, on the evaluated half
     (before), after each attack that was run with its change, the share of the forgetting each undoes
-    (`undone <attack>`, against No-unlearn), the share of No-unlearn's retain metric it keeps
+    (`undone <attack>`, against No-unlearn; `± <attack>`: the standard deviation over seeds of each
+    seed's own share, for the attacks the verdict reads), the share of No-unlearn's retain metric it keeps
     (`<retain> kept`, where one of RETAIN is measured) and a verdict."""
     ok = trials[(trials.get("status") == "ok") & trials[f"half_{metric}"].notna()].copy()
     if ok.empty:
@@ -79,6 +80,11 @@ def robustness_table(trials: pd.DataFrame, metric: str, direction: str) -> pd.Da
             out[f"undone {ATTACKS[a]}"] = u
             if a in VERDICT_ATTACKS:
                 undone.append(u)
+        for a in (a for a in attacks if a in VERDICT_ATTACKS):  # the spread over seeds, of each seed's own share
+            per_seed = 1.0 - s * (base[f"{a}_{metric}"] - ok[f"{a}_{metric}"]) / (s * (base[f"half_{metric}"]
+                                                                                         - ok[f"half_{metric}"]))
+            spread = per_seed.replace([np.inf, -np.inf], np.nan).groupby(ok["setting"], sort=False).std()
+            out[f"± {ATTACKS[a]}"] = spread.reindex(out["setting"]).values
         worst = pd.concat(undone, axis=1).max(axis=1) if undone else pd.Series(np.nan, index=out.index)
         out["forgetting"] = np.select([small, worst < DEEP, worst > SHALLOW], ["too little to say", "deep", "shallow"],
                                       "partial")

@@ -1,6 +1,7 @@
 """analysis.robustness: before / after per setting, the share of the forgetting each attack undoes
 (against No-unlearn under the same attack), the verdict, and the report's section."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,6 +42,8 @@ def test_undone_is_the_share_of_the_gap_to_no_unlearn_under_the_same_attack(tria
     assert ng["undone quantised"] == pytest.approx(1 - (0.98 - 0.3) / 0.7)
     assert ng["undone paraphrased"] == pytest.approx(1 - (0.6 - 0.2) / 0.7)
     assert ng["forgetting"] == "deep"
+    assert ng["± relearn"] == pytest.approx(np.std([1 - 0.7 / 0.8, 1 - 0.5 / 0.6], ddof=1))  # each seed's own share
+    assert pd.isna(tab.loc["GDiff (η=1e-04)", "± relearn"])  # one seed
     assert tab.loc["GDiff (η=1e-04)", "undone relearn"] == pytest.approx(1 - 0.1 / 0.5)
     assert tab.loc["GDiff (η=1e-04)", "forgetting"] == "shallow, retain lost"  # keeps 0.2 / 0.8 of the utility
     assert tab.loc["GDiff (η=1e-04)", "utility_r kept"] == pytest.approx(0.25) and ng["utility_r kept"] == 1
