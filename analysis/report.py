@@ -418,7 +418,7 @@ def _robustness_section(r: Results) -> str:
         "model: <b>relearn</b> (fine-tuning on the relearn half), <b>quantised</b> (per-channel round-to-nearest "
         "weights), <b>paraphrased</b> (the paraphrased questions); the first column is the whole forget set. "
         "<code>undone</code>: the share of the forgetting (the gap to No-unlearn) an attack undoes, each "
-        f"measured against No-unlearn under the same attack; <b>deep</b>: relearning and quantisation each "
+        f"measured against No-unlearn under the same attack (<code>±</code>: its standard deviation over seeds); <b>deep</b>: relearning and quantisation each "
         f"undo less than {DEEP:.0%} of it, <b>shallow</b>: one undoes more than {SHALLOW:.0%} (the paraphrase's "
         "share is shown, not read into the verdict). <code>kept</code>: the share of No-unlearn's utility the "
         f"model keeps; <b>retain lost</b> below {RETAIN_LOST:.0%} of it: nothing comes back from a wrecked model "
