@@ -16,7 +16,8 @@ MUSE_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
 SMALL = ["data.articles=8", "data.context=64", "data.add_bos=false", "data.template=llama2-chat",
          "target.train={base: tiny, n_layer: 1, n_embd: 32, n_head: 2, n_positions: 384, max_epochs: 1, "
          "batch_size: 16}",
-         "unlearn.steps=2", "eval.batch_size=64", "search.space={combiner: [ngdiff], lr: [1.0e-3]}"]
+         "unlearn.steps=2", "eval.batch_size=64", "search.space={combiner: [ngdiff], lr: [1.0e-3]}",
+         "eval.robustness={relearn_steps: 2, relearn_lr: 1.0e-3, quantize: int8}"]  # on texts: loss_f_eval only
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,9 @@ def test_muse_sweep_records_the_muse_metrics_and_their_items(run):
     for metric in (*MUSE_METRICS, "loss_f_eval", "loss_r_eval"):
         assert trials[metric].map(math.isfinite).all(), metric
     assert trials.rouge_f.isna().all()  # not asked for (and meaningless on texts)
+    for metric in ("half_loss_f_eval", "relearn_loss_f_eval", "quant_loss_f_eval", "quant_loss_r_eval"):
+        assert trials[metric].map(math.isfinite).all(), metric  # eval.robustness on a text corpus
+    assert trials.relearn_rouge_f.isna().all() and trials.para_loss_f_eval.isna().all()
     assert (trials.prompt_template == "llama2-chat").all() and not trials.add_bos.any()
     assert trials.verbmem_f.between(0, 1).all() and trials.knowmem_r.between(0, 1).all()
     settings = json.loads(trials.metric_settings.iloc[0])
