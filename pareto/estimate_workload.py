@@ -169,7 +169,8 @@ def spread(rows: Sequence[dict], n: int) -> list[dict]:
 
 def _trial_splits(spec: SweepSpec, forget: list[dict], retain: list[dict], eval_splits: dict) -> dict:
     """The splits a trial evaluates, as trainables/unlearn.py's lm_target picks them."""
-    return {"forget": forget, "retain": spread(retain, spec.eval.retain_items), **eval_splits}
+    extra = dict(eval_splits)
+    return {"forget": forget, "retain": spread(extra.pop("retain", retain), spec.eval.retain_items), **extra}
 
 
 def _trial_settings(spec: SweepSpec, config: dict):

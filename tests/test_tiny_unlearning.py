@@ -56,3 +56,18 @@ def test_npo_family_forgets(embedded_target, objective):
     if objective == "npo":  # at θ = θ_ref the log-ratio is 0: L_NPO = (2/β)·log 2
         assert rows[0]["loss_f"] == pytest.approx(-(2 / 0.1) * torch.log(torch.tensor(2.0)).item(), rel=1e-4)
     assert mean_answer_ce(model, tok, F) > f0 + 0.5
+
+
+@pytest.mark.parametrize("own_split", [False, True])
+def test_eval_retain_items_picks_evenly_from_the_retain_rows_or_the_sources_own_split(embedded_target, own_split):
+    """eval.retain_items applies to the retain rows a trial scores — the source's own retain split where
+    it has one (TOFU's rows with perturbed answers), which it once replaced whole, ignoring the setting."""
+    from trainables.unlearn import open_target
+
+    own = [{"question": f"q{i}?", "answer": f"a{i}", "item_id": f"retain:{i}"} for i in range(10)]
+    setup = {"spec": {"eval": {"retain_items": 4, "max_new_tokens": 4, "batch_size": 8}},
+             "target_dir": str(embedded_target), "eval_splits": {"retain": own, "world_facts": own[:2]} if own_split else {}}
+    splits = open_target(setup).eval_splits
+    rows = own if own_split else read_jsonl(embedded_target / "retain.jsonl")
+    assert splits["retain"] == rows[:: len(rows) // 4][:4]
+    assert splits.get("world_facts") == (own[:2] if own_split else None)  # other splits are the source's, whole

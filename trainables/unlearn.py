@@ -375,7 +375,11 @@ def lm_target(setup: dict) -> Target:
     model, tokenizer, manifest = load_target(setup["target_dir"])
     forget_rows = read_jsonl(Path(setup["target_dir"]) / "forget.jsonl")
     retain_rows = read_jsonl(Path(setup["target_dir"]) / "retain.jsonl")
-    eval_retain = retain_rows[:: max(1, len(retain_rows) // ev["retain_items"])][: ev["retain_items"]]
+    extra = dict(setup.get("eval_splits", {}))
+    # eval.retain_items of the retain rows, evenly spread; of the source's own retain split where it has
+    # one (TOFU: the rows with perturbed answers, its retain_perturbed)
+    scored = extra.pop("retain", retain_rows)
+    eval_retain = scored[:: max(1, len(scored) // ev["retain_items"])][: ev["retain_items"]]
     # the prompt template, BOS and example length the target was trained with (its manifest)
     settings = eval_settings(manifest, max_new_tokens=ev["max_new_tokens"], batch_size=ev["batch_size"],
                              privleak_tokens=ev.get("privleak_tokens"))
@@ -386,7 +390,7 @@ def lm_target(setup: dict) -> Target:
         return (Batches(encode(forget_rows), batch_size, tokenizer.pad_token_id, seed),
                 Batches(encode(retain_rows), retain_batch_size, tokenizer.pad_token_id, seed + 1))
 
-    splits = {"forget": forget_rows, "retain": eval_retain, **setup.get("eval_splits", {})}
+    splits = {"forget": forget_rows, "retain": eval_retain, **extra}
     return Target(model, LM_TASK, tokenizer, splits, settings, streams)
 
 
