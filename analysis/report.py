@@ -26,7 +26,8 @@ from analysis.attainment import attainment_surfaces
 from analysis.budget import budget_curves, trials_to_reach
 from analysis.hypervolume import hypervolume_table, nadir_point
 from analysis.mixing import is_mix, mixing_curves
-from analysis.robustness import DEEP, RETAIN_LOST, SHALLOW, has_robustness, robustness_metric, robustness_table
+from analysis.robustness import (DEEP, RETAIN_LOST, SHALLOW, has_robustness, relearning_curve, robustness_metric,
+                                 robustness_table)
 from analysis.results import (Results, departure_notes, display_names, load_results, resolve_objectives,
                               setting_names)
 from analysis.tables import TABLE_METRICS, autolr_table, objective_rule_table, paper_table, render
@@ -426,6 +427,26 @@ def _robustness_section(r: Results) -> str:
         "either, so read such a verdict with it. Seed means; docs/robustness.md.</p>",
         _verdicts(tab),
         _table(tab),
+        _relearning_curve(r, metric),
+    ])
+
+
+def _relearning_curve(r: Results, metric: str) -> str:
+    """eval.robustness.relearn_steps as a list: the metric after each K, with the share undone."""
+    curve = relearning_curve(r.trials, metric, r.directions.get(metric, "min"))
+    if curve.empty:
+        return ""
+    cell = curve.apply(lambda row: f"{row['value']:.3f}" + ("" if pd.isna(row.get("undone", np.nan))
+                                                            else f" ({row['undone']:.0%})"), axis=1)
+    wide = (curve.assign(cell=cell).pivot(index="setting", columns="K", values="cell")
+            .reindex(index=list(dict.fromkeys(curve["setting"]))))
+    wide.columns = [f"K={k}" for k in wide.columns]
+    return "\n".join([
+        f"<h3>Relearning curve — {_esc(_arrowed((metric,), r.directions))} after K relearning steps</h3>",
+        "<p class='note'>On the evaluated half, seed means; in brackets the share of the forgetting undone "
+        "after K steps, against No-unlearn relearnt the same K steps (K = 0: the model as it is). The verdict "
+        "above reads the last K: a verdict belongs to its K and rate.</p>",
+        _table(wide.reset_index()),
     ])
 
 

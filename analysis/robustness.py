@@ -24,6 +24,8 @@ throughout.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -96,4 +98,36 @@ def robustness_table(trials: pd.DataFrame, metric: str, direction: str) -> pd.Da
         is_base = out["setting"].isin(ok.loc[ok["combiner"] == "no-unlearn", "setting"])
         out.loc[is_base, [c for c in out if c.startswith("undone ")] + ["forgetting"]] = np.nan
         out = pd.concat([out[is_base], out[~is_base]], ignore_index=True)
+    return out
+
+
+def relearning_curve(trials: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """The relearning curve (eval.robustness.relearn_steps as a list): one row per (setting, K) with
+    `metric` on the evaluated half after K relearning steps (seed mean) and, against No-unlearn
+    relearnt the same K steps, the share of the forgetting undone,
+    1 − s·(base_K − m_K) / (s·(base_0 − m_0)), K = 0 being the half as it is. Empty without a curve."""
+    column = f"relearn_{metric}"
+    if column not in trials or "metric_settings" not in trials:
+        return pd.DataFrame()
+    ok = trials[(trials.get("status") == "ok") & trials[column].notna()].copy()
+    curves = ok["metric_settings"].map(lambda text: json.loads(text).get(column, {}).get("curve")
+                                       if isinstance(text, str) else None)
+    ok = ok[curves.notna()]
+    if ok.empty:
+        return pd.DataFrame()
+    ok["setting"] = setting_names(ok)
+    rows = [{"setting": setting, "trial_id": tid, "K": int(k), "value": v}
+            for setting, tid, curve in zip(ok["setting"], ok["trial_id"], curves[ok.index]) for k, v in curve.items()]
+    long = pd.DataFrame(rows)
+    out = (long.groupby(["setting", "K"], sort=False)
+           .agg(seeds=("trial_id", "nunique"), value=("value", "mean")).reset_index())
+    base_settings = set(ok.loc[ok["combiner"] == "no-unlearn", "setting"])
+    base = out[out["setting"].isin(base_settings)].groupby("K")["value"].mean()
+    if not base.empty and 0 in base.index:
+        s = 1.0 if direction == "min" else -1.0
+        start = out[out["K"] == 0].set_index("setting")["value"]
+        gap = s * (base[0] - out["setting"].map(start))
+        small = gap <= MIN_GAP * abs(base[0])
+        out["undone"] = (1.0 - s * (out["K"].map(base) - out["value"]) / gap).where(~small)
+        out.loc[out["setting"].isin(base_settings), "undone"] = np.nan
     return out

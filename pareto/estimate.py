@@ -390,14 +390,14 @@ def _eval_seconds(spec: SweepSpec, work: Workload, model) -> float:
 def _robustness_seconds(spec: SweepSpec, work: Workload, model) -> float:
     """eval.robustness's attacks of one trial (pareto.metrics.robustness), measured piece by piece
     and scaled: the forget metrics on at most one batch of the evaluated half (scaled to the whole
-    half) once as it is and once per attack; with `quantize`, a copy quantised and the retain
-    metrics once more; with `relearn_steps` K, a copy and K Adam steps on the relearn half (two
-    timed after one untimed, scaled to K)."""
+    half) once as it is and once per attack (per point of a relearning curve); with `quantize`, a
+    copy quantised and the retain metrics once more; with `relearn_steps` K (or a curve up to K), a
+    copy and K Adam steps on the relearn half (two timed after one untimed, scaled to K)."""
     import copy
 
     from pareto.metrics import EvalContext, evaluate
     from pareto.metrics.quantize import quantize_model
-    from pareto.metrics.robustness import FORGET_METRICS, RETAIN_METRICS, relearn, split_forget
+    from pareto.metrics.robustness import FORGET_METRICS, RETAIN_METRICS, relearn, relearn_points, split_forget
 
     cfg, n = spec.eval.robustness, spec.eval.batch_size
     relearn_rows, half = split_forget(work.eval_splits["forget"])
@@ -409,12 +409,14 @@ def _robustness_seconds(spec: SweepSpec, work: Workload, model) -> float:
         ctx = EvalContext(model, work.tokenizer, {**work.eval_splits, split: sub}, work.settings, reference={})
         return _timed(lambda: evaluate(ctx, names)) * len(rows) / max(len(sub), 1) if names else 0.0
 
-    attacks = sum(1 for key in ("paraphrase", "quantize") if cfg.get(key)) + (cfg.get("relearn_steps") is not None)
-    seconds = scaled_eval("forget", half, forget_names) * (1 + attacks)
+    points = relearn_points(cfg["relearn_steps"]) if cfg.get("relearn_steps") is not None else []
+    relearnt = len([k for k in points if k]) or len(points)  # a curve's K = 0 is the half as it is
+    evaluations = 1 + sum(1 for key in ("paraphrase", "quantize") if cfg.get(key)) + relearnt
+    seconds = scaled_eval("forget", half, forget_names) * evaluations
     if cfg.get("quantize"):
         seconds += _timed(lambda: quantize_model(copy.deepcopy(model), cfg["quantize"]))
         seconds += scaled_eval("retain", work.eval_splits["retain"], retain_names)
-    steps = int(cfg.get("relearn_steps") or 0)
+    steps = points[-1] if points else 0
     if steps:
         copy_ = copy.deepcopy(model)
         batch = spec.unlearn.batch_size

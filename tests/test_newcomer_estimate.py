@@ -158,11 +158,13 @@ def test_embedded_estimate_counts():
     assert "at most " in lines[-1] and " in all" in lines[-1]
 
 
-def test_robustness_attacks_are_counted_once_per_trial():
-    """eval.robustness (issue 21): its attacks measured and added to every trial, and named in the line."""
+@pytest.mark.parametrize("steps", ["3", "[0, 1, 3]"])
+def test_robustness_attacks_are_counted_once_per_trial(steps):
+    """eval.robustness (issue 21): its attacks (a relearning curve too) measured and added to every
+    trial, and named in the line."""
     from pareto.estimate import DRIVER_S, PARALLEL_EFFICIENCY, RAY_START_S, TRIAL_OVERHEAD_S, WORKER_START_S
 
-    section = "{relearn_steps: 3, relearn_lr: 1.0e-3, quantize: int8, paraphrase: true}"
+    section = f"{{relearn_steps: {steps}, relearn_lr: 1.0e-3, quantize: int8, paraphrase: true}}"
     spec, points = spec_of(f"""
 name: t
 target: {{source: embedded, embedded: {json.dumps(TINY)}}}

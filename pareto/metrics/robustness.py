@@ -20,7 +20,10 @@ not computed. Definitions (docs/robustness.md):
               forget metrics on the evaluated half and the retain metrics on the usual retain items.
   relearn     `relearn_<m>`: a copy fine-tuned for `relearn_steps` Adam steps at `relearn_lr` on the
               relearn half (answer-token cross-entropy, the unlearning's forget batch size, batches
-              drawn with SPLIT_SEED), then m on the evaluated half (never trained on).
+              drawn with SPLIT_SEED), then m on the evaluated half (never trained on). A list of step
+              counts is a relearning curve: one run to the largest, m measured on the way at each;
+              the column holds the largest's value, its settings' "curve" every point's, from K = 0
+              (the model as it is).
 
 m runs over the forget metrics of FORGET_METRICS (and, for quantize, the retain metrics of
 RETAIN_METRICS) that the sweep's eval.metrics asks for; each column keeps m's direction.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import random
+from typing import Callable
 
 import torch
 
@@ -72,8 +76,9 @@ def check_robustness(cfg, add, metrics=None) -> None:
         if key not in KEYS:
             add(where + (key,), f"unknown key {key!r}.{did_you_mean(str(key), list(KEYS))} Valid keys: {', '.join(KEYS)}")
     steps = cfg.get("relearn_steps")
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
-        add(where + ("relearn_steps",), f"must be an integer ≥ 0 (fine-tuning steps on the relearn half), got {steps!r}")
+    if steps is not None and relearn_points(steps) is None:
+        add(where + ("relearn_steps",), f"must be an integer ≥ 0 (fine-tuning steps on the relearn half) or a "
+                                        f"non-empty list of them (a relearning curve), got {steps!r}")
     lr = cfg.get("relearn_lr")
     if lr is not None:
         if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
@@ -89,6 +94,17 @@ def check_robustness(cfg, add, metrics=None) -> None:
     if cfg and metrics is not None and not any(m in metrics for m in FORGET_METRICS):
         add(where, f"repeats the forget metrics {', '.join(FORGET_METRICS)} after each attack; eval.metrics "
                    f"({', '.join(metrics)}) has none of them")
+
+
+def relearn_points(steps) -> list[int] | None:
+    """`relearn_steps` as the ascending, distinct step counts it asks for (an integer K: [K]; a list:
+    the curve's points); None when it is neither an integer ≥ 0 nor a non-empty list of them."""
+    ok = lambda k: isinstance(k, int) and not isinstance(k, bool) and k >= 0  # noqa: E731
+    if ok(steps):
+        return [steps]
+    if isinstance(steps, list) and steps and all(ok(k) for k in steps):
+        return sorted(set(steps))
+    return None
 
 
 def split_forget(rows: list[dict], seed: int = SPLIT_SEED) -> tuple[list[dict], list[dict]]:
@@ -114,8 +130,10 @@ def paraphrased(rows: list[dict]) -> list[dict]:
 
 
 def relearn(model, tokenizer, rows: list[dict], settings, steps: int, lr: float, batch_size: int,
-            seed: int = SPLIT_SEED) -> None:
-    """`steps` Adam steps at `lr` on the answer-token cross-entropy of `rows`, in place (train mode)."""
+            seed: int = SPLIT_SEED, after: Callable[[int], None] | None = None) -> None:
+    """`steps` Adam steps at `lr` on the answer-token cross-entropy of `rows`, in place (train mode);
+    `after(k)`, when given, is called after step k = 1 … steps (in eval mode, then back to training):
+    one run of K steps passes through every shorter run's weights."""
     from pareto.data.encode import encode_rows
     from pareto.data.qa import Batches, to_device
     from pareto.lm import LM_TASK
@@ -132,11 +150,16 @@ def relearn(model, tokenizer, rows: list[dict], settings, steps: int, lr: float,
     model.train()
     torch.manual_seed(seed)  # dropout, if the model has any
     try:
-        for _ in range(steps):
+        for k in range(1, steps + 1):
             batch = to_device(batches.next(), device)
             optimizer.zero_grad(set_to_none=True)
-            LM_TASK.loss(model, {k: v for k, v in batch.items() if k != "index"}).backward()
+            LM_TASK.loss(model, {key: v for key, v in batch.items() if key != "index"}).backward()
             optimizer.step()
+            if after is not None:
+                model.eval()
+                with torch.random.fork_rng(devices=[]):  # what `after` draws leaves the relearning as it is
+                    after(k)
+                model.train()
     finally:
         model.train(was_training)
         optimizer.zero_grad(set_to_none=True)
@@ -187,10 +210,30 @@ def robustness_metrics(model, tokenizer, splits: dict, settings, metrics, cfg: d
         del copy_
     if cfg.get("relearn_steps") is not None:
         lr = float(cfg.get("relearn_lr") or DEFAULT_RELEARN_LR)
+        points = relearn_points(cfg["relearn_steps"])
+        *earlier, last = points
+        curve = {0: values_of(out, "half")}  # a curve starts from the model as it is
+
+        def measure(k: int) -> None:  # the curve's earlier points, on the way to the last
+            if k in earlier:
+                curve[k] = {m: v.value for m, v in _evaluate(copy_, tokenizer, evaluated, settings, forget_names,
+                                                                reference).items()}
+
         copy_ = copy.deepcopy(model)
-        relearn(copy_, tokenizer, relearn_rows, settings, int(cfg["relearn_steps"]), lr, batch_size)
-        add("relearn", _evaluate(copy_, tokenizer, evaluated, settings, forget_names, reference),
-            {"attack": "relearning", "relearn_steps": int(cfg["relearn_steps"]), "relearn_lr": lr,
-             "optimizer": "adam", "batch_size": batch_size})
+        relearn(copy_, tokenizer, relearn_rows, settings, last, lr, batch_size, after=measure if earlier else None)
+        attack = {"attack": "relearning", "relearn_steps": last, "relearn_lr": lr, "optimizer": "adam",
+                  "batch_size": batch_size}
+        final = _evaluate(copy_, tokenizer, evaluated, settings, forget_names, reference)
+        if earlier:  # relearn_<m>.settings["curve"]: {K: m after K steps} at every point, the last included
+            curve[last] = {m: v.value for m, v in final.items()}
+            for m in forget_names:
+                final[m] = MetricValue(final[m].value, final[m].items,
+                                       {**final[m].settings, "curve": {str(k): curve[k][m] for k in sorted(curve)}})
+        add("relearn", final, attack)
         del copy_
     return out
+
+
+def values_of(out: dict[str, MetricValue], prefix: str) -> dict[str, float]:
+    """{m: value} of the columns `<prefix>_<m>` in `out`."""
+    return {name[len(prefix) + 1:]: v.value for name, v in out.items() if name.startswith(prefix + "_")}

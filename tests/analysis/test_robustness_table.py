@@ -65,3 +65,30 @@ def test_the_report_section_appears_only_with_the_columns(trials):
     html = _robustness_section(Results("x", trials, directions=DIRECTIONS))
     assert '<h2 id="robustness">Robustness</h2>' in html and "shallow" in html and "deep" in html
     assert "<li><b>deep</b>: NGDiff (η=1e-03)</li><li><b>shallow, retain lost</b>: GDiff (η=1e-04)</li>" in html
+
+
+def test_the_relearning_curve_gives_each_k_its_seed_mean_and_share_undone_against_no_unlearn_at_that_k():
+    import json
+
+    from analysis.robustness import relearning_curve
+
+    def with_curve(row, curve):
+        return {**row, "metric_settings": json.dumps({"relearn_rouge_f": {"curve": {str(k): v for k, v in curve.items()}}})}
+
+    t = pd.DataFrame([
+        with_curve(trial("no-unlearn", float("nan"), 1.0, 0.9, 1.0, 0.6), {0: 1.0, 5: 0.95, 10: 0.9}),
+        with_curve(trial("ngdiff", 1e-3, 0.2, 0.5, 0.2, 0.1), {0: 0.2, 5: 0.3, 10: 0.5}),
+        with_curve(trial("ngdiff", 1e-3, 0.4, 0.7, 0.4, 0.3, seed=1), {0: 0.4, 5: 0.5, 10: 0.7}),
+        trial("gdiff", 1e-4, 0.5, 0.9, 0.5, 0.6),  # a scalar relearn_steps: no curve, left out
+    ])
+    curve = relearning_curve(t, "rouge_f", "min").set_index(["setting", "K"])
+    assert list(curve.index.get_level_values(0).unique()) == ["No-unlearn", "NGDiff (η=1e-03)"]
+    ng = curve.loc["NGDiff (η=1e-03)"]
+    assert list(ng.index) == [0, 5, 10] and (ng["seeds"] == 2).all()
+    assert ng.loc[5, "value"] == pytest.approx(0.4)
+    assert ng.loc[0, "undone"] == pytest.approx(0) and ng.loc[5, "undone"] == pytest.approx(1 - (0.95 - 0.4) / 0.7)
+    assert ng.loc[10, "undone"] == pytest.approx(1 - (0.9 - 0.6) / 0.7)
+    assert curve.loc["No-unlearn", "undone"].isna().all()
+    html = _robustness_section(Results("x", t, directions=DIRECTIONS))
+    assert "Relearning curve" in html and "0.400 (21%)" in html
+    assert relearning_curve(t.drop(columns="metric_settings"), "rouge_f", "min").empty

@@ -50,6 +50,8 @@ def test_every_problem_of_the_section_is_reported_at_once():
     ("robustness: [relearn_steps]", "expected a mapping"),
     ("robustness: {relearn_steps: -1}", "must be an integer ≥ 0"),
     ("robustness: {relearn_steps: 2.5}", "must be an integer ≥ 0"),
+    ("robustness: {relearn_steps: [2, -1]}", "non-empty list of them"),
+    ("robustness: {relearn_steps: []}", "non-empty list of them"),
     ("robustness: {relearn_lr: 1.0e-3}", "relearn_steps is not"),
     ("{metrics: [utility_r], robustness: {quantize: int8}}", "has none of them"),
 ])
@@ -162,6 +164,21 @@ def test_relearning_zero_steps_equals_the_plain_metric_on_the_evaluated_half(tar
     for m in ("rouge_f", "loss_f_eval", "prob_f"):
         assert values[f"relearn_{m}"].value == values[f"half_{m}"].value
     assert set(values) == {f"{p}_{m}" for p in ("half", "relearn") for m in ("rouge_f", "loss_f_eval", "prob_f")}
+
+
+def test_a_relearning_curve_passes_through_the_runs_of_each_of_its_step_counts(target):
+    """relearn_steps: [0, 2, 5]: one run to 5 steps, measured on the way; each point equals a run of
+    that many steps alone, and the column holds the last."""
+    values = attack(target, {"relearn_steps": [5, 0, 2], "relearn_lr": 1e-3})
+    curve = values["relearn_loss_f_eval"].settings["curve"]
+    assert list(curve) == ["0", "2", "5"] and values["relearn_loss_f_eval"].settings["relearn_steps"] == 5
+    for k in (0, 2, 5):
+        alone = attack(target, {"relearn_steps": k, "relearn_lr": 1e-3})
+        for m in ("rouge_f", "loss_f_eval", "prob_f"):
+            assert values[f"relearn_{m}"].settings["curve"][str(k)] == alone[f"relearn_{m}"].value, (k, m)
+    assert values["relearn_rouge_f"].value == values["relearn_rouge_f"].settings["curve"]["5"]
+    assert "curve" not in attack(target, {"relearn_steps": 2})["relearn_rouge_f"].settings
+    assert list(attack(target, {"relearn_steps": [1, 2]})["relearn_rouge_f"].settings["curve"]) == ["0", "1", "2"]
 
 
 def test_relearning_lowers_the_loss_of_the_half_it_trains_on(target):
