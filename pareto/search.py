@@ -357,6 +357,7 @@ def check_search(spec, add: Callable[[tuple, str], None]) -> None:
     """The spec's search and scheduler sections: the algorithm and sampler, optuna's objectives and
     ASHA's metric (each among eval.metrics), ASHA's evaluation points."""
     from pareto.metrics import METRICS as metrics
+    from pareto.metrics.robustness import ROBUSTNESS_METRICS, robustness_columns
 
     s, sch = spec.search, spec.scheduler
     if s.algorithm not in ALGORITHMS:
@@ -373,8 +374,13 @@ def check_search(spec, add: Callable[[tuple, str], None]) -> None:
                 f"{did_you_mean(str(s.sampler), list(SAMPLERS))}")
     elif s.objectives:
         add(("search", "objectives"), f"objectives steer optuna only; search.algorithm is {s.algorithm!r}")
+    robust = robustness_columns(spec.eval.robustness, spec.eval.metrics)  # final values only: optuna, not ASHA
     for i, name in enumerate(s.objectives):
-        if name not in spec.eval.metrics:
+        if name in ROBUSTNESS_METRICS and name not in robust:
+            add(("search", "objectives", i), f"objective {name!r} is an eval.robustness column this spec does not "
+                                             f"compute; it computes: {', '.join(robust) or 'none (no eval.robustness)'}"
+                                             " (docs/robustness.md)")
+        elif name not in spec.eval.metrics and name not in robust:
             hint = "add it to eval.metrics" if name in metrics else f"{did_you_mean(name, metrics.names())}".strip()
             add(("search", "objectives", i), f"objective {name!r} is not among eval.metrics; {hint}")
     if len(set(s.objectives)) != len(s.objectives):
@@ -385,6 +391,10 @@ def check_search(spec, add: Callable[[tuple, str], None]) -> None:
     if sch.name == "asha":
         if not sch.metric:
             add(("scheduler", "metric"), "asha compares trials on one metric: set scheduler.metric (e.g. utility_r)")
+        elif sch.metric in ROBUSTNESS_METRICS:
+            add(("scheduler", "metric"), f"asha compares trials at evaluation points, and {sch.metric!r} (an "
+                                         "eval.robustness column) exists only at a trial's end: choose a metric of "
+                                         "eval.metrics (optuna's search.objectives may name it)")
         elif sch.metric not in spec.eval.metrics:
             add(("scheduler", "metric"), f"{sch.metric!r} is not among eval.metrics; add it there")
         if spec.eval.every < 1:

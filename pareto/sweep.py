@@ -342,5 +342,15 @@ def _optuna(spec: SweepSpec, sweep: Sweep, start: int):
     sampler = make_sampler(spec.search.sampler, spec.search.seed)
     metric = [k for k, _ in keys] if len(keys) > 1 else keys[0][0]
     mode = [m for _, m in keys] if len(keys) > 1 else keys[0][1]
-    return OptunaSearch(space=OptunaSpace(search_space(spec), start), metric=metric, mode=mode, sampler=sampler, study_name=spec.name,
-                        storage=JournalStorage(JournalFileBackend(str(journal))))
+
+    class FinalValues(OptunaSearch):
+        """Passes on only the intermediate results that hold the objective: eval.robustness's columns
+        (search.objectives may name them) exist in a trial's final result only."""
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if isinstance(self.metric, str) and self.metric not in result:
+                return
+            super().on_trial_result(trial_id, result)
+
+    return FinalValues(space=OptunaSpace(search_space(spec), start), metric=metric, mode=mode, sampler=sampler,
+                       study_name=spec.name, storage=JournalStorage(JournalFileBackend(str(journal))))

@@ -67,13 +67,14 @@ MO = """  algorithm: optuna
   space:
     combiner: [{gdiff: {c: {uniform: [0.0, 1.0]}}}, ngdiff]
     lr: {loguniform: [1.0e-5, 1.0e-3]}"""
+ROBUST = MO.replace("num_samples: 4", "num_samples: 2").replace("[rouge_f, utility_r]", "[relearn_rouge_f]")
 ASHA = RANDOM.replace("num_samples: 4", "num_samples: 6") + \
     "\nscheduler: {name: asha, metric: loss_r_eval, grace_period: 1, reduction_factor: 2}"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, embedded_target) -> dict:
-    """Three sweeps, one after another in one process (one torch import, one Ray): {name: (its
+    """Four sweeps, one after another in one process (one torch import, one Ray): {name: (its
     `pareto sweep` exit and output, its results folder)}."""
     tmp = tmp_path_factory.mktemp("sweeps")
     commands = {
@@ -81,6 +82,9 @@ def runs(tmp_path_factory, embedded_target) -> dict:
         # one trial at a time: ASHA's decisions depend on the order results arrive in
         "asha": ["sweep", str(write_spec(tmp, "asha", ASHA, extra_eval=", every: 2")), "--storage", str(tmp),
                  "--set", "resources.max_concurrent=1"],
+        # one objective that exists only in a trial's final result (eval.robustness), with evaluations before it
+        "robust": ["sweep", str(write_spec(tmp, "robust", ROBUST, extra_eval=", every: 2, robustness: "
+                                           "{relearn_steps: 2, relearn_lr: 1.0e-3}")), "--storage", str(tmp)],
         "uri": ["sweep", str(write_spec(tmp, "uri", """  space: {combiner: [ngdiff, lossnorm]}""")),
                 "--storage", f"file://{tmp}/store"],
     }
@@ -99,6 +103,21 @@ def test_optuna_multi_objective(runs):
     evals = pd.read_parquet(folder / "evals.parquet")
     assert sorted(evals[evals.trial_id == "t001"].eval_step) == [2, 4, 6]  # every 2 steps and the end
     assert "[5/5 done" in result["output"]
+
+
+@pytest.mark.slow
+def test_optuna_optimises_a_robustness_column_it_gets_at_each_trials_end(runs):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    _, folder = runs["robust"]
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert (trials.status == "ok").all() and trials.relearn_rouge_f.notna().all()
+    study = optuna.load_study(study_name="robust", storage=JournalStorage(JournalFileBackend(str(folder / "optuna.journal"))))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2 and all(len(t.values) == 1 for t in done)
+    assert sorted(t.values[0] for t in done) == sorted(trials.relearn_rouge_f[trials.combiner != "no-unlearn"])
 
 
 @pytest.mark.slow

@@ -61,6 +61,18 @@ def _columns() -> dict[str, str]:
 ROBUSTNESS_METRICS: dict[str, str] = _columns()
 
 
+def robustness_columns(cfg, metrics) -> list[str]:
+    """The columns `cfg` (eval.robustness) computes when eval.metrics is `metrics`."""
+    if not isinstance(cfg, dict) or not cfg:
+        return []
+    forget = [m for m in FORGET_METRICS if m in metrics]
+    out = [f"half_{m}" for m in forget]
+    out += [f"para_{m}" for m in forget] if cfg.get("paraphrase") else []
+    out += [f"quant_{m}" for m in (*forget, *(m for m in RETAIN_METRICS if m in metrics))] if cfg.get("quantize") else []
+    out += [f"relearn_{m}" for m in forget] if cfg.get("relearn_steps") is not None else []
+    return out
+
+
 def check_robustness(cfg, add, metrics=None) -> None:
     """eval.robustness: a mapping of KEYS, each typed, and eval.metrics (`metrics`) with a forget metric
     of FORGET_METRICS for it to repeat; every problem reported."""

@@ -77,6 +77,23 @@ def test_the_section_is_refused_before_any_work_where_it_cannot_run(spec, words)
     assert words in str(err.value)
 
 
+OPTUNA = "search: {{algorithm: optuna, objectives: [rouge_f, {objective}], space: {{lr: [1.0e-4]}}}}"
+
+
+def test_optuna_may_optimise_the_columns_the_section_computes_and_asha_none():
+    section = "eval: {metrics: [rouge_f, utility_r], robustness: {relearn_steps: 2}}"
+    spec, _ = parse_spec(f"name: x\n{section}\n{OPTUNA.format(objective='relearn_rouge_f')}\n")
+    assert spec.search.objectives == ("rouge_f", "relearn_rouge_f")
+    with pytest.raises(SpecError) as err:
+        parse_spec(f"name: x\n{section}\n{OPTUNA.format(objective='quant_rouge_f')}\n")
+    assert "'quant_rouge_f' is an eval.robustness column this spec does not compute" in str(err.value)
+    assert "it computes: half_rouge_f, relearn_rouge_f" in str(err.value)
+    with pytest.raises(SpecError) as err:
+        parse_spec("name: x\neval: {metrics: [rouge_f, utility_r], every: 2, robustness: {relearn_steps: 2}}\n"
+                   "scheduler: {name: asha, metric: relearn_rouge_f}\n")
+    assert "exists only at a trial's end" in str(err.value)
+
+
 def test_a_good_section_parses_and_absent_means_none():
     spec, _ = parse_spec("name: x\neval: {robustness: {relearn_steps: 0, relearn_lr: 1.0e-3, quantize: int4, "
                          "paraphrase: true}}\n")
