@@ -86,7 +86,7 @@ def robustness_table(trials: pd.DataFrame, metric: str, direction: str) -> pd.Da
             per_seed = 1.0 - s * (base[f"{a}_{metric}"] - ok[f"{a}_{metric}"]) / (s * (base[f"half_{metric}"]
                                                                                          - ok[f"half_{metric}"]))
             spread = per_seed.replace([np.inf, -np.inf], np.nan).groupby(ok["setting"], sort=False).std()
-            out[f"± {ATTACKS[a]}"] = spread.reindex(out["setting"]).values
+            out[f"± {ATTACKS[a]}"] = np.where(small, np.nan, spread.reindex(out["setting"]).values)
         worst = pd.concat(undone, axis=1).max(axis=1) if undone else pd.Series(np.nan, index=out.index)
         out["forgetting"] = np.select([small, worst < DEEP, worst > SHALLOW], ["too little to say", "deep", "shallow"],
                                       "partial")

@@ -60,7 +60,7 @@ def preflight(spec: SweepSpec, *, source: str | None = None, storage: str | None
     source_of(data).preflight(data, found)  # its files: fields, an empty forget set, overlap
     out.problems += [f"{where(k)}: {m}" for k, m in found.problems]
     out.environment += [f"{where(k)}: {m}" for k, m in found.environment]
-    out.warnings += found.warnings
+    out.warnings += found.warnings + source_of(data).eval_warnings(data, spec.eval)
     kind, why = check_hub_data(data)
     if kind:  # hub data this machine cannot fetch is a note for `validate`; `sweep` refuses before writing
         (out.problems if kind == "problem" else out.environment).append(f"{where(('data', 'path'))}: {why}")

@@ -138,9 +138,9 @@ class EvalSpec:
     privleak_tokens: int | None = None  # privleak: score each text's first N tokens; None: whole texts, as MUSE's
     #                                     code, up to the positions the model has learnt (its context; a tiny target
     #                                     trained from scratch: its window); a text cut there says so
-    robustness: dict | None = None  # {relearn_steps (K or [K, …]), relearn_lr, quantize: int8 | int4, paraphrase}: the forget
-    #                                 metrics again after each attack on a copy of the final model, once at the
-    #                                 end (pareto.metrics.robustness, docs/robustness.md); None: nothing extra
+    robustness: dict | None = None  # {relearn_steps (K or [K, …]), relearn_lr, quantize: int8 | int4, paraphrase}:
+    #                                 the forget metrics again after each attack on a copy of the final model, once
+    #                                 at the end (pareto.metrics.robustness, docs/robustness.md); None: nothing extra
 
     def check(self, add: Add) -> None:
         """Metric names (which data they fit: pareto.sources) and the evaluation's sizes."""

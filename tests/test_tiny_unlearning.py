@@ -71,3 +71,20 @@ def test_eval_retain_items_picks_evenly_from_the_retain_rows_or_the_sources_own_
     rows = own if own_split else read_jsonl(embedded_target / "retain.jsonl")
     assert splits["retain"] == rows[:: len(rows) // 4][:4]
     assert splits.get("world_facts") == (own[:2] if own_split else None)  # other splits are the source's, whole
+
+
+def test_full_tofu_with_fewer_retain_items_than_tofu_scores_is_warned_about():
+    """Since eval.retain_items applies to TOFU's retain rows, a spec taking fewer than its 400 is told so."""
+    from dataclasses import asdict
+
+    from pareto.sources import source_of
+    from pareto.spec import parse_spec
+
+    def warnings(data: str, retain_items: int = 40) -> list[str]:
+        spec, _ = parse_spec(f"name: x\ndata: {{source: tofu{data}}}\ntarget: {{source: train}}\n"
+                             f"eval: {{retain_items: {retain_items}}}\nsearch: {{space: {{combiner: [ngdiff]}}}}\n")
+        return source_of(asdict(spec.data)).eval_warnings(asdict(spec.data), spec.eval)
+
+    assert "set eval.retain_items: 400" in warnings("")[0]  # the default, 40
+    assert warnings("", retain_items=400) == []
+    assert warnings(", authors: 40") == []  # a subset: not TOFU's numbers anyway

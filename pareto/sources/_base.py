@@ -102,6 +102,11 @@ class DataSource:
         next to the number by the report and `pareto frontier`. {} when they match it."""
         return {}
 
+    def eval_warnings(self, data: dict, ev) -> list[str]:
+        """Evaluation settings (`ev`: the spec's EvalSpec) that run but score this data otherwise than
+        its reference tool does; `pareto validate` and `pareto sweep` print them."""
+        return []
+
     def smaller_hint(self, data: dict) -> str:
         """For a run of hours on a CPU: the laptop-sized variant of this data, if there is one."""
         return ""

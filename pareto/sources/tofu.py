@@ -17,6 +17,7 @@ from pareto.sources._base import PROMPT_KEYS, QA_METRICS, DataBundle, DataSource
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
 #: TOFU's published sizes: 200 authors of 20 QA pairs in `full`; forgetNN is the last NN % of them.
 AUTHORS, QA_PER_AUTHOR = 200, 20
+RETAIN_PERTURBED_ROWS = 400  # retain_perturbed: the retain rows TOFU's evaluation scores
 FORGET_ROWS = {"forget01": 40, "forget05": 200, "forget10": 400}
 
 
@@ -97,6 +98,15 @@ class Tofu(DataSource):
             return (f"the data is on the hub ({data.get('path') or self.hub_repo}) and is not downloaded to "
                     f"estimate; pass a local copy with --set data.path=DIR")
         return None
+
+    def eval_warnings(self, data: dict, ev) -> list[str]:
+        """TOFU scores all 400 retain rows with perturbed answers; eval.retain_items takes fewer."""
+        if data.get("authors") is None and ev.retain_items < RETAIN_PERTURBED_ROWS:
+            return [f"eval.retain_items {ev.retain_items} scores that many of TOFU's {RETAIN_PERTURBED_ROWS} retain "
+                    f"rows with perturbed answers (evenly spread); TOFU's own evaluation, and its Model Utility, "
+                    f"scores all of them: set eval.retain_items: {RETAIN_PERTURBED_ROWS} for numbers comparable "
+                    f"with it"]
+        return []
 
     def smaller_hint(self, data: dict) -> str:
         if data.get("authors"):
