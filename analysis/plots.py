@@ -539,3 +539,34 @@ def eaf_difference(diff: pd.DataFrame, names: Sequence[str], a: str, b: str, dir
     ax.set_ylabel(_label(names[1], directions))
     return fig
 
+
+
+def relearning(curve: pd.DataFrame, metric: str, directions: dict | None = None) -> Figure:
+    """The relearning curve (analysis.robustness.relearning_curve): `metric` on the evaluated half
+    after K relearning steps, one line per setting, No-unlearn dashed black; and, beside it, the
+    share of the forgetting undone at each K."""
+    fig = Figure(figsize=(10.0, 3.6))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    settings = list(dict.fromkeys(curve["setting"])) if len(curve) else []
+    # a colour per method, a line style per the rest of the name (its rate): "NGDiff (η=1e-03)"
+    method = {s: s.split(" (")[0] for s in settings}
+    rest = list(dict.fromkeys(s[len(method[s]):] for s in settings if s != "No-unlearn"))
+    colors = _colors([method[s] for s in settings if s != "No-unlearn"])
+    for setting in settings:
+        c = curve[curve["setting"] == setting].sort_values("K")
+        base = setting == "No-unlearn"
+        ls = ("-", ":", "-.", (0, (5, 1)))[rest.index(setting[len(method[setting]):]) % 4] if not base else "--"
+        style = dict(color="black", ls="--") if base else dict(color=colors[method[setting]], ls=ls)
+        left.plot(c["K"], c["value"], marker="o", ms=3, label=setting, **style)
+        if not base and "undone" in c and c["undone"].notna().any():
+            right.plot(c["K"], c["undone"], marker="o", ms=3, **style)
+    if not settings:
+        _empty(left)
+    left.set_xlabel("relearning steps K")
+    left.set_ylabel(_label(metric, directions) + " (evaluated half)")
+    right.set_xlabel("relearning steps K")
+    right.set_ylabel("share of the forgetting undone")
+    right.axhline(0, color="grey", lw=0.6)
+    if settings:
+        fig.legend(*left.get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig

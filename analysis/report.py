@@ -446,6 +446,7 @@ def _relearning_curve(r: Results, metric: str) -> str:
         "<p class='note'>On the evaluated half, seed means; in brackets the share of the forgetting undone "
         "after K steps, against No-unlearn relearnt the same K steps (K = 0: the model as it is). The verdict "
         "above reads the last K: a verdict belongs to its K and rate.</p>",
+        _img(P.relearning(curve, metric, r.directions), "Relearning curve"),
         _table(wide.reset_index()),
     ])
 

@@ -90,5 +90,5 @@ def test_the_relearning_curve_gives_each_k_its_seed_mean_and_share_undone_agains
     assert ng.loc[10, "undone"] == pytest.approx(1 - (0.9 - 0.6) / 0.7)
     assert curve.loc["No-unlearn", "undone"].isna().all()
     html = _robustness_section(Results("x", t, directions=DIRECTIONS))
-    assert "Relearning curve" in html and "0.400 (21%)" in html
+    assert "Relearning curve" in html and "0.400 (21%)" in html and 'alt="Relearning curve"' in html
     assert relearning_curve(t.drop(columns="metric_settings"), "rouge_f", "min").empty
