@@ -224,14 +224,14 @@ def robustness_metrics(model, tokenizer, splits: dict, settings, metrics, cfg: d
         lr = float(cfg.get("relearn_lr") or DEFAULT_RELEARN_LR)
         points = relearn_points(cfg["relearn_steps"])
         *earlier, last = points
-        curve = {0: values_of(out, "half")}  # a curve starts from the model as it is
+        curve = {0: {m: out[f"half_{m}"].value for m in forget_names}}  # a curve starts from the model as it is
+        copy_ = copy.deepcopy(model)
 
         def measure(k: int) -> None:  # the curve's earlier points, on the way to the last
             if k in earlier:
                 curve[k] = {m: v.value for m, v in _evaluate(copy_, tokenizer, evaluated, settings, forget_names,
                                                                 reference).items()}
 
-        copy_ = copy.deepcopy(model)
         relearn(copy_, tokenizer, relearn_rows, settings, last, lr, batch_size, after=measure if earlier else None)
         attack = {"attack": "relearning", "relearn_steps": last, "relearn_lr": lr, "optimizer": "adam",
                   "batch_size": batch_size}
@@ -244,8 +244,3 @@ def robustness_metrics(model, tokenizer, splits: dict, settings, metrics, cfg: d
         add("relearn", final, attack)
         del copy_
     return out
-
-
-def values_of(out: dict[str, MetricValue], prefix: str) -> dict[str, float]:
-    """{m: value} of the columns `<prefix>_<m>` in `out`."""
-    return {name[len(prefix) + 1:]: v.value for name, v in out.items() if name.startswith(prefix + "_")}
